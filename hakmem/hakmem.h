@@ -1,0 +1,135 @@
+/*
+** hakmem.h -- the public interface of the hakmem allocator.
+**
+** hakmem is a general allocator tuned for embedded scripting VMs (Lua 5.4
+** first).  Every thread allocates from its own heap without locks; a block
+** freed by another thread goes back to its owner through an atomic list.
+** This header is the whole contract: lua_glue/ and runtime/ use nothing else.
+*/
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HAK_API __attribute__((visibility("default")))
+#define HAK_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+#else
+#define HAK_API
+#define HAK_MALLOC_LIKE
+#endif
+
+/* -------------------------------------------------------------------------
+** The C allocation API.  Blocks are aligned to 16 bytes (or to whatever
+** alignment was asked).  Failures return NULL with errno = ENOMEM (EINVAL
+** for a bad alignment); hak_free(NULL) does nothing.
+** ---------------------------------------------------------------------- */
+HAK_API void *hak_malloc(size_t size) HAK_MALLOC_LIKE;
+HAK_API void *hak_calloc(size_t count, size_t size) HAK_MALLOC_LIKE;
+HAK_API void *hak_realloc(void *p, size_t size);
+HAK_API void hak_free(void *p);
+/* `size` is the size last asked for this block (malloc or realloc). */
+HAK_API void hak_free_sized(void *p, size_t size);
+/* `align` must be a power of two; `size` need not be a multiple of it. */
+HAK_API void *hak_aligned_alloc(size_t align, size_t size) HAK_MALLOC_LIKE;
+/* Bytes usable in the block p (>= the size asked); 0 for NULL. */
+HAK_API size_t hak_usable_size(const void *p);
+/* True when p is a block start that hakmem handed out and that lives in one
+** of its segments; false for any other pointer, including NULL. */
+HAK_API bool hak_owns(const void *p);
+
+/* -------------------------------------------------------------------------
+** Heaps.  Each thread has a default heap, made on its first allocation.
+** An explicit heap belongs to the thread that made it (or that last called
+** hak_heap_claim on it): only that thread allocates from it.  Any thread may
+** free any block.
+** ---------------------------------------------------------------------- */
+typedef struct hak_heap_s hak_heap_t;
+
+HAK_API hak_heap_t *hak_heap_new(void);
+/* Live blocks survive: they move to the calling thread's default heap. */
+HAK_API void hak_heap_delete(hak_heap_t *heap);
+/* Releases every block of the heap at once; its pointers become invalid. */
+HAK_API void hak_heap_destroy(hak_heap_t *heap);
+/* The calling thread becomes the owner of heap (a heap that moves with a
+** Lua state between worker threads).  The previous owner must have stopped
+** using it; the hand-over itself must be synchronised by the caller. */
+HAK_API void hak_heap_claim(hak_heap_t *heap);
+/* The calling thread's default heap. */
+HAK_API hak_heap_t *hak_heap_default(void);
+
+HAK_API void *hak_heap_malloc(hak_heap_t *heap, size_t size) HAK_MALLOC_LIKE;
+HAK_API void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) HAK_MALLOC_LIKE;
+HAK_API void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size);
+HAK_API void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t align, size_t size) HAK_MALLOC_LIKE;
+
+/* -------------------------------------------------------------------------
+** The sized, 8-byte-aligned API for VM clients.  Lua's objects need only
+** 8-byte alignment and its hottest sizes (40, 56 B) are odd multiples of 8:
+** these calls give them exact classes instead of rounding to 16.  `heap` may
+** be NULL for the calling thread's default heap.  Free such blocks with
+** hak_free_sized (or hak_free).
+** hak_heap_realloc8 never fails when newsize <= oldsize: a shrink that cannot
+** get a smaller block keeps the old one.
+** ---------------------------------------------------------------------- */
+HAK_API void *hak_heap_malloc8(hak_heap_t *heap, size_t size) HAK_MALLOC_LIKE;
+HAK_API void *hak_heap_realloc8(hak_heap_t *heap, void *p, size_t oldsize, size_t newsize);
+
+/* -------------------------------------------------------------------------
+** Memory return and threads.
+** ---------------------------------------------------------------------- */
+/* Frees what the calling thread's heaps hold empty; force = return it to the
+** OS now instead of after the purge delay. */
+HAK_API void hak_collect(bool force);
+/* The calling thread will allocate no more (thread pools call it early; it
+** runs by itself at thread exit).  Its live blocks stay valid. */
+HAK_API void hak_thread_done(void);
+
+/* -------------------------------------------------------------------------
+** Statistics.  Byte counts are exact for the OS-level figures; the in-use
+** figures count blocks handed out (in whole blocks, so with class rounding).
+** ---------------------------------------------------------------------- */
+typedef struct hak_stats_s {
+  size_t mapped;          /* bytes of address space reserved from the OS */
+  size_t committed;       /* bytes that may be resident (not purged) */
+  size_t committed_peak;  /* highest `committed` seen */
+  size_t in_use;          /* bytes in live blocks (process-wide) */
+  size_t in_use_peak;     /* highest `in_use` seen at a page-level update */
+  size_t segments;        /* live segments (normal and huge) */
+  size_t pages;           /* live pages holding class blocks */
+  size_t huge_blocks;     /* live huge blocks (mappings of their own) */
+  size_t purged;          /* bytes returned to the OS so far (cumulative) */
+  size_t mmap_calls;      /* mappings made so far */
+  size_t threads;         /* threads whose heaps are live */
+  size_t abandoned;       /* segments waiting for adoption */
+} hak_stats_t;
+
+HAK_API void hak_stats_get(hak_stats_t *out);
+HAK_API void hak_stats_print(FILE *out);
+
+/* -------------------------------------------------------------------------
+** Options.  Each is read once from its environment variable (HAKMEM_<NAME>,
+** e.g. HAKMEM_PURGE_DELAY=10) unless set through the API first.
+** ---------------------------------------------------------------------- */
+typedef enum hak_option_e {
+  HAK_OPT_SHOW_STATS,   /* HAKMEM_SHOW_STATS: print stats at exit (0/1) */
+  HAK_OPT_PURGE_DELAY,  /* HAKMEM_PURGE_DELAY: ms before empty memory is
+                           returned to the OS; 0 = at once, -1 = never */
+  HAK_OPT_VERBOSE,      /* HAKMEM_VERBOSE: print warnings (0/1) */
+  HAK_OPT__COUNT
+} hak_option_t;
+
+HAK_API long hak_option_get(hak_option_t opt);
+HAK_API void hak_option_set(hak_option_t opt, long value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKMEM_H */
