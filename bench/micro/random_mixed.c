@@ -1,0 +1,103 @@
+/*
+** random_mixed.c -- one thread, a working set of slots, random sizes.
+**
+** Each operation picks a slot at random: an empty slot gets a new block of
+** 16..1039 bytes, a full one is freed.  Occupancy settles near one half, so
+** about half the operations are allocations and half are frees, and the
+** live set is about slots/2 blocks of ~530 B (400 slots fit in L2, 8192 do
+** not).  Each block has its first and last bytes written, like a real
+** program's first touch, and its first word is read back at free: a
+** checksum that the allocator cannot have corrupted.
+**
+** Usage: random_mixed [--slots=N] [--ops=N] [--seed=N] [--sized=0|1]
+** Output: one JSON line with the figures.
+** Build: plain, the calls are malloc/free (peers via LD_PRELOAD); with
+** -DBENCH_HAKMEM they are hak_malloc/hak_free, or hak_free_sized with
+** --sized=1.
+*/
+#include "bench_util.h"
+
+#ifdef BENCH_HAKMEM
+#include "../../hakmem/hakmem.h"
+#define B_MALLOC(n) hak_malloc(n)
+#define B_FREE(p, n) (sized ? hak_free_sized((p), (n)) : hak_free(p))
+#else
+#define B_MALLOC(n) malloc(n)
+#define B_FREE(p, n) ((void)(n), free(p))
+#endif
+
+#define MIN_SIZE 16
+#define SIZE_SPAN 1024 /* sizes are MIN_SIZE .. MIN_SIZE + SIZE_SPAN - 1 */
+
+/* A slot: the block (NULL when empty) and the size it was asked with. */
+typedef struct slot_s {
+  unsigned char *p;
+  size_t size;
+} slot_t;
+
+int main(int argc, char **argv) {
+  unsigned long long slots = 400, ops = 20000000, seed = 42, sized = 0;
+  for (int i = 1; i < argc; i++) {
+    if (bench_opt(argv[i], "--slots", &slots) ||
+        bench_opt(argv[i], "--ops", &ops) ||
+        bench_opt(argv[i], "--seed", &seed) ||
+        bench_opt(argv[i], "--sized", &sized))
+      continue;
+    fprintf(stderr,
+            "usage: %s [--slots=N] [--ops=N] [--seed=N] [--sized=0|1]\n",
+            argv[0]);
+    return 2;
+  }
+  if (slots == 0 || slots > (1ull << 31)) {
+    fprintf(stderr, "random_mixed: --slots must be 1..2^31\n");
+    return 2;
+  }
+#ifndef BENCH_HAKMEM
+  (void)sized;
+#endif
+
+  slot_t *slot = bench_map(slots * sizeof(slot_t));
+  bench_rng_t rng;
+  bench_rng_seed(&rng, seed);
+
+  unsigned long long n_alloc = 0, n_free = 0, checksum = 0;
+  double t0 = bench_now();
+  for (unsigned long long i = 0; i < ops; i++) {
+    uint64_t r = bench_rng_next(&rng);
+    slot_t *s = &slot[((r >> 32) * slots) >> 32];
+    if (s->p == NULL) {
+      size_t size = MIN_SIZE + (size_t)(r & (SIZE_SPAN - 1));
+      unsigned char *p = B_MALLOC(size);
+      if (p == NULL) bench_die("random_mixed", "out of memory", size, i);
+      uint64_t tag = i;
+      memcpy(p, &tag, sizeof tag);
+      p[size - 1] = (unsigned char)size;
+      s->p = p;
+      s->size = size;
+      n_alloc++;
+    } else {
+      uint64_t tag;
+      memcpy(&tag, s->p, sizeof tag);
+      if (s->p[s->size - 1] != (unsigned char)s->size)
+        bench_die("random_mixed", "block corrupted", tag, s->size);
+      checksum += tag;
+      B_FREE(s->p, s->size);
+      s->p = NULL;
+      n_free++;
+    }
+  }
+  double secs = bench_now() - t0;
+  long rss = bench_peak_rss_kb();
+
+  /* Untimed: give everything back. */
+  for (unsigned long long i = 0; i < slots; i++)
+    if (slot[i].p != NULL) B_FREE(slot[i].p, slot[i].size);
+
+  printf("{\"bench\":\"random_mixed\",\"api\":\"%s\",\"slots\":%llu,"
+         "\"seed\":%llu,\"ops\":%llu,\"allocs\":%llu,\"frees\":%llu,"
+         "\"secs\":%.6f,\"ops_per_s\":%.0f,\"peak_rss_kb\":%ld,"
+         "\"checksum\":%llu}\n",
+         BENCH_API, slots, seed, ops, n_alloc, n_free, secs,
+         secs > 0 ? (double)ops / secs : 0.0, rss, checksum);
+  return 0;
+}
