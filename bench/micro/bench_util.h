@@ -13,6 +13,7 @@
 #define BENCH_UTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef BENCH_HAKMEM
 #define BENCH_API "hakmem"
@@ -86,8 +88,25 @@ static inline double bench_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Peak resident set of the process in KiB (Linux reports ru_maxrss in KiB). */
+/*
+** Peak resident set of this program in KiB.  getrusage's ru_maxrss is not
+** it: Linux keeps the high-water mark of the image that called execve, so a
+** child of a 15 MiB Python runner reports at least 15 MiB.  VmHWM in
+** /proc/self/status belongs to the current address space only; ru_maxrss
+** is the fallback where /proc is missing.
+*/
 static inline long bench_peak_rss_kb(void) {
+  char buf[4096]; /* read(2), not stdio: no allocation to measure */
+  int fd = open("/proc/self/status", O_RDONLY);
+  if (fd >= 0) {
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = '\0';
+      const char *hwm = strstr(buf, "VmHWM:");
+      if (hwm != NULL) return strtol(hwm + 6, NULL, 10);
+    }
+  }
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
   return ru.ru_maxrss;
