@@ -1,0 +1,147 @@
+/*
+** hakl.h -- the Lua glue: hakmem as the lua_Alloc of a Lua 5.4 state.
+**
+** Uses only Lua's official API (lua.h, lauxlib.h) and hakmem.h.
+**
+** Two ways in:
+**   lua_State *L = hakl_newstate(&cfg);  ...  hakl_close(L, NULL);
+** or, for a host that builds its own state:
+**   hakl_ctx ctx;  hakl_ctx_init(&ctx, NULL, 0);
+**   lua_State *L = lua_newstate(hakl_alloc, &ctx);  ...  lua_close(L);
+** The `hakmem` Lua module (luaopen_hakmem) is the third: `require "hakmem"`
+** inside any Lua 5.4 state.
+*/
+#ifndef HAKL_H
+#define HAKL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "hakmem.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HAKL_API __attribute__((visibility("default")))
+#else
+#define HAKL_API
+#endif
+
+/* The type tags Lua passes as `osize` when it creates an object: the public
+** ones (LUA_TSTRING .. LUA_TTHREAD) plus two internal ones.  0 (LUA_TNIL)
+** is everything that is not an object: table parts, stacks, CallInfo,
+** buffers, the string table.  */
+#define HAKL_TUPVAL 9   /* LUA_TUPVAL in lobject.h (LUA_NUMTYPES) */
+#define HAKL_TPROTO 10  /* LUA_TPROTO in lobject.h */
+#define HAKL_NTYPES 11  /* tags 0 .. 10 */
+
+/*
+** The account of one state.  Sizes are the ones Lua asks for (not the
+** allocator's rounded blocks), so `in_use` equals what Lua itself counts
+** (collectgarbage("count") * 1024).
+**
+** Invariants: peak >= in_use; in_use is the sum of the sizes of the blocks
+** the state holds, foreign ones included; foreign <= in_use.
+** The free of a block does not say what type it had (Lua passes its size
+** then), so the per-type figures count what was *allocated* since the
+** account started, not what is alive now.
+*/
+typedef struct hakl_account {
+  size_t in_use;      /* bytes the state holds now */
+  size_t peak;        /* highest in_use */
+  size_t limit;       /* an allocation that would pass it fails; 0 = none */
+  size_t foreign;     /* bytes still held by the allocator the module replaced */
+  uint64_t nalloc;    /* new blocks */
+  uint64_t nfree;     /* blocks freed */
+  uint64_t ngrow;     /* reallocations to a larger size */
+  uint64_t nshrink;   /* reallocations to a smaller (or equal) size */
+  uint64_t nfail;     /* requests refused (limit or out of memory) */
+  uint64_t type_count[HAKL_NTYPES]; /* new blocks per type tag, cumulative */
+  uint64_t type_bytes[HAKL_NTYPES]; /* their bytes, cumulative */
+  uint64_t grow_bytes; /* bytes added by growing reallocations, cumulative */
+} hakl_account;
+
+/*
+** The allocator's state: the `ud` of hakl_alloc and hakl_alloc_foreign.
+**
+** Invariants:
+** - heap == NULL: blocks come from the default heap of whichever thread
+**   runs the state; else from `heap`, which the running thread owns
+**   (hakl_claim).
+** - cap == (acct.limit ? acct.limit : SIZE_MAX): one comparison checks the
+**   limit on the allocation path.
+** - dropping is true only inside hakl_close on a state with a heap of its
+**   own, which is destroyed whole afterwards: frees are counted, not done.
+** - prev_f != NULL only for a state switched by the module: blocks that
+**   hak_owns does not know belong to prev_f/prev_ud.
+*/
+typedef struct hakl_ctx {
+  hakl_account acct;
+  size_t cap;          /* acct.limit, or SIZE_MAX without one */
+  hak_heap_t *heap;    /* NULL: the running thread's default heap */
+  bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
+  bool newstate;       /* this context made by hakl_newstate, freed by hakl_close */
+  bool dropping;       /* fast close in progress: frees are no-ops */
+  lua_Alloc prev_f;    /* module only: the allocator before the switch */
+  void *prev_ud;
+} hakl_ctx;
+
+/* heap: NULL for per-thread heaps; limit: 0 for none. */
+HAKL_API void hakl_ctx_init(hakl_ctx *ctx, hak_heap_t *heap, size_t limit);
+
+/* The lua_Alloc (its contract is written above its definition). */
+HAKL_API void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* The same for a state that started on another allocator (ctx->prev_f):
+** blocks hakmem does not own are freed or moved through prev_f. */
+HAKL_API void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* -------------------------------------------------------------------------
+** States.
+** ---------------------------------------------------------------------- */
+typedef struct hakl_config {
+  size_t limit;       /* bytes; 0 = none */
+  bool private_heap;  /* the state gets a heap of its own, which moves with
+                         it (hakl_claim) and makes hakl_close fast */
+} hakl_config;
+
+/* A state with the standard panic and warning handlers (warnings off until
+** "@on", as luaL_newstate), allocating through hakl_alloc.  cfg may be NULL
+** (no limit, per-thread heaps).  NULL when out of memory. */
+HAKL_API lua_State *hakl_newstate(const hakl_config *cfg);
+
+/* Closes a state made by hakl_newstate.  Finalizers run exactly as in
+** lua_close; with a private heap, the blocks are then released with the
+** heap instead of one at a time.  `final` (may be NULL) receives the
+** account as it stood after the close. */
+HAKL_API void hakl_close(lua_State *L, hakl_account *final);
+
+/* The context of a state that allocates through hakmem (hakl_newstate, or
+** switched by the module); NULL for any other state. */
+HAKL_API hakl_ctx *hakl_getctx(lua_State *L);
+/* Registers ctx as the context of L (hakl_newstate and the module do it;
+** a host calling lua_newstate(hakl_alloc, ctx) may).  Allocates. */
+HAKL_API void hakl_setctx(lua_State *L, hakl_ctx *ctx);
+
+/* Sets the limit (0 = none) while the state runs; returns the old one.
+** A limit below the current use fails the next allocation, not this call. */
+HAKL_API size_t hakl_setlimit(hakl_ctx *ctx, size_t limit);
+
+/* The calling thread takes over the state's private heap: call it before
+** resuming a state that last ran on another thread.  No-op without one. */
+HAKL_API void hakl_claim(lua_State *L);
+
+/* Name of a type tag: "string", "table", ..., "upvalue", "proto", "other". */
+HAKL_API const char *hakl_typename(int tag);
+
+/* The `hakmem` Lua module: stats(), limit([bytes]), collect(). */
+HAKL_API int luaopen_hakmem(lua_State *L);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKL_H */

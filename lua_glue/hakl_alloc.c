@@ -1,0 +1,185 @@
+/*
+** hakl_alloc.c -- hakl_alloc, the lua_Alloc of hakmem, and its account.
+**
+** Uses only Lua's official API and hakmem.h.
+*/
+#include <stdint.h>
+#include <string.h>
+
+#include "hakl.h"
+
+#if defined(__GNUC__)
+#define hakl_likely(x) __builtin_expect(!!(x), 1)
+#define hakl_unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define hakl_likely(x) (x)
+#define hakl_unlikely(x) (x)
+#endif
+
+void hakl_ctx_init(hakl_ctx *ctx, hak_heap_t *heap, size_t limit) {
+  memset(ctx, 0, sizeof *ctx);
+  ctx->heap = heap;
+  hakl_setlimit(ctx, limit);
+}
+
+size_t hakl_setlimit(hakl_ctx *ctx, size_t limit) {
+  size_t old = ctx->acct.limit;
+  ctx->acct.limit = limit;
+  ctx->cap = limit ? limit : SIZE_MAX;
+  return old;
+}
+
+const char *hakl_typename(int tag) {
+  static const char *const names[HAKL_NTYPES] = {
+    "other", "boolean", "lightuserdata", "number", "string", "table",
+    "function", "userdata", "thread", "upvalue", "proto"};
+  return (tag > 0 && tag < HAKL_NTYPES) ? names[tag] : names[0];
+}
+
+/* ------------------------------------------------------------------------
+** Account updates.  Each is a few adds on the state's own cache lines.
+** --------------------------------------------------------------------- */
+
+/* Would `more` bytes pass the limit?  in_use <= cap is not guaranteed (the
+** limit may have been lowered below the use), hence the first test. */
+static inline bool over_limit(const hakl_ctx *c, size_t more) {
+  return c->acct.in_use > c->cap || more > c->cap - c->acct.in_use;
+}
+
+static inline void account_add(hakl_ctx *c, size_t n) {
+  c->acct.in_use += n;
+  if (c->acct.in_use > c->acct.peak) c->acct.peak = c->acct.in_use;
+}
+
+static void *refuse(hakl_ctx *c) {
+  c->acct.nfail++;
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------
+** The three cases.
+** --------------------------------------------------------------------- */
+
+/* `tag` is Lua's osize for a new block: a type tag, or 0. */
+static void *new_block(hakl_ctx *c, size_t tag, size_t nsize) {
+  void *p;
+  if (hakl_unlikely(over_limit(c, nsize))) return refuse(c);
+  p = hak_heap_malloc8(c->heap, nsize);
+  if (hakl_unlikely(p == NULL)) return refuse(c);
+  if (tag >= HAKL_NTYPES) tag = 0;
+  c->acct.nalloc++;
+  c->acct.type_count[tag]++;
+  c->acct.type_bytes[tag] += nsize;
+  account_add(c, nsize);
+  return p;
+}
+
+static void free_block(hakl_ctx *c, void *ptr, size_t osize) {
+  c->acct.in_use -= osize;
+  c->acct.nfree++;
+  /*
+  ** During a fast close the heap is about to be destroyed whole: the
+  ** sweep of lua_close only has to walk its objects, not free them.
+  */
+  if (hakl_likely(!c->dropping)) hak_free_sized(ptr, osize);
+}
+
+static void *resize_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  void *p;
+  if (nsize > osize) {
+    if (hakl_unlikely(over_limit(c, nsize - osize))) return refuse(c);
+    p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
+    if (hakl_unlikely(p == NULL)) return refuse(c);
+    c->acct.ngrow++;
+    c->acct.grow_bytes += nsize - osize;
+    account_add(c, nsize - osize);
+  } else {
+    /* hak_heap_realloc8 keeps the block when it cannot shrink it: a shrink
+    ** never fails, which Lua's own test allocator also promises. */
+    p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
+    c->acct.nshrink++;
+    c->acct.in_use -= osize - nsize;
+  }
+  return p;
+}
+
+/*
+** hakl_alloc: Lua's allocation function.  Lua 5.4 calls it as
+**   frealloc(ud, ptr, osize, nsize)
+** with these cases (lmem.c):
+**
+** - ptr == NULL, nsize == 0: nothing to do, return NULL.  Lua does this
+**   to "free" an empty vector: up to a third of all calls, so it is the
+**   first test and costs two comparisons.
+** - ptr == NULL, nsize > 0: a new block of nsize bytes.  osize is then not
+**   a size but the type of what is being created: LUA_TSTRING,
+**   LUA_TTABLE, LUA_TFUNCTION, LUA_TUSERDATA, LUA_TTHREAD, or the internal
+**   tags of upvalues (9) and prototypes (10); 0 for any other memory.
+**   Return NULL on failure: Lua then runs an emergency collection, tries
+**   once more, and raises "not enough memory" if that fails too.
+** - ptr != NULL, nsize == 0: free ptr, whose size is exactly osize.
+**   Return NULL.
+** - ptr != NULL, nsize > 0: resize ptr (exactly osize bytes) to nsize,
+**   keeping min(osize, nsize) bytes.  NULL when it cannot grow, and then
+**   ptr is untouched; a shrink never fails.
+**
+** Because osize is exact, frees and reallocations are sized: hakmem needs
+** no lookup to find the block's class.  Blocks need 8-byte alignment only
+** (LUAI_MAXALIGN), so hak_heap_malloc8 gives 40- and 56-byte objects exact
+** classes.
+*/
+void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  hakl_ctx *c = (hakl_ctx *)ud;
+  if (nsize == 0) {
+    if (ptr != NULL) free_block(c, ptr, osize);
+    return NULL;
+  }
+  if (ptr == NULL) return new_block(c, osize, nsize);
+  return resize_block(c, ptr, osize, nsize);
+}
+
+/*
+** A block of a state that began on another allocator (the module switched
+** it): hakmem does not own it, so it goes back to that allocator.  Grown
+** or shrunk, it moves into hakmem when it can, copying min(osize, nsize)
+** bytes; a shrink that cannot get a hakmem block shrinks in place, so it
+** still never fails.
+*/
+static void *foreign_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  void *p;
+  if (nsize == 0) {
+    c->prev_f(c->prev_ud, ptr, osize, 0);
+    c->acct.in_use -= osize;
+    c->acct.foreign -= osize;
+    c->acct.nfree++;
+    return NULL;
+  }
+  if (nsize > osize && over_limit(c, nsize - osize)) return refuse(c);
+  p = hak_heap_malloc8(c->heap, nsize);
+  if (p != NULL) {
+    memcpy(p, ptr, osize < nsize ? osize : nsize);
+    c->prev_f(c->prev_ud, ptr, osize, 0);
+    c->acct.foreign -= osize;
+  } else if (nsize <= osize) {
+    p = c->prev_f(c->prev_ud, ptr, osize, nsize);
+    if (p == NULL) return refuse(c); /* an allocator that fails a shrink */
+    c->acct.foreign -= osize - nsize;
+  } else {
+    return refuse(c);
+  }
+  if (nsize > osize) {
+    c->acct.ngrow++;
+    c->acct.grow_bytes += nsize - osize;
+    account_add(c, nsize - osize);
+  } else {
+    c->acct.nshrink++;
+    c->acct.in_use -= osize - nsize;
+  }
+  return p;
+}
+
+void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsize) {
+  hakl_ctx *c = (hakl_ctx *)ud;
+  if (ptr != NULL && !hak_owns(ptr)) return foreign_block(c, ptr, osize, nsize);
+  return hakl_alloc(ud, ptr, osize, nsize);
+}

@@ -1,0 +1,162 @@
+/*
+** hakl_state.c -- states that allocate through hakmem: creation with the
+** standard handlers, the context registry entry, fast close, hand-over
+** between threads.
+**
+** Uses only Lua's official API and hakmem.h.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include <lua.h>
+
+#include "hakl.h"
+
+/* Registry field holding the context as a light userdata.  A string key
+** (not an address) so that every copy of the glue in a process (a host's
+** and a loaded module's) finds it. */
+#define HAKL_CTX_KEY "hakmem.ctx"
+
+/* ------------------------------------------------------------------------
+** The standard handlers.  lauxlib's are static, so these behave the same:
+** the panic prints the error; warnings start off and obey the control
+** messages "@on" and "@off"; a message may come in pieces (tocont).
+** --------------------------------------------------------------------- */
+
+static int hakl_panic(lua_State *L) {
+  const char *msg = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1)
+                                                      : "error object is not a string";
+  fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n", msg);
+  fflush(stderr);
+  return 0; /* Lua aborts */
+}
+
+static void warn_off(void *ud, const char *msg, int tocont);
+static void warn_on(void *ud, const char *msg, int tocont);
+static void warn_cont(void *ud, const char *msg, int tocont);
+
+/* A whole message starting with '@' is a control message: handle it. */
+static int warn_control(lua_State *L, const char *msg, int tocont) {
+  if (tocont || msg[0] != '@') return 0;
+  if (strcmp(msg, "@off") == 0)
+    lua_setwarnf(L, warn_off, L);
+  else if (strcmp(msg, "@on") == 0)
+    lua_setwarnf(L, warn_on, L);
+  return 1; /* other control messages are ignored */
+}
+
+static void warn_off(void *ud, const char *msg, int tocont) {
+  warn_control((lua_State *)ud, msg, tocont);
+}
+
+static void warn_cont(void *ud, const char *msg, int tocont) {
+  lua_State *L = (lua_State *)ud;
+  fputs(msg, stderr);
+  if (tocont) {
+    lua_setwarnf(L, warn_cont, L);
+  } else {
+    fputs("\n", stderr);
+    fflush(stderr);
+    lua_setwarnf(L, warn_on, L);
+  }
+}
+
+static void warn_on(void *ud, const char *msg, int tocont) {
+  if (warn_control((lua_State *)ud, msg, tocont)) return;
+  fputs("Lua warning: ", stderr);
+  warn_cont(ud, msg, tocont);
+}
+
+/* ------------------------------------------------------------------------
+** The context of a state.
+** --------------------------------------------------------------------- */
+
+static int set_ctx_field(lua_State *L) {
+  lua_pushvalue(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, HAKL_CTX_KEY);
+  return 0;
+}
+
+void hakl_setctx(lua_State *L, hakl_ctx *ctx) {
+  /* Protected: under a tight limit the registry may fail to grow, and the
+  ** entry is only needed by another copy of the glue. */
+  lua_pushcfunction(L, set_ctx_field);
+  lua_pushlightuserdata(L, ctx);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+hakl_ctx *hakl_getctx(lua_State *L) {
+  void *ud;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  hakl_ctx *c = NULL;
+  if (f == hakl_alloc || f == hakl_alloc_foreign) return (hakl_ctx *)ud;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, HAKL_CTX_KEY) == LUA_TLIGHTUSERDATA)
+    c = (hakl_ctx *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  /* The entry counts only while the state still allocates with it. */
+  return (c != NULL && ud == c) ? c : NULL;
+}
+
+/* ------------------------------------------------------------------------
+** Creation and close.
+** --------------------------------------------------------------------- */
+
+lua_State *hakl_newstate(const hakl_config *cfg) {
+  static const hakl_config defaults = {0, false};
+  hak_heap_t *heap = NULL;
+  hakl_ctx *c;
+  lua_State *L;
+  if (cfg == NULL) cfg = &defaults;
+  /* The context lives outside the state's heap: it must outlive it. */
+  c = (hakl_ctx *)hak_malloc(sizeof *c);
+  if (c == NULL) return NULL;
+  if (cfg->private_heap && (heap = hak_heap_new()) == NULL) {
+    hak_free(c);
+    return NULL;
+  }
+  hakl_ctx_init(c, heap, cfg->limit);
+  c->own_heap = (heap != NULL);
+  c->newstate = true;
+  L = lua_newstate(hakl_alloc, c);
+  if (L == NULL) {
+    if (heap != NULL) hak_heap_destroy(heap);
+    hak_free(c);
+    return NULL;
+  }
+  lua_atpanic(L, hakl_panic);
+  lua_setwarnf(L, warn_off, L);
+  hakl_setctx(L, c);
+  return L;
+}
+
+/*
+** With a private heap, every block of the state is in that heap, and
+** nothing outside the state points into it.  lua_close still runs: it
+** calls the pending finalizers (and closes to-be-closed variables) exactly
+** as always, then sweeps every object; during the sweep each free is only
+** counted, and the heap is destroyed whole afterwards.  Allocations made
+** by finalizers work as usual.
+*/
+void hakl_close(lua_State *L, hakl_account *final) {
+  void *ud;
+  hakl_ctx *c;
+  c = (lua_getallocf(L, &ud) == hakl_alloc) ? (hakl_ctx *)ud : NULL;
+  if (c == NULL || !c->newstate) { /* not made by hakl_newstate */
+    lua_close(L);
+    if (final != NULL) {
+      if (c != NULL) *final = c->acct;
+      else memset(final, 0, sizeof *final);
+    }
+    return;
+  }
+  c->dropping = c->own_heap;
+  lua_close(L);
+  if (c->own_heap) hak_heap_destroy(c->heap);
+  if (final != NULL) *final = c->acct;
+  hak_free(c);
+}
+
+void hakl_claim(lua_State *L) {
+  hakl_ctx *c = hakl_getctx(L);
+  if (c != NULL && c->heap != NULL) hak_heap_claim(c->heap);
+}
