@@ -1,0 +1,724 @@
+#!/usr/bin/env python3
+#
+# configure.py -- writes build.ninja for hakmem.
+#
+#   python3 configure.py                  release: ./build.ninja, outputs in build/release/
+#   python3 configure.py --mode=asan      build/asan/build.ninja  (then: ninja -C build/asan test)
+#   python3 configure.py --install-deps   apt-get installs what is missing, then configures
+#
+# Standard library only.  Sources are listed by name below (never globbed):
+# add a new file to its list.  A target whose sources do not all exist yet is
+# skipped with a warning, and the build reruns this script by itself when
+# configure.py changes or a file appears in a source directory.
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+VERSION = '0.1.0'
+
+# ---------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------
+
+CORE_SOURCES = [
+    'hakmem/os.c',
+    'hakmem/segment.c',
+    'hakmem/page.c',
+    'hakmem/heap.c',
+    'hakmem/alloc.c',
+    'hakmem/huge.c',
+    'hakmem/classes.c',
+    'hakmem/stats.c',
+    'hakmem/options.c',
+    'hakmem/thread.c',
+]
+CORE_HEADER = 'hakmem/hakmem.h'
+
+# libhakmem-override.so: these plus the core.
+OVERRIDE_SOURCES = ['hakmem/override.c']
+
+# libhakmem_lua.a; the Lua module lua/hakmem.so is the glue plus the core.
+GLUE_SOURCES = [
+    'lua_glue/hakl_alloc.c',
+    'lua_glue/hakl_state.c',
+    'lua_glue/hakl_module.c',
+]
+
+# hklua: these plus the glue, the core and the static liblua5.4.a.
+HKLUA_SOURCES = [
+    'runtime/hklua.c',
+    'runtime/gcpause.c',
+]
+
+# Tests: (name, kind[, extra sources]) -> tests/test_<name> built from
+# tests/test_<name>.c, the kind's helpers and the extra sources, linked with
+# Criterion.  kind 'core' links libhakmem.a; 'lua' also the glue and the
+# static liblua5.4.a.
+TESTS = [
+    ('alloc', 'core'),
+    ('classes', 'core'),
+    ('realloc', 'core'),
+    ('calloc', 'core'),
+    ('random', 'core'),
+    ('heap', 'core'),
+    ('collect', 'core'),
+    ('debug_abort', 'core'),
+    ('glue', 'lua'),
+    ('failinject', 'lua'),
+    ('limit', 'lua'),
+    ('fastclose', 'lua'),
+]
+TEST_HELPERS = {
+    'core': ['tests/helpers.c'],
+    'lua': ['tests/helpers.c'],
+}
+# Plain programs (no Criterion): (name, kind, sources, run) -> tests/<name>.
+# kind 'plain' links nothing of ours (e.g. a program run with
+# LD_PRELOAD=libhakmem-override.so), 'core' and 'lua' as for TESTS.
+# run = True: `ninja test` runs it as a test (exit status 0 = pass); these
+# are the only tests that run in tsan mode, where Criterion cannot start.
+TEST_PROGRAMS = [
+]
+
+# Micro benchmarks: (name, sources) -> bench/<name> (calls malloc/free) and
+# bench/<name>_hak (same source, -DBENCH_HAKMEM, linked with libhakmem.a).
+BENCHES = [
+    ('random_mixed', ['bench/micro/random_mixed.c']),
+    ('lua_trace', ['bench/micro/lua_trace.c']),
+]
+# `ninja <target>` runs `python3 <script> --builddir <builddir> <args>`.
+BENCH_SCRIPTS = [
+    ('bench', 'bench/micro/run.py', []),
+    ('bench-lua', 'bench/lua/compare.py', []),
+    ('bench-lua-quick', 'bench/lua/compare.py', ['--quick']),
+]
+
+# ---------------------------------------------------------------------------
+# Flags
+# ---------------------------------------------------------------------------
+
+COMMON_CFLAGS = ['-std=c11', '-D_GNU_SOURCE', '-fPIC', '-fvisibility=hidden',
+                 '-Wall', '-Wextra', '-pthread']
+INCLUDE_DIRS = ['hakmem', 'lua_glue', 'runtime']
+MODES = {
+    #          cflags, ldflags
+    'release': (['-O2', '-DNDEBUG', '-DHAK_DEBUG=0'], []),
+    'debug': (['-O0', '-g', '-DHAK_DEBUG=1'], []),
+    'asan': (['-O1', '-g', '-fsanitize=address,undefined', '-fno-omit-frame-pointer',
+              '-fno-sanitize-recover=undefined', '-DHAK_DEBUG=1'],
+             ['-fsanitize=address,undefined']),
+    'tsan': (['-O1', '-g', '-fsanitize=thread', '-DHAK_DEBUG=1'],
+             ['-fsanitize=thread']),
+}
+HKLUA_LDFLAGS = ['-Wl,--wrap=luaC_step,--wrap=luaC_fullgc', '-Wl,-E']
+LUA_STATIC_NAME = 'liblua5.4.a'
+MULTIARCH = 'x86_64-linux-gnu'
+DEBIAN_LUA_CPATH = ('/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;'
+                    '/usr/lib/lua/5.4/?.so;/usr/local/lib/lua/5.4/loadall.so;./?.so')
+
+# ---------------------------------------------------------------------------
+# Dependencies: what each is, how to see it, which Debian package brings it
+# ---------------------------------------------------------------------------
+
+DEBIAN_PACKAGES = ['gcc', 'libc6-dev', 'pkg-config', 'ninja-build',
+                   'liblua5.4-dev', 'lua5.4', 'libatomic-ops-dev', 'libcriterion-dev',
+                   'libmimalloc-dev', 'libjemalloc-dev', 'libgoogle-perftools-dev',
+                   'python3-matplotlib', 'hyperfine', 'valgrind']
+# The allocators every benchmark compares with (LD_PRELOAD); glibc needs none.
+PEERS = [
+    ('mimalloc', ['libmimalloc.so.2'], 'libmimalloc-dev'),
+    ('jemalloc', ['libjemalloc.so.2'], 'libjemalloc-dev'),
+    ('tcmalloc', ['libtcmalloc.so.4', 'libtcmalloc_minimal.so.4'], 'libgoogle-perftools-dev'),
+]
+
+
+def warn(msg):
+    print('configure.py: warning: %s' % msg)
+
+
+def die(msg):
+    print('configure.py: %s' % msg, file=sys.stderr)
+    sys.exit(1)
+
+
+class Platform:
+    """Answers yes/no questions about this machine; nothing else probes it."""
+
+    def __init__(self, cc):
+        self.cc = cc  # argv list, e.g. ['gcc'] or ['ccache', 'gcc']
+
+    @staticmethod
+    def run(argv, **kw):
+        try:
+            return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, **kw)
+        except OSError:
+            return None
+
+    def has_program(self, name):
+        return shutil.which(name) is not None
+
+    def cc_builds(self, flags=()):
+        """Can the compiler compile and link a program with these flags?"""
+        if not self.cc or not self.has_program(self.cc[0]):
+            return False
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, 'probe.c')
+            with open(src, 'w') as f:
+                f.write('#include <stdlib.h>\nint main(void) { return abs(0); }\n')
+            r = self.run(self.cc + list(flags) + [src, '-o', os.path.join(tmp, 'probe')])
+            return r is not None and r.returncode == 0
+
+    def has_pkg(self, name):
+        r = self.run(['pkg-config', '--exists', name])
+        return r is not None and r.returncode == 0
+
+    def pkg(self, name, what):
+        r = self.run(['pkg-config', what, name])
+        return shlex.split(r.stdout) if r is not None and r.returncode == 0 else []
+
+    def pkg_variable(self, name, var):
+        r = self.run(['pkg-config', '--variable=' + var, name])
+        return r.stdout.strip() if r is not None and r.returncode == 0 else ''
+
+    def find_lib(self, names, dirs):
+        for d in dirs:
+            for n in names:
+                if os.path.exists(os.path.join(d, n)):
+                    return os.path.join(d, n)
+        return None
+
+    def python_with(self, module):
+        """A Python 3 that can import module: this one first, then Debian's."""
+        for py in [sys.executable, '/usr/bin/python3']:
+            r = self.run([py, '-c', 'import ' + module])
+            if r is not None and r.returncode == 0:
+                return py
+        return None
+
+    def lua_cpath(self):
+        r = self.run(['lua5.4', '-e', 'io.write(package.cpath)'])
+        return r.stdout if r is not None and r.returncode == 0 else DEBIAN_LUA_CPATH
+
+    def is_debian(self):
+        return self.has_program('dpkg-query') and self.has_program('apt-get')
+
+    def deb_installed(self, pkg):
+        r = self.run(['dpkg-query', '-W', '-f=${db:Status-Status}', pkg])
+        return r is not None and r.returncode == 0 and r.stdout.strip() == 'installed'
+
+    def deb_known(self, pkg):
+        r = self.run(['apt-cache', 'show', '--no-all-versions', pkg])
+        return r is not None and r.returncode == 0 and r.stdout.strip() != ''
+
+
+def install_deps(platform):
+    """apt-get installs whichever of DEBIAN_PACKAGES is missing."""
+    if not platform.is_debian():
+        die('--install-deps needs dpkg and apt-get; install by hand: %s' % ' '.join(DEBIAN_PACKAGES))
+    missing = [p for p in DEBIAN_PACKAGES if not platform.deb_installed(p)]
+    if not missing:
+        print('configure.py: all Debian packages are installed.')
+        return
+    sudo = []
+    if os.geteuid() != 0:
+        if not platform.has_program('sudo'):
+            die('--install-deps must run as root to install: %s' % ' '.join(missing))
+        sudo = ['sudo']
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    print('configure.py: installing %s' % ' '.join(missing), flush=True)
+    if not all(platform.deb_known(p) for p in missing):
+        if subprocess.call(sudo + ['apt-get', 'update'], env=env) != 0:
+            die('apt-get update failed')
+    if subprocess.call(sudo + ['apt-get', 'install', '-y', '--no-install-recommends'] + missing,
+                       env=env) != 0:
+        die('apt-get install failed for: %s' % ' '.join(missing))
+
+
+# ---------------------------------------------------------------------------
+# A small ninja writer
+# ---------------------------------------------------------------------------
+
+def escape_path(path):
+    return path.replace('$', '$$').replace(' ', '$ ').replace(':', '$:')
+
+
+def escape(text):
+    return text.replace('$', '$$')
+
+
+class Writer:
+    def __init__(self, out):
+        self.out = out
+
+    def line(self, text=''):
+        self.out.write(text + '\n')
+
+    def comment(self, text):
+        self.line('# ' + text)
+
+    def variable(self, key, value, indent=0):
+        if isinstance(value, (list, tuple)):
+            value = ' '.join(v for v in value if v)
+        self.line('%s%s = %s' % ('  ' * indent, key, value))
+
+    def rule(self, name, command, description=None, depfile=None, deps=None,
+             generator=False, pool=None):
+        self.line('rule ' + name)
+        self.variable('command', command, 1)
+        for key, value in [('description', description), ('depfile', depfile),
+                           ('deps', deps), ('pool', pool)]:
+            if value:
+                self.variable(key, value, 1)
+        if generator:
+            self.variable('generator', '1', 1)
+        self.line()
+
+    def build(self, outputs, rule, inputs=(), implicit=(), order_only=(), variables=None):
+        text = ' '.join(escape_path(o) for o in as_list(outputs)) + ': ' + rule
+        for sep, paths in [('', inputs), ('| ', implicit), ('|| ', order_only)]:
+            if as_list(paths):
+                text += ' ' + sep + ' '.join(escape_path(p) for p in as_list(paths))
+        self.line('build ' + text)
+        for key, value in (variables or {}).items():
+            self.variable(key, value, 1)
+
+    def default(self, targets):
+        self.line('default ' + ' '.join(escape_path(t) for t in as_list(targets)))
+
+
+def as_list(x):
+    if x is None:
+        return []
+    return [x] if isinstance(x, str) else list(x)
+
+
+def q(path):
+    """A path for a shell command inside build.ninja."""
+    return escape(shlex.quote(path))
+
+
+# ---------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+parser = argparse.ArgumentParser(description='Write build.ninja for hakmem.')
+parser.add_argument('--mode', choices=sorted(MODES), default='release',
+                    help='release (default), debug, asan or tsan')
+parser.add_argument('--builddir', metavar='DIR',
+                    help='outputs and build.ninja go here (default: build/<mode>; '
+                         'release writes build.ninja at the repository root)')
+parser.add_argument('--prefix', default=os.environ.get('PREFIX', '/usr/local'),
+                    help='default install prefix of `ninja install` (PREFIX at install time wins)')
+parser.add_argument('--install-deps', action='store_true',
+                    help='apt-get install the Debian packages that are missing first')
+options = parser.parse_args()
+
+cc = shlex.split(os.environ.get('CC', 'gcc')) or ['gcc']
+platform = Platform(cc)
+if options.install_deps:
+    install_deps(platform)
+
+if options.builddir:
+    builddir = os.path.abspath(options.builddir)
+    ninja_dir = builddir
+else:
+    builddir = os.path.join(ROOT, 'build', options.mode)
+    ninja_dir = ROOT if options.mode == 'release' else builddir
+ninja_file = os.path.join(ninja_dir, 'build.ninja')
+
+
+def src(path):
+    """A path under the repository root, as seen from build.ninja's directory."""
+    return os.path.relpath(os.path.join(ROOT, path), ninja_dir)
+
+
+def out(path):
+    """A path under the build directory, as seen from build.ninja's directory."""
+    return os.path.relpath(os.path.join(builddir, path), ninja_dir)
+
+
+def exists(paths):
+    return all(os.path.exists(os.path.join(ROOT, p)) for p in paths)
+
+
+def missing(paths):
+    return ', '.join(p for p in paths if not os.path.exists(os.path.join(ROOT, p)))
+
+
+# ---------------------------------------------------------------------------
+# Probes
+# ---------------------------------------------------------------------------
+
+needed = []  # (what, Debian package) of required things that are missing
+if not platform.cc_builds():
+    needed.append(('a C compiler (%s)' % ' '.join(cc), 'gcc libc6-dev'))
+if not platform.has_program('pkg-config'):
+    needed.append(('pkg-config', 'pkg-config'))
+else:
+    for pkg, deb in [('lua5.4', 'liblua5.4-dev'), ('atomic_ops', 'libatomic-ops-dev')]:
+        if not platform.has_pkg(pkg):
+            needed.append((pkg, deb))
+if needed:
+    die('missing %s; run `python3 configure.py --install-deps` (as root) or '
+        '`apt-get install %s`' % (', '.join('%s (Debian package %s)' % n for n in needed),
+                                  ' '.join(d for _, d in needed)))
+
+mode_cflags, mode_ldflags = MODES[options.mode]
+if mode_ldflags and not platform.cc_builds(mode_cflags + mode_ldflags):
+    die('%s cannot build with %s (Debian package gcc brings the sanitizer runtimes)'
+        % (' '.join(cc), ' '.join(mode_ldflags)))
+
+lua_cflags = platform.pkg('lua5.4', '--cflags')
+lua_static = os.path.join(platform.pkg_variable('lua5.4', 'libdir'), LUA_STATIC_NAME)
+if not os.path.exists(lua_static):
+    warn('%s not found (Debian package liblua5.4-dev): hklua and the Lua tests are skipped'
+         % lua_static)
+    lua_static = None
+atomic_cflags = platform.pkg('atomic_ops', '--cflags')
+atomic_libs = platform.pkg('atomic_ops', '--libs')
+
+has_criterion = platform.has_pkg('criterion')
+if has_criterion:
+    criterion_cflags = platform.pkg('criterion', '--cflags')
+    criterion_libs = platform.pkg('criterion', '--libs')
+else:
+    warn('criterion not found (Debian package libcriterion-dev): no tests')
+
+if not platform.has_program('ninja'):
+    warn('ninja not found (Debian package ninja-build): needed to build')
+
+libdirs = ['/usr/lib/' + MULTIARCH, '/usr/lib', '/usr/local/lib']
+for name, files, deb in PEERS:
+    if not platform.find_lib(files, libdirs):
+        warn('%s not found (Debian package %s): benchmarks skip it' % (files[0], deb))
+
+bench_python = platform.python_with('matplotlib')
+if not bench_python:
+    warn('matplotlib not found (Debian package python3-matplotlib): no plots')
+    bench_python = sys.executable
+
+# ---------------------------------------------------------------------------
+# build.ninja
+# ---------------------------------------------------------------------------
+
+os.makedirs(ninja_dir, exist_ok=True)
+os.makedirs(builddir, exist_ok=True)
+f = open(ninja_file, 'w')
+n = Writer(f)
+
+n.comment('Written by configure.py (mode %s); do not edit: it regenerates itself.' % options.mode)
+n.variable('ninja_required_version', '1.7')
+n.line()
+n.variable('root', src('.'))
+n.variable('builddir', out('.'))
+n.variable('cc', escape(' '.join(shlex.quote(a) for a in cc)))
+n.variable('cflags', [escape(x) for x in COMMON_CFLAGS + mode_cflags + atomic_cflags]
+           + ['-I' + escape(src(d)) for d in INCLUDE_DIRS]
+           + [escape(x) for x in shlex.split(os.environ.get('CFLAGS', ''))])
+n.variable('ldflags', [escape(x) for x in ['-pthread'] + mode_ldflags
+                       + shlex.split(os.environ.get('LDFLAGS', ''))])
+n.variable('libs', [escape(x) for x in atomic_libs])
+n.variable('lua_cflags', [escape(x) for x in lua_cflags])
+n.variable('lua_static', escape(lua_static or ''))
+if has_criterion:
+    n.variable('criterion_cflags', [escape(x) for x in criterion_cflags])
+    n.variable('criterion_libs', [escape(x) for x in criterion_libs])
+n.line()
+
+n.rule('cc', '$cc -MMD -MT $out -MF $out.d $cflags $extra_cflags -c $in -o $out',
+       description='CC $out', depfile='$out.d', deps='gcc')
+n.rule('ar', 'rm -f $out && ar crs $out $in', description='AR $out')
+n.rule('link', '$cc $ldflags $extra_ldflags -o $out $in $extra_libs $libs',
+       description='LINK $out')
+# Static libraries (libatomic_ops.a) stay private to our shared objects.
+n.rule('solink', '$cc -shared $ldflags -Wl,-soname,$soname -Wl,--exclude-libs,ALL '
+       '-o $out $in $extra_libs $libs', description='SOLINK $out')
+n.line()
+
+# Rerun with the same arguments (and compiler environment) when configure.py
+# changes or a file appears in a source directory: a skipped target then
+# builds as soon as its sources exist.
+args = ['--mode=' + options.mode, '--prefix=' + options.prefix]
+if options.builddir:
+    args.append('--builddir=' + builddir)
+env = ''.join('%s=%s ' % (k, shlex.quote(os.environ[k]))
+              for k in ['CC', 'CFLAGS', 'LDFLAGS'] if k in os.environ)
+n.rule('configure', 'cd %s && %s%s configure.py %s'
+       % (q(ROOT), escape(env), q(sys.executable), escape(' '.join(shlex.quote(a) for a in args))),
+       description='CONFIGURE', generator=True)
+watched = set()
+for path in (CORE_SOURCES + OVERRIDE_SOURCES + GLUE_SOURCES + HKLUA_SOURCES
+             + [s for _, ss in BENCHES for s in ss] + [s for _, s, _ in BENCH_SCRIPTS]
+             + ['tests/helpers.c']):
+    d = os.path.dirname(path)
+    while d and not os.path.isdir(os.path.join(ROOT, d)):
+        d = os.path.dirname(d)
+    if d:
+        watched.add(src(d))
+n.build(os.path.relpath(ninja_file, ninja_dir), 'configure',
+        implicit=[src('configure.py')] + sorted(watched))
+n.line()
+
+objects = {}  # (source, variant) -> object path, each source compiled once
+
+
+def compile_c(source, variant='', extra_cflags=()):
+    key = (source, variant)
+    if key not in objects:
+        obj = out(os.path.join('obj', os.path.splitext(source)[0] + variant + '.o'))
+        n.build(obj, 'cc', src(source),
+                variables={'extra_cflags': list(extra_cflags)} if extra_cflags else None)
+        objects[key] = obj
+    return objects[key]
+
+
+everything = []  # outputs of `all`
+
+
+def skip(target, sources):
+    warn('%s skipped: %s not written yet' % (target, missing(sources)))
+
+
+# The core.
+core_lib = None
+if exists(CORE_SOURCES):
+    n.comment('The allocator core.')
+    core_objs = [compile_c(s) for s in CORE_SOURCES]
+    core_lib = out('libhakmem.a')
+    n.build(core_lib, 'ar', core_objs)
+    n.build(out('libhakmem.so'), 'solink', core_objs, variables={'soname': 'libhakmem.so'})
+    everything += [core_lib, out('libhakmem.so')]
+    if exists(OVERRIDE_SOURCES):
+        n.build(out('libhakmem-override.so'), 'solink',
+                [compile_c(s) for s in OVERRIDE_SOURCES] + core_objs,
+                variables={'soname': 'libhakmem-override.so'})
+        everything.append(out('libhakmem-override.so'))
+    else:
+        skip('libhakmem-override.so', OVERRIDE_SOURCES)
+    n.line()
+else:
+    skip('the core (libhakmem.a and everything else)', CORE_SOURCES)
+
+# The Lua glue and the module.
+glue_lib = None
+if core_lib and exists(GLUE_SOURCES):
+    n.comment('The Lua glue; the module links no liblua: the host provides Lua.')
+    glue_objs = [compile_c(s, extra_cflags=['$lua_cflags']) for s in GLUE_SOURCES]
+    glue_lib = out('libhakmem_lua.a')
+    n.build(glue_lib, 'ar', glue_objs)
+    n.build(out('lua/hakmem.so'), 'solink', glue_objs + core_objs,
+            variables={'soname': 'hakmem.so'})
+    everything += [glue_lib, out('lua/hakmem.so')]
+    n.line()
+elif core_lib:
+    skip('libhakmem_lua.a and lua/hakmem.so', GLUE_SOURCES)
+
+# Everything that links the static Lua library (hklua, Lua tests): whole
+# archive, so that C modules loaded by hklua find every Lua API function.
+lua_link = ['-Wl,--whole-archive', '$lua_static', '-Wl,--no-whole-archive', '-lm', '-ldl']
+lua_ready = glue_lib is not None and lua_static is not None
+
+if lua_ready and exists(HKLUA_SOURCES):
+    n.comment('hklua: a lua5.4-compatible host with timed GC pauses.')
+    n.build(out('hklua'), 'link',
+            [compile_c(s, extra_cflags=['$lua_cflags']) for s in HKLUA_SOURCES],
+            implicit=[glue_lib, core_lib],
+            variables={'extra_ldflags': [escape(x) for x in HKLUA_LDFLAGS],
+                       'extra_libs': [glue_lib, core_lib] + lua_link})
+    everything.append(out('hklua'))
+    n.line()
+elif lua_ready:
+    skip('hklua', HKLUA_SOURCES)
+
+
+def link_kind(kind):
+    """(libraries to link, ready?) for a test or program of this kind."""
+    if kind == 'plain':
+        return [], True
+    if kind == 'core':
+        return [core_lib], core_lib is not None
+    if kind == 'lua':
+        return [glue_lib, core_lib], lua_ready
+    raise SystemExit('configure.py: unknown kind %r' % kind)
+
+
+# Tests.  Criterion cannot start under ThreadSanitizer (its arena needs a
+# fixed mapping where TSan keeps its shadow: Snaipe/Criterion#274), so in
+# tsan mode the Criterion binaries are built but only the test programs run.
+runs_criterion = options.mode != 'tsan'
+test_cflags = ['$lua_cflags', '$criterion_cflags']
+test_bins = []      # Criterion binaries
+test_programs = []  # programs the tests use
+test_runs = []      # what `ninja test` runs
+if core_lib:
+    n.comment('Tests.')
+    for name, kind, sources, runs in TEST_PROGRAMS:
+        libs, ready = link_kind(kind)
+        target = 'tests/' + name
+        if not ready:
+            warn('%s skipped: needs the %s libraries' % (target, kind))
+            continue
+        if not exists(sources):
+            skip(target, sources)
+            continue
+        n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
+                implicit=libs,
+                variables={'extra_libs': libs + (lua_link if kind == 'lua' else [])})
+        test_programs.append(out(target))
+        if runs:
+            test_runs.append(out(target))
+if core_lib and has_criterion:
+    for name, kind, *extra in TESTS:
+        libs, ready = link_kind(kind)
+        target = 'tests/test_' + name
+        sources = ['tests/test_%s.c' % name] + TEST_HELPERS[kind] + (extra[0] if extra else [])
+        if not ready:
+            warn('%s skipped: needs the %s libraries' % (target, kind))
+            continue
+        if not exists(sources):
+            skip(target, sources)
+            continue
+        n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
+                implicit=libs,
+                variables={'extra_libs': libs + (lua_link if kind == 'lua' else [])
+                           + ['$criterion_libs']})
+        test_bins.append(out(target))
+    if test_bins and not runs_criterion:
+        warn('tsan: the Criterion tests are built but not run (Criterion cannot start '
+             'under ThreadSanitizer); `ninja test` runs the test programs only')
+    if runs_criterion:
+        test_runs = test_bins + test_runs
+n.line()
+
+# Micro benchmarks.
+bench_bins = []
+for name, sources in BENCHES:
+    if not core_lib:
+        break
+    if not exists(sources):
+        skip('bench/' + name, sources)
+        continue
+    n.build(out('bench/' + name), 'link', [compile_c(s) for s in sources])
+    n.build(out('bench/%s_hak' % name), 'link',
+            [compile_c(s, '_hak', ['-DBENCH_HAKMEM']) for s in sources],
+            implicit=[core_lib], variables={'extra_libs': [core_lib]})
+    bench_bins += [out('bench/' + name), out('bench/%s_hak' % name)]
+everything += test_programs + test_bins + bench_bins
+n.line()
+
+# ninja test: run each test binary, say which failed, fail if any did.
+# Each runs in the build directory; HAK_TEST_BUILDDIR and HAK_TEST_SRCDIR
+# tell it where the build outputs and the sources are.
+if test_runs:
+    n.comment('ninja test: every test binary, one after the other.')
+    n.rule('run_tests',
+           'cd $builddir && export HAK_TEST_BUILDDIR=%s HAK_TEST_SRCDIR=%s && failed= && '
+           'for t in $tests; do echo "== $$t"; timeout 600 ./$$t 2>&1; rc=$$?; '
+           'if [ $$rc -ne 0 ]; then echo "== $$t FAILED (exit status $$rc)"; '
+           'failed="$$failed $$t"; fi; done; '
+           'if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; '
+           'echo "== all %d test programs passed (%s)"'
+           % (q(builddir), q(ROOT), len(test_runs), options.mode),
+           description='TEST', pool='console')
+    n.build('run-test', 'run_tests', test_runs, implicit=everything,
+            variables={'tests': [os.path.relpath(os.path.join(ninja_dir, t), builddir)
+                                 for t in test_runs]})
+    n.build('test', 'phony', 'run-test')
+    n.line()
+else:
+    warn('`ninja test` skipped: no test can be built%s yet'
+         % ('' if runs_criterion else ' and run under tsan'))
+
+# Benchmark scripts (written elsewhere); they find the binaries in builddir.
+# A command target is `run-<name>`, a file never made, so it always runs;
+# `<name>` is a phony alias (bench/ is also a directory).
+n.rule('script', 'cd $root && %s $script --builddir %s $args' % (q(bench_python), q(builddir)),
+       description='RUN $script', pool='console')
+for target, script, script_args in BENCH_SCRIPTS:
+    if not exists([script]):
+        skip('`ninja %s`' % target, [script])
+        continue
+    n.build('run-' + target, 'script', implicit=everything,
+            variables={'script': src(script), 'args': script_args})
+    n.build(target, 'phony', 'run-' + target)
+n.line()
+
+# ninja install: PREFIX and DESTDIR from the environment, like make.
+if core_lib:
+    cpath = ';' + platform.lua_cpath() + ';'
+    lines = [
+        '#!/bin/sh',
+        '# Written by configure.py: `ninja install` runs it.  PREFIX and DESTDIR come',
+        '# from the environment (PREFIX defaults to the one given to configure.py).',
+        'set -eu',
+        'PREFIX=${PREFIX:-%s}' % shlex.quote(options.prefix),
+        'DESTDIR=${DESTDIR:-}',
+        'B=%s' % shlex.quote(builddir),
+        'S=%s' % shlex.quote(ROOT),
+        'libdir=$PREFIX/lib/%s' % MULTIARCH,
+        'includedir=$PREFIX/include',
+        'bindir=$PREFIX/bin',
+        '# The Lua module goes where lua5.4 looks (its package.cpath, read by configure.py).',
+        'case %s in' % shlex.quote(cpath),
+        '  *";$libdir/lua/5.4/?.so;"*) luadir=$libdir/lua/5.4 ;;',
+        '  *";$PREFIX/lib/lua/5.4/?.so;"*) luadir=$PREFIX/lib/lua/5.4 ;;',
+        '  *) luadir=$libdir/lua/5.4',
+        '     echo "note: $luadir is not in lua5.4\'s package.cpath: set LUA_CPATH" ;;',
+        'esac',
+        'install -d "$DESTDIR$libdir/pkgconfig" "$DESTDIR$includedir"',
+        'install -m 644 "$B/libhakmem.a" "$DESTDIR$libdir/"',
+        'install -m 755 "$B/libhakmem.so" "$DESTDIR$libdir/"',
+        'install -m 644 "$S/%s" "$DESTDIR$includedir/"' % CORE_HEADER,
+    ]
+    if out('libhakmem-override.so') in everything:
+        lines.append('install -m 755 "$B/libhakmem-override.so" "$DESTDIR$libdir/"')
+    if glue_lib:
+        lines += ['install -m 644 "$B/libhakmem_lua.a" "$DESTDIR$libdir/"',
+                  'install -d "$DESTDIR$luadir"',
+                  'install -m 755 "$B/lua/hakmem.so" "$DESTDIR$luadir/"']
+    if out('hklua') in everything:
+        lines += ['install -d "$DESTDIR$bindir"',
+                  'install -m 755 "$B/hklua" "$DESTDIR$bindir/"']
+    lines += [
+        'cat > "$DESTDIR$libdir/pkgconfig/hakmem.pc" <<EOF',
+        'prefix=$PREFIX',
+        'libdir=$libdir',
+        'includedir=$includedir',
+        '',
+        'Name: hakmem',
+        'Description: a memory allocator for embedded scripting VMs (Lua 5.4 first)',
+        'Version: %s' % VERSION,
+        'Libs: -L\\${libdir} -lhakmem',
+        'Libs.private: %s -pthread' % ' '.join(atomic_libs),
+        'Cflags: -I\\${includedir}',
+        'EOF',
+        'echo "installed hakmem into $DESTDIR$PREFIX"',
+    ]
+    install_script = os.path.join(builddir, 'install.sh')
+    with open(install_script, 'w') as script:
+        script.write('\n'.join(lines) + '\n')
+    n.rule('install', 'sh %s' % q(install_script), description='INSTALL', pool='console')
+    n.build('run-install', 'install', implicit=everything)
+    n.build('install', 'phony', 'run-install')
+    n.line()
+
+# With build.ninja at the root (release), short names work too: `ninja hklua`.
+if ninja_dir != builddir:
+    n.comment('Short names for the outputs.')
+    for target in everything:
+        n.build(os.path.relpath(os.path.join(ninja_dir, target), builddir), 'phony', target)
+    n.line()
+
+n.build('all', 'phony', everything)
+n.default('all')
+f.close()
+
+print('wrote %s.' % os.path.relpath(ninja_file))
