@@ -439,7 +439,7 @@ n.rule('ar', 'rm -f $out && ar crs $out $in', description='AR $out')
 n.rule('link', '$cc $ldflags $extra_ldflags -o $out $in $extra_libs $libs',
        description='LINK $out')
 # Static libraries (libatomic_ops.a) stay private to our shared objects.
-n.rule('solink', '$cc -shared $ldflags -Wl,-soname,$soname -Wl,--exclude-libs,ALL '
+n.rule('solink', '$cc -shared $ldflags $extra_ldflags -Wl,-soname,$soname -Wl,--exclude-libs,ALL '
        '-o $out $in $extra_libs $libs', description='SOLINK $out')
 n.line()
 
@@ -510,12 +510,15 @@ else:
 # The Lua glue and the module.
 glue_lib = None
 if core_lib and exists(GLUE_SOURCES):
-    n.comment('The Lua glue; the module links no liblua: the host provides Lua.')
+    # The module links no liblua: the host provides Lua.  It carries its own
+    # copy of the core; -Bsymbolic keeps its calls on that copy even in a
+    # host that exports another (hklua, a program linked with libhakmem).
+    n.comment('The Lua glue and the Lua module.')
     glue_objs = [compile_c(s, extra_cflags=['$lua_cflags']) for s in GLUE_SOURCES]
     glue_lib = out('libhakmem_lua.a')
     n.build(glue_lib, 'ar', glue_objs)
     n.build(out('lua/hakmem.so'), 'solink', glue_objs + core_objs,
-            variables={'soname': 'hakmem.so'})
+            variables={'soname': 'hakmem.so', 'extra_ldflags': '-Wl,-Bsymbolic'})
     everything += [glue_lib, out('lua/hakmem.so')]
     n.line()
 elif core_lib:
