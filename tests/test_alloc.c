@@ -1,0 +1,323 @@
+/*
+** test_alloc.c -- hak_malloc, hak_free, hak_free_sized, hak_aligned_alloc
+** and hak_owns: alignment, distinct blocks, bad input and ownership.
+*/
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+/* -------------------------------------------------------------------------
+** Alignment and distinct blocks.
+** ---------------------------------------------------------------------- */
+
+Test(alloc, every_block_is_16_byte_aligned) {
+  size_t fails = 0;
+  /* Every size to 8 KiB, twice at once (a fresh page, then a used one). */
+  for (size_t n = 0; n <= 8 * HKT_KiB; n++) {
+    void *a = hak_malloc(n), *b = hak_malloc(n);
+    cr_assert(a && b, "hak_malloc(%zu) returned NULL", n);
+    HKT_EXPECT(fails, hkt_aligned(a, 16) && hkt_aligned(b, 16),
+               "hak_malloc(%zu) = %p, %p: not 16-byte aligned", n, a, b);
+    HKT_EXPECT(fails, a != b, "hak_malloc(%zu) returned %p twice", n, a);
+    hak_free(b);
+    hak_free(a);
+  }
+  /* Medium, large and huge sizes. */
+  for (size_t n = 8 * HKT_KiB; n <= 16 * HKT_MiB; n = n * 5 / 4 + 3) {
+    void *p = hak_malloc(n);
+    cr_assert_not_null(p, "hak_malloc(%zu) returned NULL", n);
+    HKT_EXPECT(fails, hkt_aligned(p, 16), "hak_malloc(%zu) = %p: not 16-byte aligned", n, p);
+    hak_free(p);
+  }
+  HKT_EXPECT_NONE(fails, "16-byte alignment");
+}
+
+/*
+** Many live blocks of mixed sizes, each filled with its own pattern: none
+** overlaps another (a block handed out twice or a wrong class stride would
+** overwrite a neighbour's pattern).
+*/
+Test(alloc, live_blocks_do_not_overlap) {
+  enum { N = 20000 };
+  static void *blk[N];
+  static size_t len[N];
+  hkt_rng_t rng;
+  hkt_rng_init(&rng, 7);
+  for (int i = 0; i < N; i++) {
+    len[i] = hkt_rng_size(&rng);
+    blk[i] = hak_malloc(len[i]);
+    cr_assert_not_null(blk[i], "hak_malloc(%zu) returned NULL", len[i]);
+    hkt_fill(blk[i], len[i], hkt_seed(blk[i], len[i]));
+  }
+  size_t fails = 0;
+  for (int i = 0; i < N; i++) {
+    size_t at = hkt_check(blk[i], len[i], hkt_seed(blk[i], len[i]));
+    HKT_EXPECT(fails, at == len[i], "block %p of %zu B overwritten at offset %zu", blk[i],
+               len[i], at);
+  }
+  HKT_EXPECT_NONE(fails, "live blocks keep their patterns");
+  for (int i = 0; i < N; i++) hak_free_sized(blk[i], len[i]);
+}
+
+Test(alloc, the_whole_usable_size_is_writable) {
+  size_t fails = 0;
+  void *prev = NULL;
+  for (size_t n = 1; n <= 4 * HKT_MiB; n = n * 3 / 2 + 1) {
+    void *p = hak_malloc(n);
+    cr_assert_not_null(p);
+    size_t u = hak_usable_size(p);
+    hkt_fill(p, u, hkt_seed(p, u));
+    if (prev) {
+      size_t pu = hak_usable_size(prev);
+      size_t at = hkt_check(prev, pu, hkt_seed(prev, pu));
+      HKT_EXPECT(fails, at == pu, "block %p (usable %zu) overwritten at %zu", prev, pu, at);
+      hak_free(prev);
+    }
+    prev = p;
+  }
+  hak_free(prev);
+  HKT_EXPECT_NONE(fails, "usable bytes");
+}
+
+/* A freed block is handed out again: the memory is reused, not leaked. */
+Test(alloc, freed_small_blocks_are_reused) {
+  enum { N = 1000, ROUNDS = 200 };
+  static void *blk[N];
+  for (int i = 0; i < N; i++) blk[i] = hak_malloc(48);
+  for (int i = 0; i < N; i++) hak_free(blk[i]);
+  hak_stats_t before, after;
+  hak_stats_get(&before);
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int i = 0; i < N; i++) {
+      blk[i] = hak_malloc(48);
+      cr_assert_not_null(blk[i]);
+    }
+    for (int i = 0; i < N; i++) hak_free(blk[i]);
+  }
+  hak_stats_get(&after);
+  cr_expect_leq(after.pages, before.pages + 1,
+                "malloc/free of the same 1000 blocks made pages grow from %zu to %zu",
+                before.pages, after.pages);
+}
+
+/* -------------------------------------------------------------------------
+** Bad input and limits.
+** ---------------------------------------------------------------------- */
+
+Test(alloc, free_null_does_nothing) {
+  hak_free(NULL);
+  hak_free_sized(NULL, 0);
+  hak_free_sized(NULL, 64);
+  cr_expect(true, "hak_free(NULL) returned");
+}
+
+Test(alloc, malloc_zero_gives_a_freeable_block) {
+  void *p = hak_malloc(0), *q = hak_malloc(0);
+  cr_assert(p && q, "hak_malloc(0) returned NULL");
+  cr_expect_neq(p, q, "two hak_malloc(0) returned the same block");
+  cr_expect(hak_owns(p));
+  hak_free(p);
+  hak_free(q);
+}
+
+struct too_big {
+  size_t size;
+};
+
+ParameterizedTestParameters(alloc, impossible_sizes_give_enomem) {
+  static struct too_big cases[] = {
+      {SIZE_MAX},           {SIZE_MAX - 15},        {SIZE_MAX / 2 + 1},
+      {(size_t)PTRDIFF_MAX}, {(size_t)1 << 48},
+  };
+  return cr_make_param_array(struct too_big, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct too_big *c, alloc, impossible_sizes_give_enomem) {
+  errno = 0;
+  void *p = hak_malloc(c->size);
+  cr_expect_null(p, "hak_malloc(%zu) returned %p", c->size, p);
+  cr_expect_eq(errno, ENOMEM, "hak_malloc(%zu): errno %d, want ENOMEM", c->size, errno);
+  errno = 0;
+  p = hak_heap_malloc8(NULL, c->size);
+  cr_expect_null(p, "hak_heap_malloc8(%zu) returned %p", c->size, p);
+  cr_expect_eq(errno, ENOMEM, "hak_heap_malloc8(%zu): errno %d", c->size, errno);
+  errno = 0;
+  p = hak_aligned_alloc(64, c->size);
+  cr_expect_null(p, "hak_aligned_alloc(64, %zu) returned %p", c->size, p);
+  cr_expect_eq(errno, ENOMEM, "hak_aligned_alloc(64, %zu): errno %d", c->size, errno);
+  /* The allocator still works afterwards. */
+  void *q = hak_malloc(100);
+  cr_expect_not_null(q);
+  hak_free(q);
+}
+
+/* -------------------------------------------------------------------------
+** hak_aligned_alloc.
+** ---------------------------------------------------------------------- */
+
+/*
+** For every power of two from 1 to 1 MiB, sizes below, at and above the
+** alignment (and a few fixed ones), two blocks at once: each aligned,
+** usable, and filled without touching the other.
+*/
+Test(alloc, aligned_alloc_every_power_of_two) {
+  size_t fails = 0;
+  for (size_t a = 1; a <= HKT_MiB; a *= 2) {
+    const size_t sizes[] = {0, 1, 8, 24, 56, 100, a / 2, a - 1, a, a + 1, 3 * a, 40000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+      size_t n = sizes[k];
+      void *p = hak_aligned_alloc(a, n), *q = hak_aligned_alloc(a, n);
+      if (!p || !q) {
+        HKT_EXPECT(fails, false, "hak_aligned_alloc(%zu, %zu) returned NULL", a, n);
+        hak_free(p);
+        hak_free(q);
+        continue;
+      }
+      size_t want = a < 16 ? 16 : a;
+      HKT_EXPECT(fails, hkt_aligned(p, want) && hkt_aligned(q, want),
+                 "hak_aligned_alloc(%zu, %zu) = %p, %p: not %zu-aligned", a, n, p, q, want);
+      HKT_EXPECT(fails, hak_usable_size(p) >= n, "hak_aligned_alloc(%zu, %zu): usable %zu",
+                 a, n, hak_usable_size(p));
+      HKT_EXPECT(fails, hak_owns(p), "hak_aligned_alloc(%zu, %zu) = %p: not owned", a, n, p);
+      hkt_fill(p, n, hkt_seed(p, n));
+      hkt_fill(q, n, hkt_seed(q, n));
+      HKT_EXPECT(fails, hkt_check(p, n, hkt_seed(p, n)) == n,
+                 "hak_aligned_alloc(%zu, %zu): blocks %p and %p overlap", a, n, p, q);
+      hak_free(q);
+      hak_free(p);
+    }
+  }
+  HKT_EXPECT_NONE(fails, "aligned allocation");
+}
+
+Test(alloc, aligned_alloc_on_an_explicit_heap) {
+  hak_heap_t *h = hak_heap_new();
+  cr_assert_not_null(h);
+  for (size_t a = 1; a <= HKT_MiB; a *= 4) {
+    void *p = hak_heap_aligned_alloc(h, a, 3 * a + 5);
+    cr_assert_not_null(p);
+    cr_expect(hkt_aligned(p, a < 16 ? 16 : a), "hak_heap_aligned_alloc(h, %zu) = %p", a, p);
+    memset(p, 0x5C, 3 * a + 5);
+    hak_free(p);
+  }
+  hak_heap_destroy(h);
+}
+
+struct bad_align {
+  size_t align;
+};
+
+ParameterizedTestParameters(alloc, alignment_not_a_power_of_two_is_refused) {
+  static struct bad_align cases[] = {
+      {0}, {3}, {12}, {24}, {48}, {1000}, {4096 + 16}, {SIZE_MAX}, {((size_t)1 << 20) - 1},
+  };
+  return cr_make_param_array(struct bad_align, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct bad_align *c, alloc, alignment_not_a_power_of_two_is_refused) {
+  errno = 0;
+  void *p = hak_aligned_alloc(c->align, 64);
+  cr_expect_null(p, "hak_aligned_alloc(%zu, 64) returned %p", c->align, p);
+  cr_expect_eq(errno, EINVAL, "hak_aligned_alloc(%zu, 64): errno %d, want EINVAL", c->align,
+               errno);
+  hak_heap_t *h = hak_heap_new();
+  errno = 0;
+  p = hak_heap_aligned_alloc(h, c->align, 64);
+  cr_expect_null(p, "hak_heap_aligned_alloc(h, %zu, 64) returned %p", c->align, p);
+  cr_expect_eq(errno, EINVAL, "hak_heap_aligned_alloc(h, %zu, 64): errno %d", c->align,
+               errno);
+  hak_heap_destroy(h);
+}
+
+/* -------------------------------------------------------------------------
+** hak_owns.
+** ---------------------------------------------------------------------- */
+
+static int a_static_int;
+static char a_static_buffer[256];
+
+Test(alloc, owns_every_kind_of_hakmem_block) {
+  const size_t sizes[] = {0,      1,          8,          40,          56,
+                          128,    1024,       1025,       4000,        HKT_MEDIUM_MAX,
+                          HKT_MEDIUM_MAX + 1, 200000,     HKT_LARGE_MAX, HKT_LARGE_MAX + 1,
+                          12 * HKT_MiB};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    size_t n = sizes[k];
+    void *p = hak_malloc(n);
+    void *q = hak_heap_malloc8(NULL, n);
+    void *r = hak_aligned_alloc(4096, n);
+    cr_assert(p && q && r, "allocation of %zu returned NULL", n);
+    cr_expect(hak_owns(p), "hak_owns(hak_malloc(%zu) = %p) is false", n, p);
+    cr_expect(hak_owns(q), "hak_owns(hak_heap_malloc8(%zu) = %p) is false", n, q);
+    cr_expect(hak_owns(r), "hak_owns(hak_aligned_alloc(4096, %zu) = %p) is false", n, r);
+    hak_free(p);
+    hak_free_sized(q, n);
+    hak_free(r);
+  }
+  hak_heap_t *h = hak_heap_new();
+  void *hp = hak_heap_malloc(h, 77);
+  cr_expect(hak_owns(hp), "hak_owns(block of an explicit heap) is false");
+  hak_heap_destroy(h);
+}
+
+Test(alloc, does_not_own_foreign_pointers) {
+  int on_stack = 0;
+  void *libc = malloc(64);
+  void *libc_big = malloc(4 * HKT_MiB);
+  cr_expect_not(hak_owns(NULL), "hak_owns(NULL)");
+  cr_expect_not(hak_owns(&on_stack), "hak_owns(stack %p)", (void *)&on_stack);
+  cr_expect_not(hak_owns(&a_static_int), "hak_owns(static %p)", (void *)&a_static_int);
+  cr_expect_not(hak_owns(a_static_buffer + 16), "hak_owns(static buffer)");
+  cr_expect_not(hak_owns(libc), "hak_owns(libc malloc %p)", libc);
+  cr_expect_not(hak_owns(libc_big), "hak_owns(libc malloc 4 MiB %p)", libc_big);
+  cr_expect_not(hak_owns((void *)hak_owns), "hak_owns(a function)");
+  cr_expect_not(hak_owns((void *)(uintptr_t)16), "hak_owns(0x10)");
+  free(libc);
+  free(libc_big);
+}
+
+/* Inside a hakmem block is not a block start (hakmem.h: "a block start"). */
+Test(alloc, does_not_own_interior_pointers) {
+  const size_t sizes[] = {64, 1000, 20000, 300000, 5 * HKT_MiB};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    unsigned char *p = hak_malloc(sizes[k]);
+    cr_assert_not_null(p);
+    cr_expect_not(hak_owns(p + 16), "hak_owns(%p + 16) of a %zu B block", (void *)p,
+                  sizes[k]);
+    cr_expect_not(hak_owns(p + 1), "hak_owns(%p + 1) of a %zu B block", (void *)p,
+                  sizes[k]);
+    hak_free(p);
+  }
+}
+
+/* -------------------------------------------------------------------------
+** hak_free_sized with the size last asked.
+** ---------------------------------------------------------------------- */
+
+Test(alloc, free_sized_releases_blocks) {
+  hkt_rng_t rng;
+  hkt_rng_init(&rng, 99);
+  hak_stats_t st0, st1;
+  hak_stats_get(&st0);
+  for (int round = 0; round < 50; round++) {
+    enum { N = 2000 };
+    static void *blk[N];
+    static size_t len[N];
+    for (int i = 0; i < N; i++) {
+      len[i] = hkt_rng_range(&rng, 0, 2 * HKT_KiB);
+      blk[i] = (i & 1) ? hak_malloc(len[i]) : hak_heap_malloc8(NULL, len[i]);
+      cr_assert_not_null(blk[i]);
+    }
+    for (int i = 0; i < N; i++) hak_free_sized(blk[i], len[i]);
+  }
+  hak_stats_get(&st1);
+  /* 50 rounds over the same working set: pages do not pile up. */
+  cr_expect_leq(st1.committed, st0.committed + 16 * HKT_MiB,
+                "committed grew from %zu to %zu over 50 identical rounds", st0.committed,
+                st1.committed);
+}

@@ -1,0 +1,169 @@
+/*
+** test_classes.c -- size classes, seen through hak_usable_size.
+**
+** Small sizes (0..1024 B) must land in the smallest class that fits: the
+** malloc API rounds to the 16-byte classes, the 8-byte API (malloc8) uses
+** every class (8-byte steps up to 128 B, then 8 classes per doubling).
+** Above 1024 B the log-linear classes waste at most 12.5% of a block.
+*/
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include "helpers.h"
+
+/* -------------------------------------------------------------------------
+** Small classes, every size.
+** ---------------------------------------------------------------------- */
+
+Test(classes, malloc_small_sizes_get_smallest_16b_class) {
+  size_t fails = 0;
+  for (size_t n = 0; n <= HKT_SMALL_MAX; n++) {
+    void *p = hak_malloc(n);
+    cr_assert_not_null(p, "hak_malloc(%zu) returned NULL", n);
+    size_t want = hkt_small_class(n, 16);
+    size_t got = hak_usable_size(p);
+    HKT_EXPECT(fails, got == want, "hak_malloc(%zu): usable %zu, want class %zu", n, got,
+               want);
+    hak_free(p);
+  }
+  HKT_EXPECT_NONE(fails, "hak_malloc small sizes to 16-byte classes");
+}
+
+Test(classes, malloc8_small_sizes_get_smallest_8b_class) {
+  size_t fails = 0;
+  for (size_t n = 0; n <= HKT_SMALL_MAX; n++) {
+    void *p = hak_heap_malloc8(NULL, n);
+    cr_assert_not_null(p, "hak_heap_malloc8(NULL, %zu) returned NULL", n);
+    size_t want = hkt_small_class(n, 8);
+    size_t got = hak_usable_size(p);
+    HKT_EXPECT(fails, got == want, "hak_heap_malloc8(%zu): usable %zu, want class %zu", n,
+               got, want);
+    HKT_EXPECT(fails, hkt_aligned(p, 8), "hak_heap_malloc8(%zu) = %p is not 8-byte aligned",
+               n, p);
+    hak_free_sized(p, n);
+  }
+  HKT_EXPECT_NONE(fails, "hak_heap_malloc8 small sizes to 8-byte classes");
+}
+
+/* The same on an explicit heap: classes do not depend on the heap. */
+Test(classes, explicit_heap_uses_the_same_classes) {
+  hak_heap_t *h = hak_heap_new();
+  cr_assert_not_null(h);
+  size_t fails = 0;
+  for (size_t n = 0; n <= HKT_SMALL_MAX; n++) {
+    void *p = hak_heap_malloc(h, n);
+    void *q = hak_heap_malloc8(h, n);
+    cr_assert(p && q, "explicit heap: allocation of %zu returned NULL", n);
+    HKT_EXPECT(fails, hak_usable_size(p) == hkt_small_class(n, 16),
+               "hak_heap_malloc(h, %zu): usable %zu", n, hak_usable_size(p));
+    HKT_EXPECT(fails, hak_usable_size(q) == hkt_small_class(n, 8),
+               "hak_heap_malloc8(h, %zu): usable %zu", n, hak_usable_size(q));
+    hak_free(p);
+    hak_free_sized(q, n);
+  }
+  HKT_EXPECT_NONE(fails, "explicit heap classes");
+  hak_heap_destroy(h);
+}
+
+/* -------------------------------------------------------------------------
+** Lua's hottest sizes, a table of cases (lua-allocation-profile.md).
+** ---------------------------------------------------------------------- */
+
+struct lua_size {
+  size_t size;    /* what Lua asks */
+  size_t class8;  /* usable size through hak_heap_malloc8 */
+  size_t class16; /* usable size through hak_malloc */
+};
+
+ParameterizedTestParameters(classes, lua_hot_sizes) {
+  static struct lua_size cases[] = {
+      {16, 16, 16},    /* table parts, CallInfo */
+      {26, 32, 32},    /* short string */
+      {40, 40, 48},    /* closure with one upvalue, UpVal */
+      {45, 48, 48},    /* short string */
+      {48, 48, 48},    /* closure, Udata */
+      {56, 56, 64},    /* Table header */
+      {96, 96, 96},    /* table parts */
+      {128, 128, 128}, /* Proto */
+      {208, 208, 208}, /* coroutine lua_State */
+      {720, 768, 768}, /* coroutine stack */
+  };
+  return cr_make_param_array(struct lua_size, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct lua_size *c, classes, lua_hot_sizes) {
+  void *p8 = hak_heap_malloc8(NULL, c->size);
+  void *p16 = hak_malloc(c->size);
+  cr_assert(p8 && p16);
+  cr_expect_eq(hak_usable_size(p8), c->class8, "malloc8(%zu): usable %zu, want %zu",
+               c->size, hak_usable_size(p8), c->class8);
+  cr_expect_eq(hak_usable_size(p16), c->class16, "malloc(%zu): usable %zu, want %zu",
+               c->size, hak_usable_size(p16), c->class16);
+  hak_free_sized(p8, c->size);
+  hak_free_sized(p16, c->size);
+}
+
+/* -------------------------------------------------------------------------
+** Above the small sizes: log-linear classes, then spans and mappings.
+** ---------------------------------------------------------------------- */
+
+/* usable >= n, waste <= usable / 8, and the whole usable area writable. */
+static void check_bounded_waste(size_t n, size_t *fails) {
+  void *p = hak_malloc(n);
+  if (!p) {
+    HKT_EXPECT(*fails, false, "hak_malloc(%zu) returned NULL", n);
+    return;
+  }
+  size_t u = hak_usable_size(p);
+  HKT_EXPECT(*fails, u >= n, "hak_malloc(%zu): usable %zu is smaller", n, u);
+  HKT_EXPECT(*fails, u - n <= u / 8, "hak_malloc(%zu): usable %zu wastes %.1f%% (> 12.5%%)",
+             n, u, 100.0 * (double)(u - n) / (double)u);
+  HKT_EXPECT(*fails, hkt_aligned(p, 16), "hak_malloc(%zu) = %p is not 16-byte aligned", n,
+             p);
+  ((unsigned char *)p)[0] = 1;
+  ((unsigned char *)p)[u - 1] = 1;
+  hak_free(p);
+}
+
+Test(classes, every_size_to_64k_wastes_at_most_an_eighth) {
+  size_t fails = 0;
+  for (size_t n = HKT_SMALL_MAX + 1; n <= 64 * HKT_KiB; n++)
+    check_bounded_waste(n, &fails);
+  HKT_EXPECT_NONE(fails, "sizes 1025..64 KiB");
+}
+
+Test(classes, sampled_sizes_to_64m_waste_at_most_an_eighth) {
+  hkt_rng_t rng;
+  hkt_rng_init(&rng, 42);
+  size_t fails = 0;
+  /* Around every power of two (where classes change) and random sizes. */
+  for (size_t b = 64 * HKT_KiB; b <= 64 * HKT_MiB; b *= 2) {
+    for (size_t d = 0; d < 3; d++) {
+      check_bounded_waste(b - 1 + d, &fails);
+      check_bounded_waste(b + b / 8 + d, &fails);
+      check_bounded_waste(b + b / 2 + d, &fails);
+    }
+  }
+  for (int i = 0; i < 2000; i++)
+    check_bounded_waste(hkt_rng_log(&rng, 64 * HKT_KiB, 64 * HKT_MiB), &fails);
+  HKT_EXPECT_NONE(fails, "sampled sizes 64 KiB..64 MiB");
+}
+
+/* Classes are monotonic: a bigger request never gets a smaller block. */
+Test(classes, usable_size_grows_with_the_request) {
+  size_t fails = 0, last = 0;
+  for (size_t n = 0; n <= 256 * HKT_KiB; n += (n < 4096 ? 1 : 61)) {
+    void *p = hak_malloc(n);
+    cr_assert_not_null(p);
+    size_t u = hak_usable_size(p);
+    HKT_EXPECT(fails, u >= last, "hak_malloc(%zu): usable %zu < %zu of a smaller request",
+               n, u, last);
+    last = u;
+    hak_free(p);
+  }
+  HKT_EXPECT_NONE(fails, "monotonic classes");
+}
+
+Test(classes, usable_size_of_null_is_zero) {
+  cr_expect_eq(hak_usable_size(NULL), 0);
+}
