@@ -574,7 +574,7 @@ if core_lib:
             continue
         n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
                 implicit=libs,
-                variables={'extra_libs': libs + (lua_link if kind == 'lua' else [])})
+                variables={'extra_libs': libs + (lua_link if kind == 'lua' else ['-lm'])})
         test_programs.append(out(target))
         if runs:
             test_runs.append(out(target))
@@ -591,7 +591,7 @@ if core_lib and has_criterion:
             continue
         n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
                 implicit=libs,
-                variables={'extra_libs': libs + (lua_link if kind == 'lua' else [])
+                variables={'extra_libs': libs + (lua_link if kind == 'lua' else ['-lm'])
                            + ['$criterion_libs']})
         test_bins.append(out(target))
     if test_bins and not runs_criterion:
