@@ -93,15 +93,15 @@ HAK_API void hak_collect(bool force);
 HAK_API void hak_thread_done(void);
 
 /* -------------------------------------------------------------------------
-** Statistics.  Byte counts are exact for the OS-level figures; the in-use
-** figures count blocks handed out (in whole blocks, so with class rounding).
+** Statistics.  The OS-level figures are exact counters.  `in_use` is
+** counted in whole blocks (so with class rounding) by walking every live
+** page; it is exact when no other thread is allocating at that moment.
 ** ---------------------------------------------------------------------- */
 typedef struct hak_stats_s {
   size_t mapped;          /* bytes of address space reserved from the OS */
   size_t committed;       /* bytes that may be resident (not purged) */
   size_t committed_peak;  /* highest `committed` seen */
   size_t in_use;          /* bytes in live blocks (process-wide) */
-  size_t in_use_peak;     /* highest `in_use` seen at a page-level update */
   size_t segments;        /* live segments (normal and huge) */
   size_t pages;           /* live pages holding class blocks */
   size_t huge_blocks;     /* live huge blocks (mappings of their own) */

@@ -1,0 +1,267 @@
+/*
+** alloc.c -- the allocation API: the fast paths, and the slow paths they
+** fall into.
+**
+** Allocation of a small size: one table index finds the page, one test
+** checks its free list, one pop.  Free: a mask finds the segment, an index
+** the page; if this thread owns it and the page is in a normal queue, a push
+** on local_free and a decrement.  Everything else is out of line.
+*/
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- fast paths ---------------------------------------------------------- */
+
+/* 16-byte-aligned sizes use every other direct slot: 16, 32, 48, ... */
+static inline size_t direct16(size_t size) { return ((size + 15) >> 4) << 1; }
+static inline size_t direct8(size_t size) { return (size + 7) >> 3; }
+
+static inline void *heap_alloc_small(hak_heap_t *heap, size_t slot, size_t size, size_t align) {
+  hak_page_t *page = heap->pages_direct[slot];
+  hak_block_t *block = page->free;
+  if (likely(block != NULL)) {
+    page->free = block->next;
+    page->used++;
+    return block;
+  }
+  return alloc_slow(heap, size, align);
+}
+
+static inline void *heap_alloc16(hak_heap_t *heap, size_t size) {
+  if (likely(size <= HAK_SMALL_MAX)) return heap_alloc_small(heap, direct16(size), size, 16);
+  return alloc_slow(heap, size, 16);
+}
+
+static inline void *heap_alloc8(hak_heap_t *heap, size_t size) {
+  if (likely(size <= HAK_SMALL_MAX)) return heap_alloc_small(heap, direct8(size), size, 8);
+  return alloc_slow(heap, size, 8);
+}
+
+static inline void free_block(void *p) {
+  hak_segment_t *seg = segment_of(p);
+  hak_page_t *page = page_of(seg, p);
+  if (likely(atomic_load_relaxed(&seg->tid) == thread_id() && page->flags == 0)) {
+    hak_block_t *block = p;
+    block->next = page->local_free;
+    page->local_free = block;
+    if (unlikely(--page->used == 0)) heap_page_retire(page);
+    return;
+  }
+  free_slow(seg, page, p);
+}
+
+/* ---- slow paths ---------------------------------------------------------- */
+
+/*
+** Everything the fast path does not do: the thread's first allocation,
+** refilling the direct page, medium, large and huge sizes, alignment.
+*/
+noinline void *alloc_slow(hak_heap_t *heap, size_t size, size_t align) {
+  void *p = NULL;
+  if (unlikely(heap == &heap_empty)) {
+    heap = thread_heap_init();
+    if (!heap) goto fail;
+  }
+  if (size > PTRDIFF_MAX) goto fail;
+  if (size > HAK_LARGE_MAX || align > HAK_SLICE_SIZE) {
+    p = huge_alloc(heap, size, align);
+  } else {
+    unsigned cls;
+    if (align <= 8) cls = size <= HAK_MEDIUM_MAX ? class_of(size) : HAK_CLASSES;
+    else if (align == 16) cls = size <= HAK_MEDIUM_MAX ? class_of((size + 15) & ~(size_t)15) : HAK_CLASSES;
+    else cls = class_aligned(size, align);
+    if (cls == HAK_CLASSES) {
+      p = heap_large_alloc(heap, size); /* spans start at 64 KiB boundaries */
+    } else {
+      hak_page_t *page = heap_find_page(heap, cls);
+      if (page) {
+        hak_block_t *block = page->free;
+        page->free = block->next;
+        page->used++;
+        p = block;
+      }
+    }
+  }
+  if (p) return p;
+fail:
+  errno = ENOMEM;
+  return NULL;
+}
+
+/*
+** A free that is not a local free into a normal page: a huge block, a page
+** in the full queue, or a block of another thread's page.
+*/
+noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
+  if (page->flags & PAGE_HUGE) {
+    huge_free(seg);
+    return;
+  }
+  hak_block_t *block = p;
+  if (atomic_load_relaxed(&seg->tid) == thread_id()) {
+    block->next = page->local_free;
+    page->local_free = block;
+    page->used--;
+    heap_page_unfull(page);
+    if (page->used == 0) heap_page_retire(page);
+    return;
+  }
+  page_push_remote(page, block);
+}
+
+#if HAK_DEBUG
+/* The debug build stops at a free that would corrupt the heap. */
+static void free_check(const void *p) {
+  if (!segment_is_mapped(p)) hak_fatal("free(%p): pointer not allocated by hakmem", p);
+  hak_segment_t *seg = segment_of(p);
+  if (seg->kind == SEGMENT_HUGE) {
+    if ((const uint8_t *)p != (const uint8_t *)seg + seg->huge_offset)
+      hak_fatal("free(%p): not the start of a hakmem block", p);
+    return;
+  }
+  if ((uintptr_t)p - (uintptr_t)seg < HAK_SLICE_SIZE)
+    hak_fatal("free(%p): pointer into a segment header", p);
+  hak_page_t *page = page_of(seg, p);
+  if (page->slice_count == 0 || page->block_size == 0)
+    hak_fatal("free(%p): double free (its page is already free) or invalid pointer", p);
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  if (off % page->block_size != 0 || off / page->block_size >= page->capacity)
+    hak_fatal("free(%p): not the start of a hakmem block", p);
+  if (page->used == 0) hak_fatal("free(%p): double free", p);
+  if (atomic_load_relaxed(&seg->tid) == thread_id() && page_contains_free(page, (hak_block_t *)p))
+    hak_fatal("free(%p): double free", p);
+}
+#endif
+
+/* ---- the C API ------------------------------------------------------------ */
+
+void *hak_malloc(size_t size) { return heap_alloc16(thread_heap, size); }
+void *hak_heap_malloc(hak_heap_t *heap, size_t size) { return heap_alloc16(heap, size); }
+
+void hak_free(void *p) {
+  if (!p) return;
+#if HAK_DEBUG
+  free_check(p);
+#endif
+  free_block(p);
+}
+
+/*
+** With the size known, a free needs no more than a free: the page lookup is
+** already a mask and an index.  The debug build checks the size is right.
+*/
+void hak_free_sized(void *p, size_t size) {
+  if (!p) return;
+#if HAK_DEBUG
+  free_check(p);
+  if (size > hak_usable_size(p)) hak_fatal("free_sized(%p, %zu): size larger than the block", p, size);
+#else
+  (void)size;
+#endif
+  free_block(p);
+}
+
+static void *heap_calloc(hak_heap_t *heap, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = heap_alloc16(heap, total);
+  /* huge blocks are fresh mappings, zero already */
+  if (p && total <= HAK_LARGE_MAX) memset(p, 0, total);
+  return p;
+}
+
+void *hak_calloc(size_t count, size_t size) { return heap_calloc(thread_heap, count, size); }
+void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) { return heap_calloc(heap, count, size); }
+
+size_t hak_usable_size(const void *p) {
+  if (!p) return 0;
+  hak_segment_t *seg = segment_of(p);
+  if (seg->kind == SEGMENT_HUGE) return seg->size - seg->huge_offset;
+  return page_of(seg, p)->block_size;
+}
+
+/*
+** realloc keeps the block when the new size fits and would not waste more
+** than half of it; huge blocks are resized by mremap (no copy); everything
+** else moves.
+*/
+static void *heap_realloc(hak_heap_t *heap, void *p, size_t size, size_t copy_max, size_t align) {
+  size_t usable = hak_usable_size(p);
+  hak_segment_t *seg = segment_of(p);
+  if (seg->kind == SEGMENT_HUGE && size > HAK_LARGE_MAX && seg->huge_offset == segment_header_size()) {
+    void *q = huge_realloc(seg, size);
+    if (!q) errno = ENOMEM;
+    return q;
+  }
+  if (size <= usable && size >= usable / 2) return p;
+  void *q = align == 8 ? heap_alloc8(heap, size) : heap_alloc16(heap, size);
+  if (!q) return NULL;
+  size_t n = size < usable ? size : usable;
+  memcpy(q, p, n < copy_max ? n : copy_max);
+  hak_free(p);
+  return q;
+}
+
+void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
+  if (!p) return heap_alloc16(heap, size);
+  if (size == 0) {
+    hak_free(p);
+    return NULL;
+  }
+  return heap_realloc(heap, p, size, SIZE_MAX, 16);
+}
+
+void *hak_realloc(void *p, size_t size) { return hak_heap_realloc(thread_heap, p, size); }
+
+static bool align_ok(size_t align) { return align != 0 && (align & (align - 1)) == 0; }
+
+static void *heap_aligned(hak_heap_t *heap, size_t align, size_t size) {
+  if (!align_ok(align) || align > HAK_SEGMENT_SIZE / 2) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align <= 16) return heap_alloc16(heap, size);
+  return alloc_slow(heap, size, align);
+}
+
+void *hak_aligned_alloc(size_t align, size_t size) { return heap_aligned(thread_heap, align, size); }
+void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t align, size_t size) { return heap_aligned(heap, align, size); }
+
+bool hak_owns(const void *p) {
+  if (!p || !segment_is_mapped(p)) return false;
+  hak_segment_t *seg = segment_of(p);
+  if (seg->kind == SEGMENT_HUGE) return (const uint8_t *)p == (const uint8_t *)seg + seg->huge_offset;
+  if ((uintptr_t)p - (uintptr_t)seg < HAK_SLICE_SIZE) return false; /* header slice */
+  hak_page_t *page = page_of(seg, p);
+  if (page->slice_count == 0 || page->block_size == 0) return false;
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  return off % page->block_size == 0 && off / page->block_size < page->reserved;
+}
+
+/* ---- the sized, 8-byte-aligned API for VMs -------------------------------- */
+
+void *hak_heap_malloc8(hak_heap_t *heap, size_t size) {
+  return heap_alloc8(heap ? heap : thread_heap, size);
+}
+
+/*
+** The old size bounds the copy (a Lua vector of 100 bytes in a 128-byte
+** block copies 100), and a shrink never fails: without memory for a smaller
+** block, the old one stays.
+*/
+void *hak_heap_realloc8(hak_heap_t *heap, void *p, size_t oldsize, size_t newsize) {
+  if (!heap) heap = thread_heap;
+  if (!p) return heap_alloc8(heap, newsize);
+  if (newsize == 0) {
+    hak_free_sized(p, oldsize);
+    return NULL;
+  }
+  void *q = heap_realloc(heap, p, newsize, oldsize, 8);
+  if (!q && newsize <= oldsize) return p;
+  return q;
+}

@@ -1,0 +1,50 @@
+/*
+** classes.c -- size classes.
+**
+** Up to 128 B the classes are every 8 B, so Lua's 40 and 56 B objects (and
+** every other multiple of 8) get an exact class through the 8-byte-aligned
+** API; the 16-byte-aligned malloc API rounds to even multiples of 8.  Above
+** 128 B there are 8 classes per doubling: a block wastes at most 1/9 of
+** itself.  Every class above 128 B is a multiple of 16.
+*/
+#include "internal.h"
+
+const uint32_t class_size[HAK_CLASSES] = {
+  8, 16, 24, 32, 40, 48, 56, 64, 72, 80,
+  88, 96, 104, 112, 120, 128, 144, 160, 176, 192,
+  208, 224, 240, 256, 288, 320, 352, 384, 416, 448,
+  480, 512, 576, 640, 704, 768, 832, 896, 960, 1024,
+  1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048, 2304, 2560,
+  2816, 3072, 3328, 3584, 3840, 4096, 4608, 5120, 5632, 6144,
+  6656, 7168, 7680, 8192, 9216, 10240, 11264, 12288, 13312, 14336,
+  15360, 16384, 18432, 20480, 22528, 24576, 26624, 28672, 30720, 32768,
+};
+
+/*
+** The smallest class holding `size` (size <= HAK_MEDIUM_MAX).  Size 0 maps
+** to the 16-byte class so that malloc(0) is 16-byte aligned too.
+*/
+unsigned class_of(size_t size) {
+  if (size <= 128) return size <= 8 ? (size == 0 ? 1 : 0) : (unsigned)((size + 7) >> 3) - 1;
+  unsigned b = 63 - (unsigned)__builtin_clzll((unsigned long long)(size - 1)); /* 2^b < size <= 2^(b+1) */
+  unsigned step_shift = b - 3;
+  size_t k = ((size - ((size_t)1 << b)) + ((size_t)1 << step_shift) - 1) >> step_shift; /* 1..8 */
+  return 16 + (b - 7) * 8 + (unsigned)k - 1;
+}
+
+/* Pages hold at least 8 blocks: one slice up to 8 KiB blocks, 4 above. */
+unsigned class_page_slices(unsigned cls) {
+  return class_size[cls] <= HAK_PAGE_SMALL_MAX ? 1 : HAK_PAGE_MEDIUM_SLICES;
+}
+
+/*
+** Pages start on a slice boundary (64 KiB), so the blocks of a class whose
+** size is a multiple of `align` are all aligned to it: aligned allocation
+** needs no padding and no interior pointers.
+*/
+unsigned class_aligned(size_t size, size_t align) {
+  if (size > HAK_MEDIUM_MAX) return HAK_CLASSES;
+  for (unsigned c = class_of(size); c < HAK_CLASSES; c++)
+    if ((class_size[c] & (align - 1)) == 0) return c;
+  return HAK_CLASSES;
+}

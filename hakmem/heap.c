@@ -1,0 +1,381 @@
+/*
+** heap.c -- heaps: the page queues of one owner thread, the slow path that
+** finds a page with free blocks, and the heap API (new, delete, destroy,
+** claim, collect).
+*/
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+** A thread's heap before its first allocation: every direct slot points to
+** page_empty, so the fast path misses without a test of its own and the
+** slow path makes the real heap.
+*/
+hak_heap_t heap_empty = {.pages_direct = {[0 ... HAK_DIRECT_SLOTS - 1] = &page_empty}};
+
+/* ---- the pool of heap structures ---------------------------------------- */
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_heap_t *pool_free;
+
+/* Heap structures come from the OS in 64 KiB chunks, never from a heap. */
+static hak_heap_t *heap_struct_alloc(void) {
+  pthread_mutex_lock(&pool_lock);
+  if (!pool_free) {
+    uint8_t *chunk = os_map_aligned(HAK_SLICE_SIZE, HAK_OS_PAGE);
+    if (chunk) {
+      stats_committed((intptr_t)HAK_SLICE_SIZE);
+      for (size_t off = 0; off + sizeof(hak_heap_t) <= HAK_SLICE_SIZE; off += sizeof(hak_heap_t)) {
+        hak_heap_t *h = (hak_heap_t *)(chunk + off);
+        h->pool_next = pool_free;
+        pool_free = h;
+      }
+    }
+  }
+  hak_heap_t *heap = pool_free;
+  if (heap) pool_free = heap->pool_next;
+  pthread_mutex_unlock(&pool_lock);
+  return heap;
+}
+
+void heap_release_struct(hak_heap_t *heap) {
+  pthread_mutex_lock(&pool_lock);
+  heap->pool_next = pool_free;
+  pool_free = heap;
+  pthread_mutex_unlock(&pool_lock);
+}
+
+hak_heap_t *heap_create(bool is_default) {
+  hak_heap_t *heap = heap_struct_alloc();
+  if (!heap) return NULL;
+  memset(heap, 0, sizeof *heap);
+  for (unsigned i = 0; i < HAK_DIRECT_SLOTS; i++) heap->pages_direct[i] = &page_empty;
+  heap->tid = thread_id();
+  heap->is_default = is_default;
+  return heap;
+}
+
+/* ---- the direct table ---------------------------------------------------- */
+
+/*
+** Points the direct slots of class `cls` at the first page of its queue.
+** Slot i serves sizes 8i-7 .. 8i; slot 0 (size 0) belongs to the 16 B class.
+*/
+void heap_set_direct(hak_heap_t *heap, unsigned cls) {
+  if (cls >= HAK_CLASSES || class_size[cls] > HAK_SMALL_MAX) return;
+  hak_page_t *page = heap->queues[cls].first ? heap->queues[cls].first : &page_empty;
+  unsigned lo = cls == 0 ? 1 : class_size[cls - 1] / 8 + 1;
+  unsigned hi = class_size[cls] / 8;
+  for (unsigned i = lo; i <= hi; i++) heap->pages_direct[i] = page;
+  if (cls == 1) heap->pages_direct[0] = page;
+}
+
+static void heap_set_direct_all(hak_heap_t *heap) {
+  for (unsigned c = 0; c < HAK_CLASSES; c++) heap_set_direct(heap, c);
+}
+
+/* ---- moving pages between queues ---------------------------------------- */
+
+/* Puts a page that is in no queue into the right one for its state. */
+static void heap_page_insert(hak_heap_t *heap, hak_page_t *page) {
+  page->heap = heap;
+  if (page->class_idx == HAK_CLASS_LARGE) { /* one block, handed out */
+    page->flags |= PAGE_IN_FULL;
+    page_queue_push_front(&heap->full, page);
+    page_set_notify(page, NOTIFY_WANTED);
+    return;
+  }
+  page->flags &= (uint8_t)~PAGE_IN_FULL;
+  page_queue_t *q = &heap->queues[page->class_idx];
+  /* behind the first page, so the page being allocated from stays first */
+  if (q->first) {
+    page->prev = q->first;
+    page->next = q->first->next;
+    if (q->first->next) q->first->next->prev = page;
+    else q->last = page;
+    q->first->next = page;
+  } else {
+    page_queue_push_front(q, page);
+    heap_set_direct(heap, page->class_idx);
+  }
+}
+
+/*
+** A page with no free block leaves its class queue for `full`, so that the
+** slow path never scans it again.  Drain `notified` first: a page must not
+** be on that stack twice, and it can be there from an earlier full period.
+** After NOTIFY_WANTED is set, blocks freed remotely just before would go
+** unnoticed: if there are any, the page goes straight back.
+*/
+static void heap_page_to_full(hak_heap_t *heap, hak_page_t *page) {
+  heap_drain_notified(heap);
+  page_queue_remove(&heap->queues[page->class_idx], page);
+  page->flags |= PAGE_IN_FULL;
+  page_queue_push_front(&heap->full, page);
+  page_set_notify(page, NOTIFY_WANTED);
+  if (atomic_load_acquire(&page->thread_free) & ~NOTIFY_MASK) heap_page_unfull(page);
+}
+
+/* A full page got a block back (local free, or a notification). */
+void heap_page_unfull(hak_page_t *page) {
+  hak_heap_t *heap = page->heap;
+  if (!(page->flags & PAGE_IN_FULL)) return;
+  page_set_notify(page, NOTIFY_NONE);
+  page_queue_remove(&heap->full, page);
+  page->flags &= (uint8_t)~PAGE_IN_FULL;
+  heap_page_insert(heap, page);
+  if (page->class_idx == HAK_CLASS_LARGE) return;
+  heap_set_direct(heap, page->class_idx);
+}
+
+/*
+** An empty page goes back to its segment, unless it is the only page of its
+** class: keeping one avoids a page fault storm when a program allocates and
+** frees a few blocks of one size in a loop.
+*/
+void heap_page_retire(hak_page_t *page) {
+  hak_heap_t *heap = page->heap;
+  hak_assert(page->used == 0);
+  page_queue_t *q = (page->flags & PAGE_IN_FULL) ? &heap->full : &heap->queues[page->class_idx];
+  if (page->class_idx != HAK_CLASS_LARGE && q->first == page && q->last == page) return;
+  if (page->flags & PAGE_IN_FULL) page_set_notify(page, NOTIFY_NONE);
+  unsigned cls = page->class_idx;
+  page_queue_remove(q, page);
+  heap_set_direct(heap, cls);
+  segment_page_free(page);
+}
+
+/*
+** Takes the stack of full pages that other threads freed into, and puts
+** each back in its class queue (or frees it, when it is empty).
+*/
+void heap_drain_notified(hak_heap_t *heap) {
+  uintptr_t head;
+  do {
+    head = atomic_load_acquire(&heap->notified);
+    if (!head) return;
+  } while (!atomic_cas_full(&heap->notified, head, 0));
+  hak_page_t *next;
+  for (hak_page_t *page = (hak_page_t *)head; page; page = next) {
+    next = page->notify_next;
+    page->notify_next = NULL;
+    if (!(page->flags & PAGE_IN_FULL)) continue; /* a local free moved it already */
+    page_collect(page);
+    if (page->used == 0) { /* everything came back: return the span */
+      page_set_notify(page, NOTIFY_NONE);
+      page_queue_remove(&heap->full, page);
+      segment_page_free(page);
+    } else {
+      heap_page_unfull(page);
+    }
+  }
+}
+
+/* ---- the allocation slow path ------------------------------------------- */
+
+static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls) {
+  hak_page_t *page = segment_page_alloc(heap, class_page_slices(cls));
+  if (!page) return NULL;
+  page_init(page, heap, cls, class_size[cls]);
+  page_queue_push_front(&heap->queues[cls], page);
+  return page;
+}
+
+/*
+** Finds a page of class `cls` with a free block and makes it the first of
+** its queue (and so the direct page): the first page whose lists yield
+** blocks, or that can be carved further; full pages met on the way leave
+** the queue for good.  Returns NULL when the OS has no memory.
+*/
+hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
+  heap->slow_ticks++;
+  if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
+  if (heap->purge_pending && (heap->slow_ticks & 63) == 0) segment_purge(heap, false);
+
+  page_queue_t *q = &heap->queues[cls];
+  hak_page_t *page = q->first, *next;
+  for (; page; page = next) {
+    next = page->next;
+    if (page->free || page_collect(page)) break;
+    if (page->capacity < page->reserved) {
+      page_extend(page);
+      break;
+    }
+    heap_page_to_full(heap, page);
+    if (!(page->flags & PAGE_IN_FULL) && page_collect(page)) break; /* it came straight back */
+  }
+  if (!page) page = heap_page_new(heap, cls);
+  if (!page) return NULL;
+  if (q->first != page) {
+    page_queue_remove(q, page);
+    page_queue_push_front(q, page);
+  }
+  heap_set_direct(heap, cls);
+  return page;
+}
+
+/* A large block: a page of its own, handed out at once, kept in `full`. */
+void *heap_large_alloc(hak_heap_t *heap, size_t size) {
+  if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
+  unsigned slices = (unsigned)((size + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
+  hak_page_t *page = segment_page_alloc(heap, slices);
+  if (!page) return NULL;
+  page_init(page, heap, HAK_CLASS_LARGE, (size_t)slices << HAK_SLICE_SHIFT);
+  hak_block_t *b = page->free;
+  page->free = NULL;
+  page->used = 1;
+  heap_page_insert(heap, page);
+  return b;
+}
+
+/* ---- collect, adopt, absorb ---------------------------------------------- */
+
+/* Frees every empty page of the heap; force: purge and unmap now. */
+void heap_collect(hak_heap_t *heap, bool force) {
+  heap_drain_notified(heap);
+  for (unsigned c = 0; c < HAK_CLASSES; c++) {
+    hak_page_t *next;
+    for (hak_page_t *page = heap->queues[c].first; page; page = next) {
+      next = page->next;
+      page_collect(page);
+      if (page->used == 0) {
+        page_queue_remove(&heap->queues[c], page);
+        segment_page_free(page);
+      }
+    }
+    heap_set_direct(heap, c);
+  }
+  segment_purge(heap, force);
+}
+
+/*
+** Takes an abandoned segment: its pages join this heap's queues, the empty
+** ones are freed.  Returns false when the whole segment was empty and got
+** unmapped.
+*/
+bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg) {
+  segment_set_owner(seg, heap);
+  unsigned live = 0;
+  for (unsigned i = 1; i < HAK_SLICES; i++) {
+    hak_page_t *page = &seg->pages[i];
+    if (page->slice_count == 0) continue;
+    page->heap = heap;
+    page->flags = 0;
+    page_set_notify(page, NOTIFY_NONE);
+    page_collect(page);
+    if (page->used) live++;
+  }
+  if (live == 0) { /* every block came back while nobody owned it */
+    segment_free(seg);
+    return false;
+  }
+  segment_list_push(&heap->segments, seg);
+  for (unsigned i = 1; i < HAK_SLICES; i++) {
+    hak_page_t *page = &seg->pages[i];
+    if (page->slice_count == 0) continue;
+    if (page->used == 0) segment_page_free(page); /* cannot empty seg: live > 0 */
+    else heap_page_insert(heap, page);
+  }
+  if (seg->purge_mask) heap->purge_pending = true;
+  return true;
+}
+
+/* Stops every remote freer from touching `heap` through its pages. */
+static void heap_detach_pages(hak_heap_t *heap, notify_state_t state) {
+  for (hak_segment_t *seg = heap->segments; seg; seg = seg->next)
+    for (unsigned i = 1; i < HAK_SLICES; i++)
+      if (seg->pages[i].slice_count) page_set_notify(&seg->pages[i], state);
+  heap_drain_notified(heap);
+}
+
+void heap_absorb(hak_heap_t *to, hak_heap_t *from) {
+  heap_detach_pages(from, NOTIFY_NONE);
+  hak_segment_t *seg;
+  while ((seg = from->segments) != NULL) {
+    segment_list_remove(&from->segments, seg);
+    segment_set_owner(seg, to);
+    segment_list_push(&to->segments, seg);
+    if (seg->free_mask == (~(uint64_t)1)) to->empty_segments++;
+    for (unsigned i = 1; i < HAK_SLICES; i++) {
+      hak_page_t *page = &seg->pages[i];
+      if (page->slice_count == 0) continue;
+      page->flags = 0;
+      page->next = page->prev = NULL;
+      heap_page_insert(to, page);
+    }
+    if (seg->purge_mask) to->purge_pending = true;
+  }
+  huge_move_all(to, from);
+  heap_set_direct_all(to);
+}
+
+/* Thread exit: every segment with live blocks goes to the abandoned list. */
+void heap_abandon(hak_heap_t *heap) {
+  heap_collect(heap, true);
+  heap_detach_pages(heap, NOTIFY_NEVER);
+  hak_segment_t *seg;
+  while ((seg = heap->segments) != NULL) {
+    segment_list_remove(&heap->segments, seg);
+    for (unsigned i = 1; i < HAK_SLICES; i++) {
+      hak_page_t *page = &seg->pages[i];
+      page->heap = NULL;
+      page->next = page->prev = NULL;
+    }
+    segment_set_owner(seg, NULL);
+    if (seg->free_mask == (~(uint64_t)1)) segment_free(seg);
+    else thread_abandon_segment(seg);
+  }
+  huge_move_all(NULL, heap);
+}
+
+/* ---- the heap API -------------------------------------------------------- */
+
+hak_heap_t *hak_heap_new(void) {
+  hak_heap_t *heap = heap_create(false);
+  if (!heap) errno = ENOMEM;
+  return heap;
+}
+
+hak_heap_t *hak_heap_default(void) {
+  hak_heap_t *heap = thread_heap;
+  return heap != &heap_empty ? heap : thread_heap_init();
+}
+
+void hak_heap_delete(hak_heap_t *heap) {
+  if (!heap || heap == &heap_empty) return;
+  hak_heap_t *to = hak_heap_default();
+  if (heap == to) return; /* the default heap lives as long as its thread */
+  if (to) heap_absorb(to, heap);
+  heap_release_struct(heap);
+}
+
+void hak_heap_destroy(hak_heap_t *heap) {
+  if (!heap || heap == &heap_empty || heap->is_default) return;
+  hak_segment_t *seg;
+  while ((seg = heap->segments) != NULL) {
+    segment_list_remove(&heap->segments, seg);
+    segment_free(seg);
+  }
+  huge_destroy_all(heap);
+  heap_release_struct(heap);
+}
+
+void hak_heap_claim(hak_heap_t *heap) {
+  if (!heap || heap == &heap_empty) return;
+  heap->tid = thread_id();
+  for (hak_segment_t *seg = heap->segments; seg; seg = seg->next) segment_set_owner(seg, heap);
+  huge_set_owner_all(heap);
+}
+
+void hak_collect(bool force) {
+  hak_heap_t *heap = thread_heap;
+  if (heap != &heap_empty) heap_collect(heap, force);
+  /* abandoned segments nobody adopted: take them, to free what is empty */
+  if (force && heap != &heap_empty) {
+    hak_segment_t *seg;
+    while ((seg = thread_take_abandoned()) != NULL) heap_adopt_segment(heap, seg);
+    heap_collect(heap, true);
+  }
+}

@@ -1,0 +1,124 @@
+/*
+** huge.c -- huge blocks (> HAK_LARGE_MAX): a segment of their own, sized to
+** the block, so that freeing one returns all of it to the OS at once and
+** realloc can grow it with mremap instead of copying.
+**
+** Any thread frees a huge block directly (munmap), so huge segments are not
+** in any heap's lists: they sit on one process-wide list under a mutex,
+** each naming its heap (for hak_heap_destroy).  Huge allocations cost a
+** system call anyway; the lock is not what anyone waits for.
+*/
+#include <string.h>
+
+#include "internal.h"
+
+static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_segment_t *huge_list;
+
+static void huge_link(hak_segment_t *seg) {
+  seg->prev = NULL;
+  seg->next = huge_list;
+  if (huge_list) huge_list->prev = seg;
+  huge_list = seg;
+}
+
+static void huge_unlink(hak_segment_t *seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else huge_list = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+}
+
+/* The one page descriptor of a huge segment, and every slice leading to it. */
+static void huge_set_page(hak_segment_t *seg) {
+  hak_page_t *page = &seg->pages[0];
+  page->flags = PAGE_HUGE;
+  page->class_idx = HAK_CLASS_LARGE;
+  page->slice_count = 1;
+  page->block_size = seg->size - seg->huge_offset;
+  page->used = page->capacity = page->reserved = 1;
+  page->start = (uint8_t *)seg + seg->huge_offset;
+  for (unsigned i = 1; i < HAK_SLICES; i++) seg->pages[i].slice_offset = (uint8_t)i;
+}
+
+/* `align` <= HAK_SEGMENT_SIZE/2: the block starts at offset max(header, align). */
+void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
+  size_t offset = segment_header_size();
+  if (align > offset) offset = align;
+  if (size > SIZE_MAX - offset - HAK_SEGMENT_SIZE) return NULL;
+  size_t total = os_round_page(offset + size);
+  hak_segment_t *seg = os_map_aligned(total, HAK_SEGMENT_SIZE);
+  if (!seg) return NULL;
+  seg->kind = SEGMENT_HUGE;
+  seg->size = total;
+  seg->huge_offset = offset;
+  huge_set_page(seg);
+  segment_set_owner(seg, heap);
+  segment_register(seg);
+  stats_committed((intptr_t)total);
+  atomic_add(&stats.huge_blocks, 1);
+  pthread_mutex_lock(&huge_lock);
+  huge_link(seg);
+  pthread_mutex_unlock(&huge_lock);
+  return seg->pages[0].start;
+}
+
+static void huge_release(hak_segment_t *seg) {
+  segment_unregister(seg);
+  stats_committed(-(intptr_t)seg->size);
+  atomic_add(&stats.huge_blocks, -1);
+  os_unmap(seg, seg->size);
+}
+
+void huge_free(hak_segment_t *seg) {
+  pthread_mutex_lock(&huge_lock);
+  huge_unlink(seg);
+  pthread_mutex_unlock(&huge_lock);
+  huge_release(seg);
+}
+
+/*
+** Grows or shrinks in place when the kernel can, else moves the pages to a
+** new aligned range; either way no byte is copied.  The segment leaves the
+** map and the lists while it moves.
+*/
+void *huge_realloc(hak_segment_t *seg, size_t size) {
+  if (size > SIZE_MAX - seg->huge_offset - HAK_SEGMENT_SIZE) return NULL;
+  size_t total = os_round_page(seg->huge_offset + size);
+  if (total == seg->size) return seg->pages[0].start;
+  size_t old = seg->size;
+  pthread_mutex_lock(&huge_lock);
+  huge_unlink(seg);
+  segment_unregister(seg);
+  hak_segment_t *moved = os_remap_aligned(seg, old, total, HAK_SEGMENT_SIZE);
+  if (moved) {
+    seg = moved;
+    seg->size = total;
+    huge_set_page(seg);
+    stats_committed((intptr_t)total - (intptr_t)old);
+  }
+  segment_register(seg);
+  huge_link(seg);
+  pthread_mutex_unlock(&huge_lock);
+  return moved ? seg->pages[0].start : NULL;
+}
+
+void huge_move_all(hak_heap_t *to, hak_heap_t *from) {
+  pthread_mutex_lock(&huge_lock);
+  for (hak_segment_t *seg = huge_list; seg; seg = seg->next)
+    if (seg->heap == from) segment_set_owner(seg, to);
+  pthread_mutex_unlock(&huge_lock);
+}
+
+void huge_destroy_all(hak_heap_t *heap) {
+  pthread_mutex_lock(&huge_lock);
+  hak_segment_t *seg = huge_list, *next;
+  for (; seg; seg = next) {
+    next = seg->next;
+    if (seg->heap != heap) continue;
+    huge_unlink(seg);
+    huge_release(seg);
+  }
+  pthread_mutex_unlock(&huge_lock);
+}
+
+void huge_set_owner_all(hak_heap_t *heap) { huge_move_all(heap, heap); }

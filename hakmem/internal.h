@@ -1,0 +1,139 @@
+/*
+** internal.h -- declarations shared between hakmem's files, grouped under
+** the file that defines them: this header is a map of hakmem/.
+*/
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "types.h"
+
+#if defined(__GNUC__)
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define noinline __attribute__((noinline))
+#define tls_initial_exec __attribute__((tls_model("initial-exec")))
+#else
+#define likely(x) (x)
+#define unlikely(x) (x)
+#define noinline
+#define tls_initial_exec
+#endif
+
+/* Assertions, tiered: hak_assert is on in debug builds only. */
+#if HAK_DEBUG
+#define hak_assert(c) ((c) ? (void)0 : hak_fatal("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__))
+#else
+#define hak_assert(c) ((void)0)
+#endif
+
+/* ---- classes.c ---------------------------------------------------------- */
+extern const uint32_t class_size[HAK_CLASSES];
+/* The smallest class holding `size`, for size <= HAK_MEDIUM_MAX. */
+unsigned class_of(size_t size);
+/* Slices of a page of class `cls`. */
+unsigned class_page_slices(unsigned cls);
+/* The smallest class >= size whose blocks are multiples of `align`
+** (align <= HAK_SLICE_SIZE), or HAK_CLASSES when none is small enough. */
+unsigned class_aligned(size_t size, size_t align);
+
+/* ---- os.c: the OS contract (map, purge, unmap, remap) ----------------- */
+/* A fresh zeroed mapping of `size` bytes at a multiple of `align` (a power
+** of two >= the OS page), or NULL. */
+void *os_map_aligned(size_t size, size_t align);
+void os_unmap(void *p, size_t size);
+/* The range's contents may be dropped; it stays mapped and reads as zero. */
+void os_purge(void *p, size_t size);
+/* Moves or resizes the aligned mapping [p, p+old) to `size` bytes, still
+** aligned to `align`; NULL (and p untouched) on failure. */
+void *os_remap_aligned(void *p, size_t old, size_t size, size_t align);
+uint64_t os_now_ms(void);
+size_t os_round_page(size_t size);
+
+/* ---- segment.c ---------------------------------------------------------- */
+static inline hak_segment_t *segment_of(const void *p) {
+  return (hak_segment_t *)((uintptr_t)p & ~(uintptr_t)HAK_SEGMENT_MASK);
+}
+/* The page holding block p: one index, one step back for multi-slice spans. */
+static inline hak_page_t *page_of(hak_segment_t *seg, const void *p) {
+  hak_page_t *slice = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HAK_SLICE_SHIFT];
+  return slice - slice->slice_offset;
+}
+bool segment_is_mapped(const void *p);           /* p's segment is ours */
+void segment_register(hak_segment_t *seg);       /* map + process list */
+void segment_unregister(hak_segment_t *seg);
+hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices);
+void segment_page_free(hak_page_t *page);
+void segment_purge(hak_heap_t *heap, bool force);
+void segment_free(hak_segment_t *seg);
+void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap);
+size_t segment_header_size(void);
+void segment_list_push(hak_segment_t **list, hak_segment_t *seg);
+void segment_list_remove(hak_segment_t **list, hak_segment_t *seg);
+void segment_stats_walk(hak_stats_t *out);
+
+/* ---- page.c ------------------------------------------------------------- */
+void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_size);
+void page_extend(hak_page_t *page);
+/* Moves local_free and thread_free into free; returns true if free != NULL. */
+bool page_collect(hak_page_t *page);
+void page_queue_push_front(page_queue_t *q, hak_page_t *page);
+void page_queue_remove(page_queue_t *q, hak_page_t *page);
+/* Owner side of the notify protocol (see types.h, notify_state_t). */
+void page_set_notify(hak_page_t *page, notify_state_t state);
+void page_push_remote(hak_page_t *page, hak_block_t *block);
+bool page_contains_free(hak_page_t *page, hak_block_t *block);
+extern hak_page_t page_empty;
+
+/* ---- heap.c ------------------------------------------------------------- */
+extern hak_heap_t heap_empty; /* a thread's heap before its first allocation */
+hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls);
+void heap_page_retire(hak_page_t *page);
+void heap_page_unfull(hak_page_t *page);
+void heap_set_direct(hak_heap_t *heap, unsigned cls);
+void heap_drain_notified(hak_heap_t *heap);
+void heap_collect(hak_heap_t *heap, bool force);
+void *heap_large_alloc(hak_heap_t *heap, size_t size);
+void heap_abandon(hak_heap_t *heap);
+hak_heap_t *heap_create(bool is_default);
+void heap_release_struct(hak_heap_t *heap);
+/* Takes an abandoned segment; false if it was empty and got unmapped. */
+bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg);
+/* Moves every page out of `from` into `to` (same thread). */
+void heap_absorb(hak_heap_t *to, hak_heap_t *from);
+
+/* ---- thread.c ----------------------------------------------------------- */
+extern __thread hak_heap_t *thread_heap tls_initial_exec;
+/* The calling thread's id: the address of its heap pointer (never 0). */
+static inline uintptr_t thread_id(void) { return (uintptr_t)&thread_heap; }
+hak_heap_t *thread_heap_init(void);
+void thread_abandon_segment(hak_segment_t *seg);
+hak_segment_t *thread_take_abandoned(void);
+
+/* ---- alloc.c ------------------------------------------------------------ */
+void *alloc_slow(hak_heap_t *heap, size_t size, size_t align);
+void free_slow(hak_segment_t *seg, hak_page_t *page, void *p);
+
+/* ---- huge.c ------------------------------------------------------------- */
+void *huge_alloc(hak_heap_t *heap, size_t size, size_t align);
+void huge_free(hak_segment_t *seg);
+void *huge_realloc(hak_segment_t *seg, size_t size);
+void huge_move_all(hak_heap_t *to, hak_heap_t *from);
+void huge_destroy_all(hak_heap_t *heap);
+void huge_set_owner_all(hak_heap_t *heap);
+
+/* ---- stats.c ------------------------------------------------------------ */
+typedef struct stats_global_s {
+  hak_atomic_t mapped, committed, committed_peak, segments, pages;
+  hak_atomic_t huge_blocks, purged, mmap_calls, threads, abandoned;
+} stats_global_t;
+extern stats_global_t stats;
+void stats_committed(intptr_t delta);
+
+/* ---- options.c ---------------------------------------------------------- */
+void hak_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void hak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

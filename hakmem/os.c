@@ -1,0 +1,93 @@
+/*
+** os.c -- the OS layer: the only file that calls mmap, munmap, madvise and
+** mremap.  Preconditions, stated once: sizes and addresses are multiples of
+** the OS page; alignments are powers of two no smaller than the OS page.
+*/
+#include <errno.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "internal.h"
+
+size_t os_round_page(size_t size) {
+  return (size + HAK_OS_PAGE - 1) & ~(size_t)(HAK_OS_PAGE - 1);
+}
+
+/* Counts a mapping made or released. */
+static void os_account(intptr_t delta) {
+  atomic_add(&stats.mapped, delta);
+  if (delta > 0) atomic_add(&stats.mmap_calls, 1);
+}
+
+/*
+** An aligned mapping: over-map by `align`, then unmap the misaligned head
+** and the tail.  The kernel usually returns addresses next to the previous
+** mapping, so the first plain try is often aligned already.
+*/
+void *os_map_aligned(size_t size, size_t align) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (((uintptr_t)p & (align - 1)) == 0) {
+    os_account((intptr_t)size);
+    return p;
+  }
+  munmap(p, size);
+  if (size + align < size) return NULL;
+  uint8_t *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  size_t head = (size_t)(aligned - raw);
+  size_t tail = align - head;
+  if (head) munmap(raw, head);
+  if (tail) munmap(aligned + size, tail);
+  os_account((intptr_t)size);
+  return aligned;
+}
+
+void os_unmap(void *p, size_t size) {
+  if (munmap(p, size) != 0) hak_warn("munmap(%p, %zu) failed: errno %d", p, size, errno);
+  os_account(-(intptr_t)size);
+}
+
+/*
+** MADV_DONTNEED rather than MADV_FREE: the resident set falls at once, which
+** is what the users of a VM allocator measure; the next touch faults in a
+** zero page.
+*/
+void os_purge(void *p, size_t size) {
+  if (madvise(p, size, MADV_DONTNEED) != 0) hak_warn("madvise(%p, %zu) failed: errno %d", p, size, errno);
+  atomic_add(&stats.purged, (intptr_t)size);
+}
+
+/*
+** Growing a huge block: first in place; else reserve an aligned range and
+** let mremap move the pages there (no copying, the page tables move).
+*/
+void *os_remap_aligned(void *p, size_t old, size_t size, size_t align) {
+  void *q = mremap(p, old, size, 0);
+  if (q != MAP_FAILED) {
+    os_account((intptr_t)size - (intptr_t)old);
+    return q;
+  }
+  if (size < old) return NULL;
+  uint8_t *raw = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  q = mremap(p, old, size, MREMAP_MAYMOVE | MREMAP_FIXED, aligned);
+  if (q == MAP_FAILED) {
+    munmap(raw, size + align);
+    return NULL;
+  }
+  /* mremap replaced [aligned, aligned+size); drop the rest of the reservation. */
+  if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
+  size_t tail = (size_t)(raw + size + align - (aligned + size));
+  if (tail) munmap(aligned + size, tail);
+  os_account((intptr_t)size - (intptr_t)old);
+  return q;
+}
+
+uint64_t os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,176 @@
+/*
+** page.c -- one page: carving blocks, the three free lists, page queues,
+** and the remote-free protocol.
+**
+** Why three lists: the allocation fast path pops `free` and never looks
+** elsewhere; the owner's frees go to `local_free` with plain stores (no
+** atomics, and they do not disturb the list being popped); other threads
+** push on `thread_free` with a CAS.  When `free` runs dry the slow path
+** moves the other two into it in one step each.
+*/
+#include <sched.h>
+
+#include "internal.h"
+
+/* The page every empty pages_direct slot points to: never has a free block. */
+hak_page_t page_empty;
+
+void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_size) {
+  page->heap = heap;
+  page->class_idx = (uint8_t)cls;
+  page->block_size = block_size;
+  page->reserved = (uint32_t)(((size_t)page->slice_count << HAK_SLICE_SHIFT) / block_size);
+  page->capacity = 0;
+  page->used = 0;
+  page->flags = 0;
+  page->free = NULL;
+  page->local_free = NULL;
+  page->notify_next = NULL;
+  atomic_store_relaxed(&page->thread_free, NOTIFY_NONE);
+  page_extend(page);
+}
+
+/*
+** Carves the next blocks of a fresh page into `free`, in address order.
+** A little at a time (HAK_EXTEND_BYTES, at least 4 blocks) so that a page
+** that is never filled never becomes resident in full.
+*/
+void page_extend(hak_page_t *page) {
+  hak_assert(page->free == NULL);
+  size_t bsize = page->block_size;
+  uint32_t n = (uint32_t)(HAK_EXTEND_BYTES / bsize);
+  if (n < 4) n = 4;
+  if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
+  if (n == 0) return;
+  uint8_t *first = page->start + (size_t)page->capacity * bsize;
+  uint8_t *p = first;
+  for (uint32_t i = 1; i < n; i++, p += bsize) ((hak_block_t *)p)->next = (hak_block_t *)(p + bsize);
+  ((hak_block_t *)p)->next = NULL;
+  page->free = (hak_block_t *)first;
+  page->capacity += n;
+}
+
+/* Appends list `head` to `free` (usually empty, so usually one store). */
+static void page_append_free(hak_page_t *page, hak_block_t *head) {
+  if (!page->free) {
+    page->free = head;
+    return;
+  }
+  hak_block_t *tail = head;
+  while (tail->next) tail = tail->next;
+  tail->next = page->free;
+  page->free = head;
+}
+
+/*
+** Takes the whole thread_free list, keeping its notify state: a CAS to
+** "empty list, same state", retried while remote freers push.
+*/
+static void page_collect_thread_free(hak_page_t *page) {
+  uintptr_t tf;
+  do {
+    tf = atomic_load_relaxed(&page->thread_free);
+    if ((tf & ~NOTIFY_MASK) == 0) return;
+  } while (!atomic_cas_full(&page->thread_free, tf, tf & NOTIFY_MASK));
+  hak_block_t *head = (hak_block_t *)(tf & ~NOTIFY_MASK);
+  uint32_t count = 1;
+  hak_block_t *tail = head;
+  while (tail->next) {
+    tail = tail->next;
+    count++;
+  }
+  hak_assert(count <= page->used);
+  page->used -= count;
+  tail->next = page->free;
+  page->free = head;
+}
+
+bool page_collect(hak_page_t *page) {
+  if (page->local_free) {
+    page_append_free(page, page->local_free);
+    page->local_free = NULL;
+  }
+  page_collect_thread_free(page);
+  return page->free != NULL;
+}
+
+/* ---- queues ------------------------------------------------------------- */
+
+void page_queue_push_front(page_queue_t *q, hak_page_t *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+}
+
+void page_queue_remove(page_queue_t *q, hak_page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+/* ---- the remote-free protocol ------------------------------------------ */
+
+/*
+** Owner side: sets the notify state, waiting while a remote freer is busy
+** pushing the page on the heap's notified list (it finishes in a few
+** instructions).  After this returns with NONE or NEVER, no freer will
+** touch the heap through this page any more.
+*/
+void page_set_notify(hak_page_t *page, notify_state_t state) {
+  for (;;) {
+    uintptr_t tf = atomic_load_relaxed(&page->thread_free);
+    if ((tf & NOTIFY_MASK) == NOTIFY_BUSY) {
+      sched_yield();
+      continue;
+    }
+    if ((tf & NOTIFY_MASK) == (uintptr_t)state) return;
+    if (atomic_cas_full(&page->thread_free, tf, (tf & ~NOTIFY_MASK) | state)) return;
+  }
+}
+
+/*
+** A free from a thread that does not own the page.  The block goes on
+** thread_free.  If the page is full (NOTIFY_WANTED) its owner is not
+** looking at it, so the first remote freer also pushes the page on the
+** owner heap's `notified` stack: the owner finds it there on its next slow
+** path, without scanning its full pages.  BUSY keeps the heap alive while
+** we push (abandoning or deleting a heap waits for BUSY to clear).
+*/
+void page_push_remote(hak_page_t *page, hak_block_t *block) {
+  uintptr_t tf, state;
+  for (;;) {
+    tf = atomic_load_relaxed(&page->thread_free);
+    state = tf & NOTIFY_MASK;
+    if (state == NOTIFY_BUSY) {
+      sched_yield();
+      continue;
+    }
+    block->next = (hak_block_t *)(tf & ~NOTIFY_MASK);
+    uintptr_t next_state = state == NOTIFY_WANTED ? NOTIFY_BUSY : state;
+    if (atomic_cas_full(&page->thread_free, tf, (uintptr_t)block | next_state)) break;
+  }
+  if (state != NOTIFY_WANTED) return;
+  hak_heap_t *heap = page->heap;
+  for (;;) {
+    uintptr_t head = atomic_load_relaxed(&heap->notified);
+    page->notify_next = (hak_page_t *)head;
+    if (atomic_cas_full(&heap->notified, head, (uintptr_t)page)) break;
+  }
+  for (;;) { /* BUSY -> NONE; the owner may take the list meanwhile */
+    tf = atomic_load_relaxed(&page->thread_free);
+    if (atomic_cas_full(&page->thread_free, tf, (tf & ~NOTIFY_MASK) | NOTIFY_NONE)) break;
+  }
+}
+
+/* Debug: is `block` already in one of the owner's free lists? */
+bool page_contains_free(hak_page_t *page, hak_block_t *block) {
+  for (hak_block_t *b = page->free; b; b = b->next)
+    if (b == block) return true;
+  for (hak_block_t *b = page->local_free; b; b = b->next)
+    if (b == block) return true;
+  return false;
+}

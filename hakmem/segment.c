@@ -1,0 +1,304 @@
+/*
+** segment.c -- segments: 4 MiB aligned mappings cut into 64 KiB slices.
+**
+** A heap takes spans of slices from its segments to make pages and gives
+** them back when the pages empty.  Freed slices stay resident until their
+** purge deadline (HAKMEM_PURGE_DELAY) so that a page freed and soon needed
+** again costs no page faults; then they are purged (MADV_DONTNEED).  A
+** segment whose slices are all free is unmapped, but a heap keeps one such
+** segment to absorb churn.
+**
+** The segment map answers "is this a hakmem segment?" for any address
+** without touching the address: one bit per 4 MiB of the 48-bit address
+** space (8 MiB of zero-filled .bss, of which only the touched pages become
+** resident).
+*/
+#include <string.h>
+
+#include "internal.h"
+
+#define SEGMENT_USABLE_MASK (~(uint64_t)1) /* every slice but the header's */
+#define MAP_UNITS ((uint64_t)1 << (48 - HAK_SEGMENT_SHIFT))
+
+static hak_atomic_t segment_map[MAP_UNITS / 64];
+
+/* Every live segment, for statistics; guarded by all_lock. */
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_segment_t *all_segments;
+
+static uint64_t span_mask(unsigned idx, unsigned n) {
+  return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << idx;
+}
+
+size_t segment_header_size(void) { return os_round_page(sizeof(hak_segment_t)); }
+
+/* ---- the segment map ---------------------------------------------------- */
+
+bool segment_is_mapped(const void *p) {
+  uint64_t unit = (uint64_t)(uintptr_t)p >> HAK_SEGMENT_SHIFT;
+  if (unit >= MAP_UNITS) return false;
+  return (atomic_load_acquire(&segment_map[unit / 64]) >> (unit % 64)) & 1;
+}
+
+static void segment_map_set(hak_segment_t *seg, bool on) {
+  uint64_t unit = (uint64_t)(uintptr_t)seg >> HAK_SEGMENT_SHIFT;
+  if (unit >= MAP_UNITS) hak_fatal("segment %p is outside the 48-bit address space", (void *)seg);
+  hak_atomic_t *word = &segment_map[unit / 64];
+  uintptr_t bit = (uintptr_t)1 << (unit % 64);
+  for (;;) {
+    uintptr_t old = atomic_load_relaxed(word);
+    uintptr_t val = on ? (old | bit) : (old & ~bit);
+    if (atomic_cas_full(word, old, val)) return;
+  }
+}
+
+void segment_register(hak_segment_t *seg) {
+  pthread_mutex_lock(&all_lock);
+  seg->all_prev = NULL;
+  seg->all_next = all_segments;
+  if (all_segments) all_segments->all_prev = seg;
+  all_segments = seg;
+  pthread_mutex_unlock(&all_lock);
+  segment_map_set(seg, true);
+  atomic_add(&stats.segments, 1);
+}
+
+void segment_unregister(hak_segment_t *seg) {
+  segment_map_set(seg, false);
+  pthread_mutex_lock(&all_lock);
+  if (seg->all_prev) seg->all_prev->all_next = seg->all_next;
+  else all_segments = seg->all_next;
+  if (seg->all_next) seg->all_next->all_prev = seg->all_prev;
+  pthread_mutex_unlock(&all_lock);
+  atomic_add(&stats.segments, -1);
+}
+
+/* ---- a heap's segment list ---------------------------------------------- */
+
+void segment_list_push(hak_segment_t **list, hak_segment_t *seg) {
+  seg->prev = NULL;
+  seg->next = *list;
+  if (*list) (*list)->prev = seg;
+  *list = seg;
+}
+
+void segment_list_remove(hak_segment_t **list, hak_segment_t *seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else *list = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+}
+
+/* Keeps the invariant "segments with a free slice come first". */
+static void segment_list_push_back(hak_segment_t **list, hak_segment_t *seg) {
+  seg->next = NULL;
+  if (!*list) {
+    seg->prev = NULL;
+    *list = seg;
+    return;
+  }
+  hak_segment_t *last = *list;
+  while (last->next) last = last->next;
+  last->next = seg;
+  seg->prev = last;
+}
+
+/* ---- making and releasing segments ------------------------------------- */
+
+void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap) {
+  seg->heap = heap;
+  atomic_store_release(&seg->tid, heap ? heap->tid : 0);
+}
+
+static hak_segment_t *segment_new(hak_heap_t *heap) {
+  hak_segment_t *seg = os_map_aligned(HAK_SEGMENT_SIZE, HAK_SEGMENT_SIZE);
+  if (!seg) return NULL;
+  seg->kind = SEGMENT_NORMAL;
+  seg->size = HAK_SEGMENT_SIZE;
+  seg->free_mask = SEGMENT_USABLE_MASK;
+  seg->commit_mask = 1; /* the header slice, counted by its touched bytes */
+  stats_committed((intptr_t)segment_header_size());
+  segment_set_owner(seg, heap);
+  segment_register(seg);
+  segment_list_push(&heap->segments, seg);
+  heap->empty_segments++;
+  return seg;
+}
+
+static size_t segment_committed_bytes(hak_segment_t *seg) {
+  return (size_t)__builtin_popcountll(seg->commit_mask & SEGMENT_USABLE_MASK) * HAK_SLICE_SIZE +
+         segment_header_size();
+}
+
+/* Unmaps a normal segment; the caller has unlinked it from its heap. */
+void segment_free(hak_segment_t *seg) {
+  hak_assert(seg->kind == SEGMENT_NORMAL);
+  for (unsigned i = 1; i < HAK_SLICES; i++)
+    if (seg->pages[i].slice_count) atomic_add(&stats.pages, -1);
+  segment_unregister(seg);
+  stats_committed(-(intptr_t)segment_committed_bytes(seg));
+  os_unmap(seg, seg->size);
+}
+
+/* ---- spans -------------------------------------------------------------- */
+
+/* The first run of n free slices, dirty (still resident) ones first for a
+** single slice; -1 if none. */
+static int segment_find_span(hak_segment_t *seg, unsigned n) {
+  uint64_t free = seg->free_mask;
+  if (n == 1) {
+    uint64_t warm = free & seg->commit_mask;
+    return __builtin_ctzll(warm ? warm : free);
+  }
+  if ((unsigned)__builtin_popcountll(free) < n) return -1;
+  for (unsigned i = 1; i + n <= HAK_SLICES; i++) {
+    uint64_t m = span_mask(i, n);
+    if ((free & m) == m) return (int)i;
+  }
+  return -1;
+}
+
+static hak_page_t *segment_take_span(hak_heap_t *heap, hak_segment_t *seg, unsigned idx, unsigned n) {
+  uint64_t m = span_mask(idx, n);
+  if (seg->free_mask == SEGMENT_USABLE_MASK) heap->empty_segments--;
+  seg->free_mask &= ~m;
+  seg->purge_mask &= ~m;
+  uint64_t fresh = m & ~seg->commit_mask;
+  seg->commit_mask |= m;
+  if (fresh) stats_committed((intptr_t)((size_t)__builtin_popcountll(fresh) * HAK_SLICE_SIZE));
+  if (seg->free_mask == 0) { /* full segments go to the back */
+    segment_list_remove(&heap->segments, seg);
+    segment_list_push_back(&heap->segments, seg);
+  }
+  hak_page_t *page = &seg->pages[idx];
+  page->slice_count = (uint8_t)n;
+  page->slice_offset = 0;
+  for (unsigned j = 1; j < n; j++) {
+    seg->pages[idx + j].slice_offset = (uint8_t)j;
+    seg->pages[idx + j].slice_count = 0;
+  }
+  page->start = (uint8_t *)seg + ((size_t)idx << HAK_SLICE_SHIFT);
+  page->heap = heap;
+  atomic_add(&stats.pages, 1);
+  return page;
+}
+
+/*
+** A span of `slices` slices from the heap's segments, else from a segment
+** another thread abandoned, else from a new segment.
+*/
+hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices) {
+  for (hak_segment_t *seg = heap->segments; seg && seg->free_mask; seg = seg->next) {
+    int idx = segment_find_span(seg, slices);
+    if (idx >= 0) return segment_take_span(heap, seg, (unsigned)idx, slices);
+  }
+  hak_segment_t *seg;
+  while ((seg = thread_take_abandoned()) != NULL) {
+    if (!heap_adopt_segment(heap, seg)) continue; /* it was empty: unmapped */
+    int idx = segment_find_span(seg, slices);
+    if (idx >= 0) return segment_take_span(heap, seg, (unsigned)idx, slices);
+  }
+  seg = segment_new(heap);
+  if (!seg) return NULL;
+  return segment_take_span(heap, seg, 1, slices);
+}
+
+/* Purges the slices of `m` now. */
+static void segment_purge_mask(hak_segment_t *seg, uint64_t m) {
+  while (m) {
+    unsigned idx = (unsigned)__builtin_ctzll(m);
+    unsigned n = (unsigned)__builtin_ctzll(~(m >> idx)); /* run length */
+    if (idx + n > 64) n = 64 - idx;
+    os_purge((uint8_t *)seg + ((size_t)idx << HAK_SLICE_SHIFT), (size_t)n << HAK_SLICE_SHIFT);
+    m &= ~span_mask(idx, n);
+  }
+}
+
+static void segment_purge_now(hak_segment_t *seg, uint64_t m) {
+  segment_purge_mask(seg, m);
+  seg->commit_mask &= ~m;
+  seg->purge_mask &= ~m;
+  stats_committed(-(intptr_t)((size_t)__builtin_popcountll(m) * HAK_SLICE_SIZE));
+}
+
+/*
+** Gives a page's span back to its segment.  The slices are purged after the
+** delay (or now); an empty segment beyond the first one the heap keeps is
+** unmapped at once.
+*/
+void segment_page_free(hak_page_t *page) {
+  hak_segment_t *seg = segment_of(page);
+  hak_heap_t *heap = seg->heap;
+  unsigned idx = (unsigned)(page - seg->pages);
+  unsigned n = page->slice_count;
+  uint64_t m = span_mask(idx, n);
+  bool was_full = seg->free_mask == 0;
+  memset(page, 0, sizeof(hak_page_t) * n);
+  seg->free_mask |= m;
+  atomic_add(&stats.pages, -1);
+  long delay = hak_option_get(HAK_OPT_PURGE_DELAY);
+  if (delay == 0) {
+    segment_purge_now(seg, m);
+  } else if (delay > 0) {
+    seg->purge_mask |= m;
+    seg->purge_at = os_now_ms() + (uint64_t)delay;
+    if (heap) heap->purge_pending = true;
+  }
+  if (!heap) return; /* abandoned: the adopter decides */
+  if (was_full) {
+    segment_list_remove(&heap->segments, seg);
+    segment_list_push(&heap->segments, seg);
+  }
+  if (seg->free_mask == SEGMENT_USABLE_MASK && ++heap->empty_segments > 1) {
+    heap->empty_segments--;
+    segment_list_remove(&heap->segments, seg);
+    segment_free(seg);
+  }
+}
+
+/*
+** Purges the free slices whose deadline has passed (all of them if force);
+** with force, also unmaps the heap's empty segments.
+*/
+void segment_purge(hak_heap_t *heap, bool force) {
+  uint64_t now = os_now_ms();
+  bool pending = false;
+  hak_segment_t *next;
+  for (hak_segment_t *seg = heap->segments; seg; seg = next) {
+    next = seg->next;
+    if (force && seg->free_mask == SEGMENT_USABLE_MASK) {
+      heap->empty_segments--;
+      segment_list_remove(&heap->segments, seg);
+      segment_free(seg);
+      continue;
+    }
+    if (!seg->purge_mask) continue;
+    if (force || now >= seg->purge_at) segment_purge_now(seg, seg->purge_mask);
+    else pending = true;
+  }
+  heap->purge_pending = pending;
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+/*
+** Adds every live block to out->in_use.  Reads other threads' page counters
+** without synchronisation: exact only while they are not allocating.
+*/
+void segment_stats_walk(hak_stats_t *out) {
+  size_t in_use = 0;
+  pthread_mutex_lock(&all_lock);
+  for (hak_segment_t *seg = all_segments; seg; seg = seg->all_next) {
+    if (seg->kind == SEGMENT_HUGE) {
+      in_use += seg->pages[0].block_size;
+      continue;
+    }
+    for (unsigned i = 1; i < HAK_SLICES; i++) {
+      hak_page_t *page = &seg->pages[i];
+      if (page->slice_count == 0 || page->block_size == 0) continue;
+      in_use += (size_t)page->used * page->block_size;
+    }
+  }
+  pthread_mutex_unlock(&all_lock);
+  out->in_use = in_use;
+}

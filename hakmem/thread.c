@@ -1,0 +1,77 @@
+/*
+** thread.c -- threads: the default heap of each thread, thread exit, and
+** the list of segments that exited threads abandoned.
+**
+** A thread's heap is made on its first allocation (the fast path sees
+** heap_empty until then).  At exit, or at hak_thread_done, the heap's empty
+** memory goes back to the OS and the segments that still hold live blocks
+** are abandoned: they keep receiving remote frees (as plain pushes, with no
+** heap to notify), and the next heap that needs a segment adopts them.
+*/
+#include "internal.h"
+
+__thread hak_heap_t *thread_heap tls_initial_exec = &heap_empty;
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+
+/* Abandoned segments, linked through seg->next.  Rare events: a mutex. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_atomic_t abandoned; /* hak_segment_t*, written under the lock */
+
+static void thread_exit_cb(void *value) {
+  (void)value;
+  hak_thread_done();
+}
+
+static void thread_show_stats_at_exit(void) {
+  if (hak_option_get(HAK_OPT_SHOW_STATS)) hak_stats_print(stderr);
+}
+
+static void thread_once_init(void) {
+  pthread_key_create(&thread_key, thread_exit_cb);
+  atexit(thread_show_stats_at_exit);
+}
+
+hak_heap_t *thread_heap_init(void) {
+  if (thread_heap != &heap_empty) return thread_heap;
+  pthread_once(&thread_once, thread_once_init);
+  hak_heap_t *heap = heap_create(true);
+  if (!heap) return NULL;
+  thread_heap = heap;
+  /* any non-NULL value makes the destructor run at thread exit */
+  pthread_setspecific(thread_key, heap);
+  atomic_add(&stats.threads, 1);
+  return heap;
+}
+
+void hak_thread_done(void) {
+  hak_heap_t *heap = thread_heap;
+  if (heap == &heap_empty) return;
+  thread_heap = &heap_empty;
+  heap_abandon(heap);
+  heap_release_struct(heap);
+  atomic_add(&stats.threads, -1);
+}
+
+void thread_abandon_segment(hak_segment_t *seg) {
+  pthread_mutex_lock(&abandoned_lock);
+  seg->prev = NULL;
+  seg->next = (hak_segment_t *)atomic_load_relaxed(&abandoned);
+  atomic_store_release(&abandoned, (uintptr_t)seg);
+  pthread_mutex_unlock(&abandoned_lock);
+  atomic_add(&stats.abandoned, 1);
+}
+
+hak_segment_t *thread_take_abandoned(void) {
+  if (!atomic_load_relaxed(&abandoned)) return NULL; /* a cheap look first */
+  pthread_mutex_lock(&abandoned_lock);
+  hak_segment_t *seg = (hak_segment_t *)atomic_load_relaxed(&abandoned);
+  if (seg) atomic_store_release(&abandoned, (uintptr_t)seg->next);
+  pthread_mutex_unlock(&abandoned_lock);
+  if (seg) {
+    seg->next = NULL;
+    atomic_add(&stats.abandoned, -1);
+  }
+  return seg;
+}
