@@ -631,7 +631,8 @@ if test_runs:
            'echo "== all %d test programs passed (%s)"'
            % (q(builddir), q(ROOT), len(test_runs), options.mode),
            description='TEST', pool='console')
-    n.build('run-test', 'run_tests', test_runs, implicit=everything,
+    n.build('run-test', 'run_tests', test_runs,
+            implicit=[t for t in everything if t not in bench_bins],
             variables={'tests': [os.path.relpath(os.path.join(ninja_dir, t), builddir)
                                  for t in test_runs]})
     n.build('test', 'phony', 'run-test')
@@ -724,4 +725,5 @@ n.build('all', 'phony', everything)
 n.default('all')
 f.close()
 
-print('wrote %s.' % os.path.relpath(ninja_file))
+shown = os.path.relpath(ninja_file)
+print('wrote %s.' % (ninja_file if shown.startswith('..') else shown))
