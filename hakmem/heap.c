@@ -216,13 +216,21 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
   return page;
 }
 
-/* A large block: a page of its own, handed out at once, kept in `full`. */
+/*
+** A large block: a span of its own, handed out at once, kept in `full`.
+** Its size is rounded like the classes (8 steps per doubling), not to whole
+** slices: the span's tail beyond it is never touched, so never resident.
+*/
 void *heap_large_alloc(hak_heap_t *heap, size_t size) {
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
-  unsigned slices = (unsigned)((size + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
+  if (size <= HAK_MEDIUM_MAX) size = HAK_MEDIUM_MAX + 1; /* aligned requests */
+  unsigned top = 63 - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
+  size_t step = (size_t)1 << (top - 3);
+  size_t bsize = (size + step - 1) & ~(step - 1);
+  unsigned slices = (unsigned)((bsize + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
   hak_page_t *page = segment_page_alloc(heap, slices);
   if (!page) return NULL;
-  page_init(page, heap, HAK_CLASS_LARGE, (size_t)slices << HAK_SLICE_SHIFT);
+  page_init(page, heap, HAK_CLASS_LARGE, bsize);
   hak_block_t *b = page->free;
   page->free = NULL;
   page->used = 1;

@@ -249,7 +249,8 @@ void segment_page_free(hak_page_t *page) {
     segment_list_remove(&heap->segments, seg);
     segment_list_push(&heap->segments, seg);
   }
-  if (seg->free_mask == SEGMENT_USABLE_MASK && ++heap->empty_segments > 1) {
+  /* keep one empty segment for churn; with purging off (-1) keep all */
+  if (seg->free_mask == SEGMENT_USABLE_MASK && ++heap->empty_segments > 1 && delay >= 0) {
     heap->empty_segments--;
     segment_list_remove(&heap->segments, seg);
     segment_free(seg);
