@@ -114,7 +114,7 @@ noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
 #if HAK_DEBUG
 /* The debug build stops at a free that would corrupt the heap. */
 static void free_check(const void *p) {
-  if (!segment_is_mapped(p)) hak_fatal("free(%p): pointer not allocated by hakmem", p);
+  if (!segment_is_mapped(p)) hak_fatal("free(%p): foreign pointer, not allocated by hakmem", p);
   hak_segment_t *seg = segment_of(p);
   if (seg->kind == SEGMENT_HUGE) {
     if ((const uint8_t *)p != (const uint8_t *)seg + seg->huge_offset)

@@ -47,6 +47,11 @@ void heap_release_struct(hak_heap_t *heap) {
   pthread_mutex_unlock(&pool_lock);
 }
 
+void heap_fork_lock(bool lock) {
+  if (lock) pthread_mutex_lock(&pool_lock);
+  else pthread_mutex_unlock(&pool_lock);
+}
+
 hak_heap_t *heap_create(bool is_default) {
   hak_heap_t *heap = heap_struct_alloc();
   if (!heap) return NULL;

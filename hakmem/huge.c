@@ -122,3 +122,8 @@ void huge_destroy_all(hak_heap_t *heap) {
 }
 
 void huge_set_owner_all(hak_heap_t *heap) { huge_move_all(heap, heap); }
+
+void huge_fork_lock(bool lock) {
+  if (lock) pthread_mutex_lock(&huge_lock);
+  else pthread_mutex_unlock(&huge_lock);
+}

@@ -73,6 +73,7 @@ size_t segment_header_size(void);
 void segment_list_push(hak_segment_t **list, hak_segment_t *seg);
 void segment_list_remove(hak_segment_t **list, hak_segment_t *seg);
 void segment_stats_walk(hak_stats_t *out);
+void segment_fork_lock(bool lock);
 
 /* ---- page.c ------------------------------------------------------------- */
 void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_size);
@@ -97,6 +98,7 @@ void heap_drain_notified(hak_heap_t *heap);
 void heap_collect(hak_heap_t *heap, bool force);
 void *heap_large_alloc(hak_heap_t *heap, size_t size);
 void heap_abandon(hak_heap_t *heap);
+void heap_fork_lock(bool lock);
 hak_heap_t *heap_create(bool is_default);
 void heap_release_struct(hak_heap_t *heap);
 /* Takes an abandoned segment; false if it was empty and got unmapped. */
@@ -123,6 +125,7 @@ void *huge_realloc(hak_segment_t *seg, size_t size);
 void huge_move_all(hak_heap_t *to, hak_heap_t *from);
 void huge_destroy_all(hak_heap_t *heap);
 void huge_set_owner_all(hak_heap_t *heap);
+void huge_fork_lock(bool lock);
 
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct stats_global_s {

@@ -73,6 +73,11 @@ void segment_unregister(hak_segment_t *seg) {
   atomic_add(&stats.segments, -1);
 }
 
+void segment_fork_lock(bool lock) {
+  if (lock) pthread_mutex_lock(&all_lock);
+  else pthread_mutex_unlock(&all_lock);
+}
+
 /* ---- a heap's segment list ---------------------------------------------- */
 
 void segment_list_push(hak_segment_t **list, hak_segment_t *seg) {

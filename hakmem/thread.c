@@ -13,10 +13,10 @@
 __thread hak_heap_t *thread_heap tls_initial_exec = &heap_empty;
 
 static pthread_key_t thread_key;
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
 
 /* Abandoned segments, linked through seg->next.  Rare events: a mutex. */
-static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_atomic_t abandoned; /* hak_segment_t*, written under the lock */
 
 static void thread_exit_cb(void *value) {
@@ -24,13 +24,33 @@ static void thread_exit_cb(void *value) {
   hak_thread_done();
 }
 
-static void thread_show_stats_at_exit(void) {
+/* A destructor, not atexit: atexit may allocate, and we may be inside malloc. */
+__attribute__((destructor)) static void thread_show_stats_at_exit(void) {
   if (hak_option_get(HAK_OPT_SHOW_STATS)) hak_stats_print(stderr);
+}
+
+/*
+** fork copies only the calling thread: every lock another thread might hold
+** is taken before and released after, in both processes.  Order: huge_lock
+** before all_lock (huge_realloc nests them), then the leaf locks.
+*/
+static void thread_fork_prepare(void) {
+  huge_fork_lock(true);
+  segment_fork_lock(true);
+  heap_fork_lock(true);
+  pthread_mutex_lock(&abandoned_lock);
+}
+
+static void thread_fork_release(void) {
+  pthread_mutex_unlock(&abandoned_lock);
+  heap_fork_lock(false);
+  segment_fork_lock(false);
+  huge_fork_lock(false);
 }
 
 static void thread_once_init(void) {
   pthread_key_create(&thread_key, thread_exit_cb);
-  atexit(thread_show_stats_at_exit);
+  pthread_atfork(thread_fork_prepare, thread_fork_release, thread_fork_release);
 }
 
 hak_heap_t *thread_heap_init(void) {
