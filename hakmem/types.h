@@ -106,7 +106,10 @@ typedef struct hak_page_s {
   struct hak_page_s *next;   /* class queue or full queue */
   struct hak_page_s *prev;
   struct hak_page_s *notify_next; /* link in heap->notified */
+  uint8_t pad[40];                /* 128 bytes: free finds a page by a shift */
 } hak_page_t;
+
+_Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");
 
 /* ------------------------------------------------------------------------
 ** A segment.
