@@ -1,0 +1,128 @@
+/*
+** test_fastclose.c -- hakl_close on a state with a private heap: the
+** finalizers run in the same order as under lua_close (with Lua's own
+** allocator and with hakmem), they can still allocate, and every byte is
+** released.
+*/
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+#include "luatest.h"
+
+#define MAXNOTES 4096
+
+/* What the finalizers said, kept outside any Lua state. */
+static long notes[MAXNOTES];
+static size_t nnotes;
+
+static int note(lua_State *L) {
+  if (nnotes < MAXNOTES) notes[nnotes++] = (long)luaL_checkinteger(L, 1);
+  return 0;
+}
+
+/* Objects with finalizers: garbage already, alive in globals, inside a
+** coroutine, resurrecting, and finalizers that allocate. */
+static const char *script =
+  "local mt = {__gc = function(o) note(o.id) end}\n"
+  "local amt = {__gc = function(o) local s = string.rep('z', 100) .. o.id; "
+  "                                 local t = {s, {o.id}}; note(o.id) end}\n"
+  "for i = 1, 300 do setmetatable({id = i}, mt) end\n"
+  "keep = {}\n"
+  "for i = 301, 700 do keep[i] = setmetatable({id = i}, i % 2 == 0 and mt or amt) end\n"
+  "for i = 301, 700, 3 do keep[i] = nil end\n"
+  "co = coroutine.create(function()\n"
+  "  local mine = {}\n"
+  "  for i = 701, 800 do mine[i] = setmetatable({id = i}, amt) end\n"
+  "  coroutine.yield()\n"
+  "end)\n"
+  "coroutine.resume(co)\n"
+  "saved = {}\n"
+  "local rmt = {__gc = function(o) note(o.id); saved[#saved + 1] = o end}\n"
+  "for i = 801, 850 do keep[i] = setmetatable({id = i}, rmt) end\n"
+  "collectgarbage('step', 0)\n"
+  "for i = 1, 20000 do keep[1000 + i] = {i, tostring(i)} end\n";
+
+typedef enum closer { LIBC_LUA_CLOSE, HAKMEM_LUA_CLOSE, HAKMEM_FAST_CLOSE } closer;
+
+/* Runs the script in a state of the given kind, closes it, and returns the
+** finalizers' ids in the order they ran. */
+static size_t finalizer_order(closer how, long *out) {
+  lua_State *L;
+  hakl_account final;
+  if (how == LIBC_LUA_CLOSE) {
+    L = luaL_newstate();
+  } else {
+    hakl_config cfg = {0, how == HAKMEM_FAST_CLOSE};
+    L = hakl_newstate(&cfg);
+  }
+  cr_assert_not_null(L);
+  luaL_openlibs(L);
+  lua_register(L, "note", note);
+  cr_assert_eq(lt_run(L, script, 0), LUA_OK, "%s", lua_tostring(L, -1));
+  nnotes = 0; /* only what the close runs */
+  if (how == LIBC_LUA_CLOSE) {
+    lua_close(L);
+  } else {
+    hakl_close(L, &final);
+    cr_expect_eq(final.in_use, 0, "%zu B left in the account", final.in_use);
+    cr_expect_eq(final.nalloc, final.nfree);
+  }
+  memcpy(out, notes, nnotes * sizeof *out);
+  return nnotes;
+}
+
+Test(fastclose, finalizers_run_in_lua_close_order) {
+  static long ref[MAXNOTES], hak[MAXNOTES], fast[MAXNOTES];
+  size_t nref = finalizer_order(LIBC_LUA_CLOSE, ref);
+  size_t nhak = finalizer_order(HAKMEM_LUA_CLOSE, hak);
+  size_t nfast = finalizer_order(HAKMEM_FAST_CLOSE, fast);
+  size_t i, diff = 0;
+  cr_assert_gt(nref, 400, "only %zu finalizers ran at close", nref);
+  cr_expect_eq(nhak, nref, "lua_close with hakmem ran %zu finalizers, with libc %zu", nhak, nref);
+  cr_expect_eq(nfast, nref, "hakl_close ran %zu finalizers, lua_close %zu", nfast, nref);
+  for (i = 0; i < nref && i < nfast && i < nhak; i++)
+    HKT_EXPECT(diff, ref[i] == fast[i] && ref[i] == hak[i],
+               "finalizer %zu: lua_close ran %ld (hakmem: %ld), hakl_close %ld", i, ref[i],
+               hak[i], fast[i]);
+  HKT_EXPECT_NONE(diff, "finalizer order");
+}
+
+Test(fastclose, releases_every_byte) {
+  size_t hak0 = lt_hak_in_use(), committed1 = 0;
+  int round;
+  for (round = 0; round < 4; round++) {
+    hakl_config cfg = {0, true};
+    hakl_account final;
+    lua_State *L = hakl_newstate(&cfg);
+    cr_assert_not_null(L);
+    luaL_openlibs(L);
+    lua_register(L, "note", note);
+    cr_assert_eq(lt_run(L, script, 0), LUA_OK);
+    cr_assert_eq(lt_run(L, "big = {} for i = 1, 100000 do big[i] = {i, 'v' .. i} end", 0), LUA_OK);
+    cr_expect_gt(lt_hak_in_use(), hak0 + 5 * HKT_MiB);
+    hakl_close(L, &final);
+    cr_expect_eq(final.in_use, 0);
+    cr_expect_eq(lt_hak_in_use(), hak0, "round %d: hakmem holds %zu B after the close, %zu before",
+                 round, lt_hak_in_use(), hak0);
+    /* the pages are reused, not piled up */
+    if (round == 0) committed1 = hkt_committed();
+    else
+      cr_expect_leq(hkt_committed(), committed1 + HKT_MiB, "round %d: committed %zu, after the first %zu",
+                    round, hkt_committed(), committed1);
+  }
+}
+
+Test(fastclose, without_private_heap_is_plain_close) {
+  hakl_config cfg = {0, false};
+  hakl_account final;
+  size_t hak0 = lt_hak_in_use();
+  lua_State *L = hakl_newstate(&cfg);
+  cr_assert_not_null(L);
+  luaL_openlibs(L);
+  lua_register(L, "note", note);
+  cr_assert_eq(lt_run(L, script, 0), LUA_OK);
+  hakl_close(L, &final);
+  cr_expect_eq(final.in_use, 0);
+  cr_expect_eq(final.nalloc, final.nfree);
+  cr_expect_eq(lt_hak_in_use(), hak0);
+}
