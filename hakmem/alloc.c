@@ -69,8 +69,8 @@ noinline void *alloc_slow(hak_heap_t *heap, size_t size, size_t align) {
     p = huge_alloc(heap, size, align);
   } else {
     unsigned cls;
-    if (align <= 8) cls = size <= HAK_MEDIUM_MAX ? class_of(size) : HAK_CLASSES;
-    else if (align == 16) cls = size <= HAK_MEDIUM_MAX ? class_of((size + 15) & ~(size_t)15) : HAK_CLASSES;
+    if (align <= 16 && size <= HAK_SMALL_MAX) cls = class_of_slot[align == 8 ? direct8(size) : direct16(size)];
+    else if (align <= 16) cls = size <= HAK_MEDIUM_MAX ? class_of(size) : HAK_CLASSES;
     else cls = class_aligned(size, align);
     if (cls == HAK_CLASSES) {
       p = heap_large_alloc(heap, size); /* spans start at 64 KiB boundaries */

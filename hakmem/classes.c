@@ -20,6 +20,20 @@ const uint32_t class_size[HAK_CLASSES] = {
   15360, 16384, 18432, 20480, 22528, 24576, 26624, 28672, 30720, 32768,
 };
 
+/* class_of_slot[i]: the class of direct slot i, sizes 8i-7 .. 8i (slot 0:
+** size 0, the 16 B class).  The slow path of a small size reads it. */
+const uint8_t class_of_slot[HAK_DIRECT_SLOTS] = {
+  1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+  15, 16, 16, 17, 17, 18, 18, 19, 19, 20, 20, 21, 21, 22, 22, 23,
+  23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27,
+  27, 28, 28, 28, 28, 29, 29, 29, 29, 30, 30, 30, 30, 31, 31, 31,
+  31, 32, 32, 32, 32, 32, 32, 32, 32, 33, 33, 33, 33, 33, 33, 33,
+  33, 34, 34, 34, 34, 34, 34, 34, 34, 35, 35, 35, 35, 35, 35, 35,
+  35, 36, 36, 36, 36, 36, 36, 36, 36, 37, 37, 37, 37, 37, 37, 37,
+  37, 38, 38, 38, 38, 38, 38, 38, 38, 39, 39, 39, 39, 39, 39, 39,
+  39,
+};
+
 /*
 ** The smallest class holding `size` (size <= HAK_MEDIUM_MAX).  Size 0 maps
 ** to the 16-byte class so that malloc(0) is 16-byte aligned too.

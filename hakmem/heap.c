@@ -73,6 +73,7 @@ void heap_set_direct(hak_heap_t *heap, unsigned cls) {
   hak_page_t *page = heap->queues[cls].first ? heap->queues[cls].first : &page_empty;
   unsigned lo = cls == 0 ? 1 : class_size[cls - 1] / 8 + 1;
   unsigned hi = class_size[cls] / 8;
+  if (heap->pages_direct[hi] == page) return; /* the slots always move together */
   for (unsigned i = lo; i <= hi; i++) heap->pages_direct[i] = page;
   if (cls == 1) heap->pages_direct[0] = page;
 }

@@ -32,14 +32,14 @@ void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_si
 
 /*
 ** Carves the next blocks of a fresh page into `free`, in address order.
-** A little at a time (HAK_EXTEND_BYTES, at least 4 blocks) so that a page
+** A little at a time (HAK_EXTEND_BYTES, at least 8 blocks) so that a page
 ** that is never filled never becomes resident in full.
 */
 void page_extend(hak_page_t *page) {
   hak_assert(page->free == NULL);
   size_t bsize = page->block_size;
   uint32_t n = (uint32_t)(HAK_EXTEND_BYTES / bsize);
-  if (n < 4) n = 4;
+  if (n < 8) n = 8;
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   if (n == 0) return;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;

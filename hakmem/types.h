@@ -46,7 +46,7 @@
 
 #define HAK_PAGE_SMALL_MAX (8 * 1024) /* blocks up to this use 1-slice pages */
 #define HAK_PAGE_MEDIUM_SLICES 4      /* bigger class blocks: 256 KiB pages */
-#define HAK_EXTEND_BYTES (8 * 1024)   /* carve a fresh page this much at a time */
+#define HAK_EXTEND_BYTES (16 * 1024)  /* carve a fresh page this much at a time */
 
 #define HAK_OS_PAGE 4096
 
