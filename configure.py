@@ -72,6 +72,8 @@ TESTS = [
     ('failinject', 'lua'),
     ('limit', 'lua'),
     ('fastclose', 'lua'),
+    ('hklua', 'lua'),
+    ('module', 'lua'),
 ]
 TEST_HELPERS = {
     'core': ['tests/helpers.c'],

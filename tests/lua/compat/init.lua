@@ -1,0 +1,2 @@
+print("init file ran")
+INIT = 1

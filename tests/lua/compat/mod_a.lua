@@ -1,0 +1,5 @@
+-- A module for require and -l.
+local M = {}
+function M.hello(who) return "hello, " .. who end
+M.loaded_as = ...
+return M
