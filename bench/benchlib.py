@@ -204,3 +204,10 @@ def update_section(name, body, path=RESULTS_MD):
 def rel(path):
     """`path` relative to the repository root, for messages."""
     return os.path.relpath(path, ROOT)
+
+
+def shown(path):
+    """`path` as a reader would type it from the repository root: relative
+    when it lies inside the tree, as given otherwise."""
+    r = os.path.relpath(os.path.abspath(path), ROOT)
+    return path if r.startswith('..') else r

@@ -557,7 +557,7 @@ def main():
 
     if not args.no_results:
         cmd = 'bench/lua/compare.py --builddir %s --runs %d --gc %s%s' % (
-            args.builddir, args.runs, args.gc, ' --quick' if args.quick else '')
+            benchlib.shown(args.builddir), args.runs, args.gc, ' --quick' if args.quick else '')
         if host.stock:
             cmd += ' --lua %s' % args.lua
         body = ['## Lua benchmark suite', '',

@@ -237,7 +237,7 @@ def main():
                 'Written by `bench/micro/run.py --builddir %s --runs %d`: median '
                 'and min–max over %d interleaved runs per allocator; hakmem '
                 'through its API (the `_hak` binaries), peers through LD_PRELOAD.'
-                % (args.builddir, args.runs, args.runs), '',
+                % (benchlib.shown(args.builddir), args.runs, args.runs), '',
                 benchlib.machine_md(mach), '', table_md(rows), '', goal_line(rows)]
         if failures:
             body += ['', 'Failures in this run:', '']
