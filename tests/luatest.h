@@ -187,7 +187,8 @@ LT_UNUSED static bool lt_spawn(char *const argv[], const char *input, char *cons
 /* "<dir>/<name>" in a static buffer (one at a time per slot). */
 LT_UNUSED static const char *lt_path(int slot, const char *dir, const char *name) {
   static char buf[4][4096];
-  snprintf(buf[slot & 3], sizeof buf[0], "%s/%s", dir, name);
+  int n = snprintf(buf[slot & 3], sizeof buf[0], "%s/%s", dir, name);
+  if (n < 0 || (size_t)n >= sizeof buf[0]) abort(); /* a path that long is a setup error */
   return buf[slot & 3];
 }
 
