@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the micro-benchmarks under every allocator and reports them side by side.
 
-    bench/micro/run.py --builddir build/release [--runs N] [--quick]
+    bench/micro/run.py --builddir build/release [--runs N] [--quick] [--callgrind]
 
 Each benchmark binary runs under glibc (no preload), mimalloc, jemalloc and
 tcmalloc (LD_PRELOAD into the plain binary) and hakmem (the _hak binary,
@@ -20,8 +20,10 @@ here fails on speed, only on a child that fails or disagrees.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import benchlib  # noqa: E402
@@ -33,6 +35,7 @@ BENCHMARKS = [
     ('lua_trace', 'lua_trace', []),
 ]
 TIMEOUT_S = 120
+CALLGRIND_OPS = 1000000
 
 
 def warn(msg):
@@ -52,6 +55,10 @@ def parse_args():
                     help='run only these allocators (repeatable)')
     ap.add_argument('--no-results', action='store_true',
                     help='do not rewrite bench/RESULTS.md')
+    ap.add_argument('--callgrind', action='store_true',
+                    help='also count instructions per operation with callgrind '
+                         '(one run each, %d operations; repeatable on a noisy machine)'
+                    % CALLGRIND_OPS)
     args = ap.parse_args()
     if args.runs is None:
         args.runs = 3 if args.quick else 7
@@ -126,6 +133,61 @@ def measure(jobs, runs):
                   % (done, total, label, a, r + 1, res['ops_per_s'] / 1e6,
                      res['peak_rss_kb'] / 1024.0), flush=True)
     return results, failures
+
+
+def callgrind(jobs, failures):
+    """Instructions per operation inside the measured function of each
+    benchmark (bench_measured: the allocator calls plus the loop around
+    them, which is the same for every allocator), counted by callgrind.
+    Returns {(label, alloc): instructions per operation}."""
+    valgrind = shutil.which('valgrind')
+    if not valgrind:
+        warn('valgrind not found (Debian package valgrind): no instruction counts')
+        return {}
+    out = {}
+    with tempfile.TemporaryDirectory(prefix='hakmem-cg-') as tmp:
+        for k, (label, a, cmd, env) in enumerate(jobs):
+            cg = os.path.join(tmp, 'cg.%d' % k)
+            full = [valgrind, '--tool=callgrind', '--toggle-collect=bench_measured*',
+                    '--callgrind-out-file=' + cg] + cmd + ['--ops=%d' % CALLGRIND_OPS]
+            try:
+                p = subprocess.run(full, env=env, capture_output=True, text=True,
+                                   timeout=TIMEOUT_S * 5)
+                if p.returncode != 0:
+                    raise RuntimeError('exit status %d: %s' % (p.returncode,
+                                                               p.stderr.strip()[-300:]))
+                res = None
+                for line in reversed(p.stdout.splitlines()):
+                    if line.startswith('{'):
+                        res = json.loads(line)
+                        break
+                with open(cg) as f:
+                    total = next(int(l.split()[1]) for l in f if l.startswith('summary:'))
+                if not res or not res.get('ops') or total == 0:
+                    raise RuntimeError('no result or no instructions collected')
+            except (RuntimeError, OSError, StopIteration, ValueError,
+                    subprocess.TimeoutExpired) as e:
+                failures.append('callgrind %s under %s: %s' % (label, a, e))
+                print('callgrind %-18s %-9s FAILED: %s' % (label, a, e), flush=True)
+                continue
+            out[(label, a)] = total / res['ops']
+            print('callgrind %-18s %-9s %7.1f instructions per operation'
+                  % (label, a, out[(label, a)]), flush=True)
+    return out
+
+
+def callgrind_md(ir):
+    labels = []
+    for label, _ in ir:
+        if label not in labels:
+            labels.append(label)
+    allocs = [a for a in benchlib.ALLOCATORS if any(x == a for _, x in ir)]
+    out = ['| benchmark | ' + ' | '.join(allocs) + ' |',
+           '|---|' + '---:|' * len(allocs)]
+    for label in labels:
+        out.append('| %s | %s |' % (label, ' | '.join(
+            '%.1f' % ir[(label, a)] if (label, a) in ir else '–' for a in allocs)))
+    return '\n'.join(out)
 
 
 def check_checksums(results, failures):
@@ -218,16 +280,22 @@ def main():
     results, failures = measure(jobs, args.runs)
     check_checksums(results, failures)
     rows = tabulate(results)
+    ir = callgrind(jobs, failures) if args.callgrind else {}
 
     print()
     print(table_text(rows))
     print(goal_line(rows))
+    if ir:
+        print('\ninstructions per operation (callgrind, %d operations):' % CALLGRIND_OPS)
+        print(callgrind_md(ir))
 
     os.makedirs(os.path.join(benchlib.BENCH_DIR, 'out'), exist_ok=True)
     raw = os.path.join(benchlib.BENCH_DIR, 'out', 'micro.json')
     with open(raw, 'w') as f:
         json.dump({'machine': mach, 'runs': args.runs, 'builddir': args.builddir,
                    'rows': rows, 'failures': failures,
+                   'callgrind_ir_per_op': [{'bench': l, 'alloc': a, 'ir_per_op': v}
+                                           for (l, a), v in ir.items()],
                    'raw': [{'bench': l, 'alloc': a, 'results': rs}
                            for (l, a), rs in results.items()]}, f, indent=1)
     print('wrote %s' % benchlib.rel(raw))
@@ -239,6 +307,11 @@ def main():
                 'through its API (the `_hak` binaries), peers through LD_PRELOAD.'
                 % (benchlib.shown(args.builddir), args.runs, args.runs), '',
                 benchlib.machine_md(mach), '', table_md(rows), '', goal_line(rows)]
+        if ir:
+            body += ['', 'Instructions per operation, counted by callgrind inside the '
+                     'measured loop (one run of %d operations each; the loop around the '
+                     'allocator calls is the same code for every allocator):'
+                     % CALLGRIND_OPS, '', callgrind_md(ir)]
         if failures:
             body += ['', 'Failures in this run:', '']
             body += ['- ' + f for f in failures]
