@@ -77,7 +77,8 @@ static inline size_t hkt_round_up(size_t n, size_t m) {
 ** to 256, every 32 B to 512, every 64 B to 1024).  `granule` is 8 for the
 ** 8-byte API (hak_heap_malloc8) and 16 for the malloc API, whose blocks
 ** keep 16-byte alignment: the smallest class that fits and is a multiple of
-** the granule.  A request of 0 bytes gets the smallest class. */
+** the granule.  A request of 0 bytes gets the smallest class (the 8-byte
+** API may also give it 16 B, the malloc API's smallest: test_classes.c). */
 size_t hkt_small_class(size_t n, size_t granule);
 
 /* Committed bytes now (hak_stats_get). */

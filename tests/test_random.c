@@ -190,7 +190,7 @@ static void run_init(run_t *r, uint64_t seed, size_t nslots, hak_heap_t *heap) {
 }
 
 /* -------------------------------------------------------------------------
-** The tests: 3 million operations in all on the default heap, more on an
+** The tests: 6 million operations in all on the default heap, more on an
 ** explicit heap and across threads.
 ** ---------------------------------------------------------------------- */
 
@@ -202,9 +202,9 @@ struct workload {
 
 ParameterizedTestParameters(random, default_heap) {
   static struct workload cases[] = {
-      {1, 400, 1000000},   /* a small working set: pages turn over fast */
-      {2, 8192, 1500000},  /* a larger one: many pages live at once */
-      {3, 50000, 500000},  /* wide: many classes and pages partly full */
+      {1, 400, 2000000},   /* a small working set: pages turn over fast */
+      {2, 8192, 3000000},  /* a larger one: many pages live at once */
+      {3, 50000, 1000000}, /* wide: many classes and pages partly full */
   };
   return cr_make_param_array(struct workload, cases, sizeof cases / sizeof cases[0]);
 }
