@@ -79,6 +79,9 @@ typedef struct hakl_account {
 **   own, which is destroyed whole afterwards: frees are counted, not done.
 ** - prev_f != NULL only for a state switched by the module: blocks that
 **   hak_owns does not know belong to prev_f/prev_ud.
+** - free_when_empty: the context was malloc'd by the module; the free that
+**   brings acct.in_use to 0 is the last call of lua_close (the state's
+**   own block goes last), and hakl_alloc_foreign then frees the context.
 */
 typedef struct hakl_ctx {
   hakl_account acct;
@@ -87,6 +90,7 @@ typedef struct hakl_ctx {
   bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
   bool newstate;       /* this context made by hakl_newstate, freed by hakl_close */
   bool dropping;       /* fast close in progress: frees are no-ops */
+  bool free_when_empty; /* module only: free(ctx) when the state is gone */
   lua_Alloc prev_f;    /* module only: the allocator before the switch */
   void *prev_ud;
 } hakl_ctx;

@@ -4,6 +4,7 @@
 ** Uses only Lua's official API and hakmem.h.
 */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hakl.h"
@@ -186,8 +187,16 @@ static void *foreign_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
+/*
+** Lua's count is exact and includes the state's own block, which lua_close
+** frees last: when the account reaches zero the state is gone, and this
+** was the last call with this context.
+*/
 void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsize) {
   hakl_ctx *c = (hakl_ctx *)ud;
-  if (ptr != NULL && !hak_owns(ptr)) return foreign_block(c, ptr, osize, nsize);
-  return hakl_alloc(ud, ptr, osize, nsize);
+  void *p;
+  if (ptr != NULL && !hak_owns(ptr)) p = foreign_block(c, ptr, osize, nsize);
+  else p = hakl_alloc(ud, ptr, osize, nsize);
+  if (nsize == 0 && c->acct.in_use == 0 && c->free_when_empty) free(c);
+  return p;
 }

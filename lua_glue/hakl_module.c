@@ -46,10 +46,9 @@ static size_t lua_total_bytes(lua_State *L) {
 ** allocator at this point: the account starts from it, all of it foreign.
 ** Nothing may allocate between the count and lua_setallocf.
 **
-** The context is never freed: the last call Lua makes to its allocator
-** frees the state itself, from inside lua_close, with nothing after it to
-** free the context.  It is one small block per switched state, from the C
-** library so that it outlives hakmem's heaps.
+** The context comes from the C library (it must outlive the blocks it
+** accounts for) and frees itself on the last free of lua_close
+** (hakl_ctx.free_when_empty).
 */
 static hakl_ctx *switch_state(lua_State *L) {
   void *prev_ud;
@@ -61,6 +60,7 @@ static hakl_ctx *switch_state(lua_State *L) {
   hakl_ctx_init(c, NULL, 0);
   c->prev_f = prev_f;
   c->prev_ud = prev_ud;
+  c->free_when_empty = true;
   c->acct.in_use = c->acct.peak = c->acct.foreign = total;
   lua_setallocf(L, hakl_alloc_foreign, c);
   hakl_setctx(L, c);

@@ -33,9 +33,26 @@ static void expect_ok(lt_result *r, const char *who) {
             r->out);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <dlfcn.h>
+void __asan_init(void);
+/* A module built with ASan needs the ASan runtime first in lua5.4. */
+static char *asan_preload(void) {
+  static char env[PATH_MAX + 16];
+  Dl_info info;
+  if (!dladdr((void *)&__asan_init, &info) || info.dli_fname == NULL) return NULL;
+  snprintf(env, sizeof env, "LD_PRELOAD=%s", info.dli_fname);
+  return env;
+}
+#else
+static char *asan_preload(void) {
+  return NULL;
+}
+#endif
+
 Test(module, switches_debians_lua54_mid_script) {
   char cpath[PATH_MAX + 32];
-  char *env[] = {cpath, NULL};
+  char *env[] = {cpath, asan_preload(), NULL};
   char *argv[] = {"lua5.4", script, NULL};
   lt_result r;
   paths();
