@@ -464,7 +464,8 @@ for path in (CORE_SOURCES + OVERRIDE_SOURCES + GLUE_SOURCES + HKLUA_SOURCES
     while d and not os.path.isdir(os.path.join(ROOT, d)):
         d = os.path.dirname(d)
     if d:
-        watched.add(src(d))
+        # Absolute: a directory must not name a target (`bench` is one).
+        watched.add(os.path.join(ROOT, d))
 n.build(os.path.relpath(ninja_file, ninja_dir), 'configure',
         implicit=[src('configure.py')] + sorted(watched))
 n.line()
@@ -619,19 +620,21 @@ for name, sources in BENCHES:
 everything += test_programs + test_bins + bench_bins
 n.line()
 
-# ninja test: run each test binary, say which failed, fail if any did.
+# ninja test: run each test binary (a .py script with this Python), say
+# which failed, fail if any did.
 # Each runs in the build directory; HAK_TEST_BUILDDIR and HAK_TEST_SRCDIR
 # tell it where the build outputs and the sources are.
 if test_runs:
     n.comment('ninja test: every test binary, one after the other.')
     n.rule('run_tests',
            'cd $builddir && export HAK_TEST_BUILDDIR=%s HAK_TEST_SRCDIR=%s && failed= && '
-           'for t in $tests; do echo "== $$t"; timeout 600 ./$$t 2>&1; rc=$$?; '
+           'for t in $tests; do echo "== $$t"; case $$t in *.py) run=%s ;; *) run= ;; esac; '
+           'timeout 600 $$run ./$$t 2>&1; rc=$$?; '
            'if [ $$rc -ne 0 ]; then echo "== $$t FAILED (exit status $$rc)"; '
            'failed="$$failed $$t"; fi; done; '
            'if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; '
            'echo "== all %d test programs passed (%s)"'
-           % (q(builddir), q(ROOT), len(test_runs), options.mode),
+           % (q(builddir), q(ROOT), q(sys.executable), len(test_runs), options.mode),
            description='TEST', pool='console')
     n.build('run-test', 'run_tests', test_runs,
             implicit=[t for t in everything if t not in bench_bins],
