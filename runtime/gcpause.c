@@ -177,7 +177,7 @@ void hakrt_gcpause_print(FILE *f, const hakrt_pauses *p, const char *alloc,
 }
 
 void hakrt_gcpause_write_json(FILE *f, const hakrt_pauses *p, const char *alloc,
-                              const char *gc_mode) {
+                              const char *gc_mode, bool durations) {
   fprintf(f, "{\"alloc\":\"%s\",\"steps\":{\"count\":%zu,\"p50_us\":%.3f,\"p99_us\":%.3f,"
              "\"p999_us\":%.3f,\"max_us\":%.3f,\"total_ms\":%.3f},"
              "\"full\":{\"count\":%zu,\"total_ms\":%.3f,\"max_us\":%.3f},",
@@ -187,5 +187,12 @@ void hakrt_gcpause_write_json(FILE *f, const hakrt_pauses *p, const char *alloc,
     fprintf(f, "\"close_ms\":%.3f,", p->close_ms);
   else
     fprintf(f, "\"close_ms\":null,");
-  fprintf(f, "\"gc_mode\":\"%s\"}\n", gc_mode);
+  fprintf(f, "\"gc_mode\":\"%s\"", gc_mode);
+  if (durations) {
+    size_t i;
+    fprintf(f, ",\"durations_us\":[");
+    for (i = 0; i < steps.n; i++) fprintf(f, "%s%.3f", i ? "," : "", (double)steps.ns[i] / 1e3);
+    fprintf(f, "]");
+  }
+  fprintf(f, "}\n");
 }

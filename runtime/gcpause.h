@@ -53,6 +53,8 @@ void hakrt_gcpause_print(FILE *f, const hakrt_pauses *p, const char *alloc,
 **  "max_us":..,"total_ms":..},"full":{"count":..,"total_ms":..,"max_us":..},
 **  "close_ms":..,"gc_mode":..}   close_ms is null when not timed. */
 void hakrt_gcpause_write_json(FILE *f, const hakrt_pauses *p, const char *alloc,
-                              const char *gc_mode);
+                              const char *gc_mode, bool durations);
+/* durations: the object also carries "durations_us":[...], every step
+** kept, in the order they ran (for a CDF across runs). */
 
 #endif /* HAKRT_GCPAUSE_H */

@@ -12,6 +12,7 @@
 **   --gc=incremental|generational   (lua5.4 runs generational)
 **   --gc-pauses[=FILE]    every collector pause timed (gcpause.h): the
 **                         distribution on stderr, as JSON into FILE
+**   --gc-durations        the JSON also lists every step's duration
 **
 ** main only parses the options, makes the state, runs pmain under
 ** lua_pcall, reports, and closes the state (timed).
@@ -58,6 +59,7 @@ typedef struct options {
   int generational;       /* 1 by default, as lua5.4 */
   bool pauses;
   const char *pauses_file;
+  bool durations;         /* --gc-durations */
 } options;
 
 static void print_usage(const options *o, char **argv) {
@@ -85,7 +87,8 @@ static void print_usage(const options *o, char **argv) {
           "  --mem-limit=SIZE       fail allocations past SIZE bytes (K, M, G)\n"
           "  --stats[=json]         memory account at exit, on stderr\n"
           "  --gc=incremental|generational  collector mode (default generational)\n"
-          "  --gc-pauses[=FILE]     time every GC pause; JSON into FILE\n",
+          "  --gc-pauses[=FILE]     time every GC pause; JSON into FILE\n"
+          "  --gc-durations         with --gc-pauses=FILE: list every step in the JSON\n",
           progname);
   fflush(stderr);
 }
@@ -163,6 +166,8 @@ static int collect_long(options *o, char **argv, int i) {
     if (v != NULL && v[0] == '\0') return bad_value(o, i, "empty file name in '%s'", arg);
     o->pauses = true;
     o->pauses_file = v;
+  } else if (strcmp(arg, "--gc-durations") == 0) {
+    o->durations = true;
   } else {
     o->bad = i;
     return HAS_ERROR;
@@ -697,7 +702,7 @@ static void report_pauses(void) {
       fprintf(stderr, "%s: cannot write %s: %s\n", progname, o->pauses_file, strerror(errno));
       return;
     }
-    hakrt_gcpause_write_json(f, &p, alloc_name(o), gc_name(o));
+    hakrt_gcpause_write_json(f, &p, alloc_name(o), gc_name(o), o->durations);
     fclose(f);
   }
 }
@@ -761,6 +766,11 @@ int main(int argc, char **argv) {
   if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
   opts.generational = 1;
   if (argc < 1 || collect_args(argc, argv, &opts) == HAS_ERROR) {
+    print_usage(&opts, argv);
+    return EXIT_FAILURE;
+  }
+  if (opts.durations && opts.pauses_file == NULL) {
+    opts.why = "--gc-durations needs --gc-pauses=FILE";
     print_usage(&opts, argv);
     return EXIT_FAILURE;
   }

@@ -389,3 +389,32 @@ Test(hklua, module_is_builtin) {
   cr_expect_str_eq(r.out, "true\t0\n");
   lt_result_free(&r);
 }
+
+Test(hklua, gc_durations_list_every_step) {
+  char opt[64], path[] = "/tmp/hakmem-durations-XXXXXX";
+  int fd, n = 0;
+  lt_result r;
+  char *json, *list, *p;
+  enter_corpus();
+  fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  snprintf(opt, sizeof opt, "--gc-pauses=%s", path);
+  {
+    char *argv[] = {hklua, "--gc=incremental", opt, "--gc-durations", "-e",
+                    "local t = {} for i = 1, 200000 do t[i % 5000 + 1] = {i} end", NULL};
+    cr_assert(lt_spawn(argv, NULL, NULL, &r));
+  }
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  json = lt_read_fd(fd);
+  close(fd);
+  unlink(path);
+  list = strstr(json, "\"durations_us\":[");
+  cr_assert_not_null(list, "%s", json);
+  for (p = list + 16; *p != ']' && *p != '\0'; p++)
+    if (*p == ',') n++;
+  if (p > list + 16) n++; /* a non-empty list has one more item than commas */
+  cr_expect_eq(n, json_number(json, "count"), "%d durations listed: %s", n, json);
+  cr_expect_gt(n, 0);
+  free(json);
+  lt_result_free(&r);
+}
