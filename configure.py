@@ -643,8 +643,13 @@ if test_runs:
     n.build('test', 'phony', 'run-test')
     n.line()
 else:
-    warn('`ninja test` skipped: no test can be built%s yet'
-         % ('' if runs_criterion else ' and run under tsan'))
+    # Nothing to run is a failure, not a silent pass.
+    why = 'no test can be built%s yet' % ('' if runs_criterion else ' and run under tsan')
+    warn('`ninja test` fails: ' + why)
+    n.rule('no_tests', 'echo %s; exit 1' % q('ninja test: ' + why), description='TEST')
+    n.build('run-test', 'no_tests')
+    n.build('test', 'phony', 'run-test')
+    n.line()
 
 # Benchmark scripts (written elsewhere); they find the binaries in builddir.
 # A command target is `run-<name>`, a file never made, so it always runs;
