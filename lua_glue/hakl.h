@@ -75,8 +75,6 @@ typedef struct hakl_account {
 **   (hakl_claim).
 ** - cap == (acct.limit ? acct.limit : SIZE_MAX): one comparison checks the
 **   limit on the allocation path.
-** - dropping is true only inside hakl_close on a state with a heap of its
-**   own, which is destroyed whole afterwards: frees are counted, not done.
 ** - prev_f != NULL only for a state switched by the module: blocks that
 **   hak_owns does not know belong to prev_f/prev_ud.
 ** - free_when_empty: the context was malloc'd by the module; the free that
@@ -89,7 +87,6 @@ typedef struct hakl_ctx {
   hak_heap_t *heap;    /* NULL: the running thread's default heap */
   bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
   bool newstate;       /* this context made by hakl_newstate, freed by hakl_close */
-  bool dropping;       /* fast close in progress: frees are no-ops */
   bool free_when_empty; /* module only: free(ctx) when the state is gone */
   lua_Alloc prev_f;    /* module only: the allocator before the switch */
   void *prev_ud;
@@ -103,6 +100,10 @@ HAKL_API void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 /* The same for a state that started on another allocator (ctx->prev_f):
 ** blocks hakmem does not own are freed or moved through prev_f. */
 HAKL_API void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsize);
+/* The allocator hakl_close installs for lua_close on a state whose heap is
+** its own and is about to be destroyed whole: frees are counted, not done;
+** allocations (by finalizers) work as in hakl_alloc. */
+HAKL_API void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* -------------------------------------------------------------------------
 ** States.

@@ -86,11 +86,7 @@ static hakl_noinline void *new_block(hakl_ctx *c, size_t tag, size_t nsize) {
 static inline void free_block(hakl_ctx *c, void *ptr, size_t osize) {
   c->acct.in_use -= osize;
   c->acct.nfree++;
-  /*
-  ** During a fast close the heap is about to be destroyed whole: the
-  ** sweep of lua_close only has to walk its objects, not free them.
-  */
-  if (hakl_likely(!c->dropping)) hak_free_sized(ptr, osize);
+  hak_free_sized(ptr, osize);
 }
 
 static hakl_noinline void *resize_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
@@ -145,6 +141,24 @@ void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   }
   if (ptr == NULL) return new_block(c, osize, nsize);
   return resize_block(c, ptr, osize, nsize);
+}
+
+/*
+** During a fast close the heap is about to be destroyed whole: the sweep
+** of lua_close only has to walk its objects, not free them.  A separate
+** function (installed by hakl_close) keeps this test off hakl_alloc's
+** free path.
+*/
+void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize) {
+  hakl_ctx *c = (hakl_ctx *)ud;
+  if (nsize == 0) {
+    if (ptr != NULL) {
+      c->acct.in_use -= osize;
+      c->acct.nfree++;
+    }
+    return NULL;
+  }
+  return hakl_alloc(ud, ptr, osize, nsize);
 }
 
 /*

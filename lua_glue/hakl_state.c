@@ -89,7 +89,8 @@ hakl_ctx *hakl_getctx(lua_State *L) {
   void *ud;
   lua_Alloc f = lua_getallocf(L, &ud);
   hakl_ctx *c = NULL;
-  if (f == hakl_alloc || f == hakl_alloc_foreign) return (hakl_ctx *)ud;
+  if (f == hakl_alloc || f == hakl_alloc_foreign || f == hakl_alloc_dropping)
+    return (hakl_ctx *)ud;
   if (lua_getfield(L, LUA_REGISTRYINDEX, HAKL_CTX_KEY) == LUA_TLIGHTUSERDATA)
     c = (hakl_ctx *)lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -133,9 +134,9 @@ lua_State *hakl_newstate(const hakl_config *cfg) {
 ** With a private heap, every block of the state is in that heap, and
 ** nothing outside the state points into it.  lua_close still runs: it
 ** calls the pending finalizers (and closes to-be-closed variables) exactly
-** as always, then sweeps every object; during the sweep each free is only
-** counted, and the heap is destroyed whole afterwards.  Allocations made
-** by finalizers work as usual.
+** as always, then sweeps every object; with hakl_alloc_dropping installed
+** each free is only counted, and the heap is destroyed whole afterwards.
+** Allocations made by finalizers work as usual.
 */
 void hakl_close(lua_State *L, hakl_account *final) {
   void *ud;
@@ -149,7 +150,7 @@ void hakl_close(lua_State *L, hakl_account *final) {
     }
     return;
   }
-  c->dropping = c->own_heap;
+  if (c->own_heap) lua_setallocf(L, hakl_alloc_dropping, c);
   lua_close(L);
   if (c->own_heap) hak_heap_destroy(c->heap);
   if (final != NULL) *final = c->acct;
