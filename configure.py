@@ -68,6 +68,9 @@ TESTS = [
     ('heap', 'core'),
     ('collect', 'core'),
     ('debug_abort', 'core'),
+    ('threads', 'core'),
+    ('prodcons', 'core'),
+    ('churn', 'core'),
     ('glue', 'lua'),
     ('failinject', 'lua'),
     ('limit', 'lua'),
@@ -84,7 +87,23 @@ TEST_HELPERS = {
 # LD_PRELOAD=libhakmem-override.so), 'core' and 'lua' as for TESTS.
 # run = True: `ninja test` runs it as a test (exit status 0 = pass); these
 # are the only tests that run in tsan mode, where Criterion cannot start.
+# run = a tuple of modes: it runs in those modes only.
 TEST_PROGRAMS = [
+    # The thread tests without Criterion (tests/standalone.h), for TSan.
+    ('plain/threads', 'core', ['tests/plain/threads.c', 'tests/helpers.c',
+                               'tests/standalone.c'], ('tsan',)),
+    ('plain/prodcons', 'core', ['tests/plain/prodcons.c', 'tests/helpers.c',
+                                'tests/standalone.c'], ('tsan',)),
+    ('plain/churn', 'core', ['tests/plain/churn.c', 'tests/helpers.c',
+                             'tests/standalone.c'], ('tsan',)),
+    # Run under LD_PRELOAD=libhakmem-override.so by tests/override/run.py.
+    ('override/threaded', 'plain', ['tests/override/threaded.c'], False),
+    ('override/forker', 'plain', ['tests/override/forker.c'], False),
+]
+# Test scripts `ninja test` runs after the programs, in every mode (exit
+# status 0 = pass), from the build directory like the others.
+TEST_SCRIPTS = [
+    'tests/override/run.py',
 ]
 
 # Micro benchmarks: (name, sources) -> bench/<name> (calls malloc/free) and
@@ -92,12 +111,17 @@ TEST_PROGRAMS = [
 BENCHES = [
     ('random_mixed', ['bench/micro/random_mixed.c']),
     ('lua_trace', ['bench/micro/lua_trace.c']),
+    ('larson', ['bench/threads/larson.c']),
+    ('xmalloc', ['bench/threads/xmalloc.c']),
+    ('scaling', ['bench/threads/scaling.c']),
 ]
 # `ninja <target>` runs `python3 <script> --builddir <builddir> <args>`.
 BENCH_SCRIPTS = [
     ('bench', 'bench/micro/run.py', []),
     ('bench-lua', 'bench/lua/compare.py', []),
     ('bench-lua-quick', 'bench/lua/compare.py', ['--quick']),
+    ('bench-threads', 'bench/threads/run.py', []),
+    ('bench-threads-quick', 'bench/threads/run.py', ['--quick']),
 ]
 
 # ---------------------------------------------------------------------------
@@ -459,6 +483,7 @@ n.rule('configure', 'cd %s && %s%s configure.py %s'
 watched = set()
 for path in (CORE_SOURCES + OVERRIDE_SOURCES + GLUE_SOURCES + HKLUA_SOURCES
              + [s for _, ss in BENCHES for s in ss] + [s for _, s, _ in BENCH_SCRIPTS]
+             + [s for _, _, ss, _ in TEST_PROGRAMS for s in ss] + TEST_SCRIPTS
              + ['tests/helpers.c']):
     d = os.path.dirname(path)
     while d and not os.path.isdir(os.path.join(ROOT, d)):
@@ -579,7 +604,7 @@ if core_lib:
                 implicit=libs,
                 variables={'extra_libs': libs + (lua_link if kind == 'lua' else ['-lm'])})
         test_programs.append(out(target))
-        if runs:
+        if runs is True or (runs and options.mode in runs):
             test_runs.append(out(target))
 if core_lib and has_criterion:
     for name, kind, *extra in TESTS:
@@ -602,6 +627,12 @@ if core_lib and has_criterion:
              'under ThreadSanitizer); `ninja test` runs the test programs only')
     if runs_criterion:
         test_runs = test_bins + test_runs
+if core_lib:
+    for script in TEST_SCRIPTS:
+        if exists([script]):
+            test_runs.append(src(script))
+        else:
+            skip(script, [script])
 n.line()
 
 # Micro benchmarks.
