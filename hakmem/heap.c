@@ -190,6 +190,40 @@ static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls) {
 }
 
 /*
+** The first page of the class queue whose lists yield blocks, or that can
+** be carved further; full pages met on the way leave the queue for good.
+*/
+static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls) {
+  hak_page_t *page = heap->queues[cls].first, *next;
+  for (; page; page = next) {
+    next = page->next;
+    if (page->free || page_collect(page)) return page;
+    if (page->capacity < page->reserved) {
+      page_extend(page);
+      return page;
+    }
+    heap_page_to_full(heap, page);
+    if (!(page->flags & PAGE_IN_FULL) && page_collect(page)) return page; /* it came straight back */
+  }
+  return NULL;
+}
+
+/*
+** Before a heap carves a new page, it adopts a few abandoned segments: their
+** partly used pages are the memory that exited threads left, and reusing
+** them is what keeps memory bounded when threads come and go by the
+** thousand.  A few, not all: each adoption walks 63 descriptors.
+*/
+#define HEAP_ADOPT_MAX 8
+static bool heap_adopt_some(hak_heap_t *heap) {
+  bool any = false;
+  hak_segment_t *seg;
+  for (int i = 0; i < HEAP_ADOPT_MAX && (seg = thread_take_abandoned()) != NULL; i++)
+    any |= heap_adopt_segment(heap, seg);
+  return any;
+}
+
+/*
 ** Finds a page of class `cls` with a free block and makes it the first of
 ** its queue (and so the direct page): the first page whose lists yield
 ** blocks, or that can be carved further; full pages met on the way leave
@@ -201,17 +235,8 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
   if (heap->purge_pending && (heap->slow_ticks & 63) == 0) segment_purge(heap, false);
 
   page_queue_t *q = &heap->queues[cls];
-  hak_page_t *page = q->first, *next;
-  for (; page; page = next) {
-    next = page->next;
-    if (page->free || page_collect(page)) break;
-    if (page->capacity < page->reserved) {
-      page_extend(page);
-      break;
-    }
-    heap_page_to_full(heap, page);
-    if (!(page->flags & PAGE_IN_FULL) && page_collect(page)) break; /* it came straight back */
-  }
+  hak_page_t *page = heap_scan_queue(heap, cls);
+  if (!page && heap_adopt_some(heap)) page = heap_scan_queue(heap, cls);
   if (!page) page = heap_page_new(heap, cls);
   if (!page) return NULL;
   if (q->first != page) {
@@ -296,12 +321,17 @@ bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg) {
   return true;
 }
 
-/* Stops every remote freer from touching `heap` through its pages. */
+/*
+** Stops every remote freer from touching `heap` through its pages.  Drain
+** first: draining moves pages back to NONE.  A page a freer pushes between
+** the drain and its state change stays on a list nobody reads again, which
+** is harmless: the caller re-queues every page from scratch.
+*/
 static void heap_detach_pages(hak_heap_t *heap, notify_state_t state) {
+  heap_drain_notified(heap);
   for (hak_segment_t *seg = heap->segments; seg; seg = seg->next)
     for (unsigned i = 1; i < HAK_SLICES; i++)
       if (seg->pages[i].slice_count) page_set_notify(&seg->pages[i], state);
-  heap_drain_notified(heap);
 }
 
 void heap_absorb(hak_heap_t *to, hak_heap_t *from) {

@@ -67,6 +67,7 @@ void segment_register(hak_segment_t *seg);       /* map + process list */
 void segment_unregister(hak_segment_t *seg);
 hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices);
 void segment_page_free(hak_page_t *page);
+void segment_commit(hak_page_t *page, size_t bytes);
 void segment_purge(hak_heap_t *heap, bool force);
 void segment_free(hak_segment_t *seg);
 void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap);

@@ -48,6 +48,7 @@ void page_extend(hak_page_t *page) {
   ((hak_block_t *)p)->next = NULL;
   page->free = (hak_block_t *)first;
   page->capacity += n;
+  segment_commit(page, (size_t)page->capacity * bsize);
 }
 
 /* Appends list `head` to `free` (usually empty, so usually one store). */

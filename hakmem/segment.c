@@ -151,6 +151,7 @@ void segment_free(hak_segment_t *seg) {
 ** single slice; -1 if none. */
 static int segment_find_span(hak_segment_t *seg, unsigned n) {
   uint64_t free = seg->free_mask;
+  if (free == 0) return -1;
   if (n == 1) {
     uint64_t warm = free & seg->commit_mask;
     return __builtin_ctzll(warm ? warm : free);
@@ -168,9 +169,6 @@ static hak_page_t *segment_take_span(hak_heap_t *heap, hak_segment_t *seg, unsig
   if (seg->free_mask == SEGMENT_USABLE_MASK) heap->empty_segments--;
   seg->free_mask &= ~m;
   seg->purge_mask &= ~m;
-  uint64_t fresh = m & ~seg->commit_mask;
-  seg->commit_mask |= m;
-  if (fresh) stats_committed((intptr_t)((size_t)__builtin_popcountll(fresh) * HAK_SLICE_SIZE));
   if (seg->free_mask == 0) { /* full segments go to the back */
     segment_list_remove(&heap->segments, seg);
     segment_list_push_back(&heap->segments, seg);
@@ -208,6 +206,21 @@ hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices) {
   return segment_take_span(heap, seg, 1, slices);
 }
 
+/*
+** Marks the slices under the first `bytes` of a page as committed.  Pages
+** are carved lazily, so a 4-slice page holding two blocks counts one slice:
+** `committed` stays an upper bound of what the page made resident.
+*/
+void segment_commit(hak_page_t *page, size_t bytes) {
+  hak_segment_t *seg = segment_of(page);
+  unsigned idx = (unsigned)(page - seg->pages);
+  unsigned n = (unsigned)((bytes + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
+  uint64_t fresh = span_mask(idx, n) & ~seg->commit_mask;
+  if (!fresh) return;
+  seg->commit_mask |= fresh;
+  stats_committed((intptr_t)((size_t)__builtin_popcountll(fresh) * HAK_SLICE_SIZE));
+}
+
 /* Purges the slices of `m` now. */
 static void segment_purge_mask(hak_segment_t *seg, uint64_t m) {
   while (m) {
@@ -220,6 +233,7 @@ static void segment_purge_mask(hak_segment_t *seg, uint64_t m) {
 }
 
 static void segment_purge_now(hak_segment_t *seg, uint64_t m) {
+  m &= seg->commit_mask; /* never-touched slices need no purge */
   segment_purge_mask(seg, m);
   seg->commit_mask &= ~m;
   seg->purge_mask &= ~m;
@@ -245,7 +259,7 @@ void segment_page_free(hak_page_t *page) {
   if (delay == 0) {
     segment_purge_now(seg, m);
   } else if (delay > 0) {
-    seg->purge_mask |= m;
+    seg->purge_mask |= m & seg->commit_mask;
     seg->purge_at = os_now_ms() + (uint64_t)delay;
     if (heap) heap->purge_pending = true;
   }
