@@ -10,11 +10,9 @@
 #include "hakl.h"
 
 #if defined(__GNUC__)
-#define hakl_likely(x) __builtin_expect(!!(x), 1)
 #define hakl_unlikely(x) __builtin_expect(!!(x), 0)
 #define hakl_noinline __attribute__((noinline))
 #else
-#define hakl_likely(x) (x)
 #define hakl_unlikely(x) (x)
 #define hakl_noinline
 #endif
