@@ -148,7 +148,7 @@ static int wait_child(pid_t pid) {
 
 int main(int argc, char **argv) {
   unsigned forks = argc > 1 ? (unsigned)atoi(argv[1]) : 200;
-  owns = (bool (*)(const void *))dlsym(RTLD_DEFAULT, "hak_owns");
+  *(void **)&owns = dlsym(RTLD_DEFAULT, "hak_owns"); /* POSIX's way to a function */
   pthread_t tid[WORKERS];
   for (uintptr_t i = 0; i < WORKERS; i++)
     if (pthread_create(&tid[i], NULL, worker, (void *)(i + 1)) != 0) return 1;
@@ -169,9 +169,10 @@ int main(int argc, char **argv) {
     }
     int rc = wait_child(pid);
     if (rc != 0) {
-      if (failed < 10)
-        fprintf(stderr, "forker: child %u %s %d\n", f,
-                rc == -2 ? "hung: killed after seconds:" : "failed with status", rc == -2 ? CHILD_TIMEOUT : rc);
+      if (failed < 10 && rc == -2)
+        fprintf(stderr, "forker: child %u hung: killed after %d s\n", f, CHILD_TIMEOUT);
+      else if (failed < 10)
+        fprintf(stderr, "forker: child %u failed with status %d\n", f, rc);
       failed++;
     }
     if (!intact(mine, 64 + f)) failed++;

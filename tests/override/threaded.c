@@ -200,7 +200,7 @@ int main(int argc, char **argv) {
   unsigned rounds = argc > 1 ? (unsigned)atoi(argv[1]) : 6;
   unsigned threads = argc > 2 ? (unsigned)atoi(argv[2]) : 4;
   if (threads < 1 || threads > MAX_THREADS) threads = 4;
-  owns = (bool (*)(const void *))dlsym(RTLD_DEFAULT, "hak_owns");
+  *(void **)&owns = dlsym(RTLD_DEFAULT, "hak_owns"); /* POSIX's way to a function */
 
   static worker_t w[MAX_THREADS];
   pthread_t tid[MAX_THREADS];
