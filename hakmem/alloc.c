@@ -95,7 +95,7 @@ fail:
 ** in the full queue, or a block of another thread's page.
 */
 noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
-  if (page->flags & PAGE_HUGE) {
+  if (seg->kind == SEGMENT_HUGE) { /* not page->flags: that is the owner's */
     huge_free(seg);
     return;
   }
@@ -126,12 +126,14 @@ static void free_check(const void *p) {
   hak_page_t *page = page_of(seg, p);
   if (page->slice_count == 0 || page->block_size == 0)
     hak_fatal("free(%p): double free (its page is already free) or invalid pointer", p);
+  /* block_size, start and reserved are fixed while the page lives */
   size_t off = (size_t)((const uint8_t *)p - page->start);
-  if (off % page->block_size != 0 || off / page->block_size >= page->capacity)
+  if (off % page->block_size != 0 || off / page->block_size >= page->reserved)
     hak_fatal("free(%p): not the start of a hakmem block", p);
-  if (page->used == 0) hak_fatal("free(%p): double free", p);
-  if (atomic_load_relaxed(&seg->tid) == thread_id() && page_contains_free(page, (hak_block_t *)p))
-    hak_fatal("free(%p): double free", p);
+  /* the lists and counters belong to the owner: only it can check them */
+  if (atomic_load_relaxed(&seg->tid) != thread_id()) return;
+  if (off / page->block_size >= page->capacity) hak_fatal("free(%p): not a block handed out", p);
+  if (page->used == 0 || page_contains_free(page, (hak_block_t *)p)) hak_fatal("free(%p): double free", p);
 }
 #endif
 

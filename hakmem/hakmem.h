@@ -58,9 +58,13 @@ HAK_API hak_heap_t *hak_heap_new(void);
 HAK_API void hak_heap_delete(hak_heap_t *heap);
 /* Releases every block of the heap at once; its pointers become invalid. */
 HAK_API void hak_heap_destroy(hak_heap_t *heap);
-/* The calling thread becomes the owner of heap (a heap that moves with a
-** Lua state between worker threads).  The previous owner must have stopped
-** using it; the hand-over itself must be synchronised by the caller. */
+/* Handing a heap to another thread (a heap that moves with a Lua state
+** between worker threads): the owner calls hak_heap_release, the hand-over
+** is synchronised by the caller (a mutex, a queue), the new owner calls
+** hak_heap_claim.  In between, nobody owns the heap: every free into it is
+** a remote free, so a thread that gave the heap away can still free its
+** blocks safely. */
+HAK_API void hak_heap_release(hak_heap_t *heap);
 HAK_API void hak_heap_claim(hak_heap_t *heap);
 /* The calling thread's default heap. */
 HAK_API hak_heap_t *hak_heap_default(void);

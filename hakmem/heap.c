@@ -406,11 +406,19 @@ void hak_heap_destroy(hak_heap_t *heap) {
   heap_release_struct(heap);
 }
 
-void hak_heap_claim(hak_heap_t *heap) {
-  if (!heap || heap == &heap_empty) return;
-  heap->tid = thread_id();
+/* Every segment's tid follows heap->tid: 0 while the heap is in transit. */
+static void heap_set_tid(hak_heap_t *heap, uintptr_t tid) {
+  heap->tid = tid;
   for (hak_segment_t *seg = heap->segments; seg; seg = seg->next) segment_set_owner(seg, heap);
   huge_set_owner_all(heap);
+}
+
+void hak_heap_release(hak_heap_t *heap) {
+  if (heap && heap != &heap_empty && !heap->is_default) heap_set_tid(heap, 0);
+}
+
+void hak_heap_claim(hak_heap_t *heap) {
+  if (heap && heap != &heap_empty && !heap->is_default) heap_set_tid(heap, thread_id());
 }
 
 void hak_collect(bool force) {

@@ -136,8 +136,11 @@ HAKL_API void hakl_setctx(lua_State *L, hakl_ctx *ctx);
 ** A limit below the current use fails the next allocation, not this call. */
 HAKL_API size_t hakl_setlimit(hakl_ctx *ctx, size_t limit);
 
-/* The calling thread takes over the state's private heap: call it before
-** resuming a state that last ran on another thread.  No-op without one. */
+/* Moving a state with a private heap between threads: the thread that ran
+** it last calls hakl_release, the hand-over is synchronised by the caller,
+** the next thread calls hakl_claim before resuming it.  No-ops without a
+** private heap (then each thread allocates from its own heap). */
+HAKL_API void hakl_release(lua_State *L);
 HAKL_API void hakl_claim(lua_State *L);
 
 /* Name of a type tag: "string", "table", ..., "upvalue", "proto", "other". */

@@ -157,6 +157,11 @@ void hakl_close(lua_State *L, hakl_account *final) {
   hak_free(c);
 }
 
+void hakl_release(lua_State *L) {
+  hakl_ctx *c = hakl_getctx(L);
+  if (c != NULL && c->heap != NULL) hak_heap_release(c->heap);
+}
+
 void hakl_claim(lua_State *L) {
   hakl_ctx *c = hakl_getctx(L);
   if (c != NULL && c->heap != NULL) hak_heap_claim(c->heap);

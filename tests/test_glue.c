@@ -402,6 +402,7 @@ static void *run_elsewhere(void *arg) {
                                 "for i = 1, 20000 do u[i] = {i} end "
                                 "collectgarbage() local s = 0 "
                                 "for i = 1, 20000 do s = s + u[i][1] end return s");
+  hakl_release(moving);
   return NULL;
 }
 
@@ -410,6 +411,7 @@ static void move_state(bool private_heap) {
   hakl_account final;
   moving = L;
   cr_assert_eq(lt_run(L, "t, u = {}, {} for i = 1, 20000 do t[i] = {tostring(i)} end", 0), LUA_OK);
+  hakl_release(L);
   hkt_run_thread(run_elsewhere, NULL);
   cr_expect_eq(moved_result, 20000LL * 20001 / 2);
   hakl_claim(L); /* back home */

@@ -317,6 +317,7 @@ static void *claim_and_allocate(void *arg) {
     c->blocks[i] = hak_heap_malloc(c->heap, (size_t)(i + 1) * 8);
     if (c->blocks[i]) memset(c->blocks[i], i, (size_t)(i + 1) * 8);
   }
+  hak_heap_release(c->heap);
   return NULL;
 }
 
@@ -326,6 +327,7 @@ Test(heap, claim_moves_a_heap_between_threads) {
   cr_assert_not_null(c.heap);
   void *mine = hak_heap_malloc(c.heap, 500);
   memset(mine, 0x42, 500);
+  hak_heap_release(c.heap);
   hkt_run_thread(claim_and_allocate, &c);
   hak_heap_claim(c.heap); /* back to this thread */
   for (int i = 0; i < 100; i++) {

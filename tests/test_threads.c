@@ -379,6 +379,7 @@ static void *relay_worker(void *arg) {
         h->block[i] = p;
       }
     }
+    hak_heap_release(h->heap);
     relay_give(r, h);
   }
   return NULL;
