@@ -131,9 +131,7 @@ void heap_page_unfull(hak_page_t *page) {
   page_set_notify(page, NOTIFY_NONE);
   page_queue_remove(&heap->full, page);
   page->flags &= (uint8_t)~PAGE_IN_FULL;
-  heap_page_insert(heap, page);
-  if (page->class_idx == HAK_CLASS_LARGE) return;
-  heap_set_direct(heap, page->class_idx);
+  heap_page_insert(heap, page); /* sets the direct slots if it is first */
 }
 
 /*
@@ -146,6 +144,9 @@ void heap_page_retire(hak_page_t *page) {
   hak_assert(page->used == 0);
   page_queue_t *q = (page->flags & PAGE_IN_FULL) ? &heap->full : &heap->queues[page->class_idx];
   if (page->class_idx != HAK_CLASS_LARGE && q->first == page && q->last == page) return;
+  /* the page may sit on `notified` from a full period it has left: take it
+  ** off (drain) before its descriptor is cleared */
+  heap_drain_notified(heap);
   if (page->flags & PAGE_IN_FULL) page_set_notify(page, NOTIFY_NONE);
   unsigned cls = page->class_idx;
   page_queue_remove(q, page);
@@ -192,12 +193,24 @@ static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls) {
 /*
 ** The first page of the class queue whose lists yield blocks, or that can
 ** be carved further; full pages met on the way leave the queue for good.
+** A page that got back only a few blocks (its share of the frees since its
+** last collect) goes to the back of the queue, once per search: the pages
+** behind it have gathered frees for longer, and taking them in turn makes
+** each collect worth more allocations.
 */
 static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls) {
-  hak_page_t *page = heap->queues[cls].first, *next;
+  page_queue_t *q = &heap->queues[cls];
+  hak_page_t *page = q->first, *next;
+  bool rotated = false;
   for (; page; page = next) {
     next = page->next;
-    if (page->free || page_collect(page)) return page;
+    if (page->free || page_collect(page)) {
+      if (rotated || !next || page->capacity - page->used >= page->reserved / 8) return page;
+      rotated = true;
+      page_queue_remove(q, page);
+      page_queue_push_back(q, page);
+      continue;
+    }
     if (page->capacity < page->reserved) {
       page_extend(page);
       return page;
@@ -243,7 +256,7 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
     page_queue_remove(q, page);
     page_queue_push_front(q, page);
   }
-  heap_set_direct(heap, cls);
+  heap_set_direct(heap, cls); /* returns at once when the page was first */
   return page;
 }
 

@@ -83,6 +83,7 @@ void page_extend(hak_page_t *page);
 /* Moves local_free and thread_free into free; returns true if free != NULL. */
 bool page_collect(hak_page_t *page);
 void page_queue_push_front(page_queue_t *q, hak_page_t *page);
+void page_queue_push_back(page_queue_t *q, hak_page_t *page);
 void page_queue_remove(page_queue_t *q, hak_page_t *page);
 /* Owner side of the notify protocol (see types.h, notify_state_t). */
 void page_set_notify(hak_page_t *page, notify_state_t state);

@@ -105,6 +105,14 @@ void page_queue_push_front(page_queue_t *q, hak_page_t *page) {
   q->first = page;
 }
 
+void page_queue_push_back(page_queue_t *q, hak_page_t *page) {
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page;
+  else q->first = page;
+  q->last = page;
+}
+
 void page_queue_remove(page_queue_t *q, hak_page_t *page) {
   if (page->prev) page->prev->next = page->next;
   else q->first = page->next;
