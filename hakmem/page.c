@@ -32,14 +32,18 @@ void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_si
 
 /*
 ** Carves the next blocks of a fresh page into `free`, in address order.
-** A little at a time (HAK_EXTEND_BYTES, at least 8 blocks) so that a page
-** that is never filled never becomes resident in full.
+** A little at first (one OS page, at least 4 blocks), then as much again as
+** is carved already, up to HAK_EXTEND_MAX: a class a script barely uses
+** costs it 4 KiB of resident memory, a busy one few slow paths.
 */
 void page_extend(hak_page_t *page) {
   hak_assert(page->free == NULL);
   size_t bsize = page->block_size;
-  uint32_t n = (uint32_t)(HAK_EXTEND_BYTES / bsize);
-  if (n < 8) n = 8;
+  size_t bytes = (size_t)page->capacity * bsize;
+  if (bytes < HAK_EXTEND_MIN) bytes = HAK_EXTEND_MIN;
+  if (bytes > HAK_EXTEND_MAX) bytes = HAK_EXTEND_MAX;
+  uint32_t n = (uint32_t)(bytes / bsize);
+  if (n < 4) n = 4;
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   if (n == 0) return;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;

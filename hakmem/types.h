@@ -46,7 +46,8 @@
 
 #define HAK_PAGE_SMALL_MAX (8 * 1024) /* blocks up to this use 1-slice pages */
 #define HAK_PAGE_MEDIUM_SLICES 4      /* bigger class blocks: 256 KiB pages */
-#define HAK_EXTEND_BYTES (16 * 1024)  /* carve a fresh page this much at a time */
+#define HAK_EXTEND_MIN (4 * 1024)   /* first carve of a fresh page */
+#define HAK_EXTEND_MAX (32 * 1024)  /* largest later carve */
 
 #define HAK_OS_PAGE 4096
 
