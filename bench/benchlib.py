@@ -1,21 +1,26 @@
 """What the benchmark runners share (Python 3 standard library only).
 
-The peers and how to load them, statistics over repeated runs, the machine
-a run happened on, and the marked sections of bench/RESULTS.md that each
-runner rewrites without touching the others'.
+The peers and how to load them, the interleaved runs of benchmark children,
+statistics over repeated runs and the tables they make, the machine a run
+happened on, the files in bench/out/, and the marked sections of
+bench/RESULTS.md that each runner rewrites without touching the others'.
 """
 
+import collections
 import datetime
+import json
 import os
 import platform
 import re
 import shutil
 import statistics
 import subprocess
+import sys
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 RESULTS_MD = os.path.join(BENCH_DIR, 'RESULTS.md')
+OUT_DIR = os.path.join(BENCH_DIR, 'out')
 LIBDIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib', '/usr/local/lib']
 
 # The peers, in the order every table shows them: (name, candidate files).
@@ -63,6 +68,142 @@ def child_env(preload=None, extra=None):
     return env
 
 
+def selected(name, only):
+    """Whether --only (substrings, repeatable; none: everything) keeps `name`."""
+    return not only or any(o in name for o in only)
+
+
+def settle_runs(ap, args, default):
+    """Fills in --runs where it was not given (3 with --quick, else
+    `default`) and rejects a count below one."""
+    if args.runs is None:
+        args.runs = 3 if args.quick else default
+    if args.runs < 1:
+        ap.error('--runs must be at least 1')
+
+
+# ---------------------------------------------------------------------------
+# Runs.  The bench/micro and bench/threads programs are built plain and as
+# _hak binaries and print one JSON line per run (Job ... measure_jobs);
+# rotated, disagreements and exit_status serve bench/lua/compare.py too.
+# ---------------------------------------------------------------------------
+
+# One child to run: the row label it reports under, the allocator, the
+# command line and the environment.
+Job = collections.namedtuple('Job', 'label alloc argv env')
+
+
+def binary_variant(alloc, peers):
+    """How a benchmark program runs under `alloc`: (binary suffix, LD_PRELOAD
+    or None), or None for a peer that was not found.  glibc is the plain
+    binary as it is, hakmem the _hak binary (hakmem's API), a peer the plain
+    binary with the peer preloaded."""
+    if alloc == 'glibc':
+        return '', None
+    if alloc == 'hakmem':
+        return '_hak', None
+    if alloc in peers:
+        return '', peers[alloc]
+    return None
+
+
+def binary_jobs(bindir, binary, label, variants, args, warn):
+    """A Job per allocator of `variants` ({alloc: (suffix, preload)}) that
+    runs bindir/<binary><suffix> with `args`; a binary not built yet is
+    left out with a warning."""
+    jobs = []
+    for a, (suffix, preload) in variants.items():
+        exe = os.path.join(bindir, binary + suffix)
+        if not os.access(exe, os.X_OK):
+            warn('%s missing: %s skipped under %s (build it with ninja)' % (exe, label, a))
+            continue
+        jobs.append(Job(label, a, [exe] + args, child_env(preload)))
+    return jobs
+
+
+def last_json(stdout):
+    """The last line of `stdout` that holds a JSON object, decoded; None
+    when there is none."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith('{'):
+            return json.loads(line)
+    return None
+
+
+def run_json(argv, env, timeout):
+    """Runs one benchmark child: the JSON result it printed, or raises
+    RuntimeError saying what went wrong."""
+    try:
+        p = subprocess.run(argv, env=env, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError('timed out after %d s' % timeout)
+    if p.returncode != 0:
+        raise RuntimeError('exit status %d: %s' % (p.returncode, p.stderr.strip()[-500:]))
+    res = last_json(p.stdout)
+    if res is None:
+        raise RuntimeError('no result line in its output')
+    return res
+
+
+def rotated(items, r, step=1):
+    """`items` rotated left by r * step places: round r of an interleaved
+    session starts further along, so that no allocator always runs first."""
+    if not items:
+        return []
+    k = (r * step) % len(items)
+    return items[k:] + items[:k]
+
+
+def measure_jobs(jobs, runs, timeout, widths):
+    """Runs every Job `runs` times, interleaved: round 1 of every job, then
+    round 2, ..., each round rotated three places further.  Prints a
+    progress line per run, its label and allocator in columns of `widths`.
+    Returns ({(label, alloc): [results]}, [failures])."""
+    results = {(j.label, j.alloc): [] for j in jobs}
+    failures = []
+    total, done = len(jobs) * runs, 0
+    lw, aw = widths
+    for r in range(runs):
+        for j in rotated(jobs, r, 3):
+            done += 1
+            head = '[%3d/%d] %-*s %-*s run %d' % (done, total, lw, j.label, aw, j.alloc, r + 1)
+            try:
+                res = run_json(j.argv, j.env, timeout)
+            except RuntimeError as e:
+                failures.append('%s under %s: %s' % (j.label, j.alloc, e))
+                print('%s: FAILED: %s' % (head, e), flush=True)
+                continue
+            results[(j.label, j.alloc)].append(res)
+            print('%s: %8.2f Mops/s  %7.1f MiB peak RSS'
+                  % (head, res['ops_per_s'] / 1e6, res['peak_rss_kb'] / 1024.0), flush=True)
+    return results, failures
+
+
+def disagreements(results):
+    """Where the allocators of one benchmark did not all report the same
+    checksum.  `results` maps (what..., allocator) to run results that each
+    have a 'checksum'; returns [(what, {checksum: [allocators]})], `what`
+    the key's other parts joined by spaces, in the order of `results`."""
+    seen = {}
+    for key, runs in results.items():
+        for res in runs:
+            sums = seen.setdefault(' '.join(key[:-1]), {})
+            sums.setdefault(str(res.get('checksum')), set()).add(key[-1])
+    return [(what, {c: sorted(a) for c, a in sums.items()})
+            for what, sums in seen.items() if len(sums) > 1]
+
+
+def exit_status(failures):
+    """Lists the failures on stderr; the runner's exit status (1 if any)."""
+    if not failures:
+        return 0
+    print('\n%d failure(s):' % len(failures), file=sys.stderr)
+    for f in failures:
+        print('  ' + f, file=sys.stderr)
+    return 1
+
+
 # ---------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------
@@ -78,6 +219,14 @@ def summary(values):
             'q1': q1, 'q3': q3, 'n': len(v)}
 
 
+def throughput(runs):
+    """The figures of a benchmark child's runs: their count, and summaries
+    of its ops_per_s and peak_rss_kb."""
+    return {'runs': len(runs),
+            'ops_per_s': summary([x['ops_per_s'] for x in runs]),
+            'peak_rss_kb': summary([x['peak_rss_kb'] for x in runs])}
+
+
 def geomean(values):
     values = [x for x in values if x and x > 0]
     return statistics.geometric_mean(values) if values else None
@@ -90,6 +239,62 @@ def percentile(sorted_values, p):
     k = max(0, min(len(sorted_values) - 1,
                    int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
     return sorted_values[k]
+
+
+def in_order(values):
+    """The distinct values, in the order they first appear."""
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Tables of throughput rows (rows made of throughput() plus 'alloc',
+# 'vs_glibc' and the runner's own columns)
+# ---------------------------------------------------------------------------
+
+def ratio(x):
+    """A ratio as tables show it: '1.23×', or '–' where there is none."""
+    return '%.2f×' % x if x else '–'
+
+
+def throughput_md(rows, label, vs_head, vs_cell):
+    """The Markdown table: row[label], the allocator, Mops/s and peak RSS
+    (median, min–max), the ratio to glibc, and one more comparison column
+    headed `vs_head`, whose cell is vs_cell(row)."""
+    out = ['| benchmark | allocator | Mops/s median | min–max | vs glibc | %s '
+           '| peak RSS MiB median | min–max |' % vs_head,
+           '|---|---|---:|---:|---:|---:|---:|---:|']
+    for row in rows:
+        o, m = row['ops_per_s'], row['peak_rss_kb']
+        out.append('| %s | %s | %.2f | %.2f–%.2f | %s | %s | %.1f | %.1f–%.1f |' % (
+            row[label], row['alloc'], o['median'] / 1e6, o['min'] / 1e6, o['max'] / 1e6,
+            ratio(row['vs_glibc']), vs_cell(row), m['median'] / 1024, m['min'] / 1024,
+            m['max'] / 1024))
+    return '\n'.join(out)
+
+
+def throughput_text(rows, label, widths, vs_head, vs_cell):
+    """The same for a terminal, in columns: `widths` are those of the
+    label, the allocator and the extra comparison; peak RSS median only."""
+    lw, aw, vw = widths
+    out = ['%-*s %-*s %9s %17s %8s %*s %9s' % (lw, 'benchmark', aw, 'allocator', 'Mops/s',
+                                              'min-max', 'vs glibc', vw, vs_head, 'RSS MiB')]
+    for row in rows:
+        o, m = row['ops_per_s'], row['peak_rss_kb']
+        out.append('%-*s %-*s %9.2f %8.2f-%-8.2f %8s %*s %9.1f' % (
+            lw, row[label], aw, row['alloc'], o['median'] / 1e6, o['min'] / 1e6,
+            o['max'] / 1e6, ratio(row['vs_glibc']), vw, vs_cell(row), m['median'] / 1024))
+    return '\n'.join(out)
+
+
+def method_md(command, runs):
+    """The first sentence of a throughput runner's section."""
+    return ('Written by `%s`: median and min–max over %d interleaved runs per '
+            'allocator; hakmem through its API (the `_hak` binaries), peers through '
+            'LD_PRELOAD.' % (command, runs))
 
 
 # ---------------------------------------------------------------------------
@@ -199,6 +404,33 @@ def update_section(name, body, path=RESULTS_MD):
     with open(tmp, 'w') as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def write_section(name, lines, failures):
+    """Rewrites the `name` section of bench/RESULTS.md with `lines`, the
+    run's failures listed last (after a blank line), and says so."""
+    lines = list(lines)
+    if failures:
+        if lines and lines[-1] != '':
+            lines.append('')
+        lines += ['Failures in this run:', ''] + ['- ' + f for f in failures]
+    update_section(name, '\n'.join(lines))
+    print('updated %s (%s section)' % (rel(RESULTS_MD), name))
+
+
+# ---------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------
+
+def out_file(name):
+    """bench/out/<name>, the directory made where missing."""
+    os.makedirs(OUT_DIR, exist_ok=True)
+    return os.path.join(OUT_DIR, name)
+
+
+def write_json(path, doc):
+    with open(path, 'w') as f:
+        json.dump(doc, f, indent=1)
 
 
 def rel(path):

@@ -88,10 +88,7 @@ def parse_args():
     ap.add_argument('--no-results', action='store_true', help='leave bench/RESULTS.md alone')
     ap.add_argument('--no-plots', action='store_true', help='draw no PNG')
     args = ap.parse_args()
-    if args.runs is None:
-        args.runs = 3 if args.quick else 5
-    if args.runs < 1:
-        ap.error('--runs must be at least 1')
+    benchlib.settle_runs(ap, args, 5)
     if args.gc is None:
         args.gc = 'incremental' if args.quick else 'both'
     args.modes = MODES if args.gc == 'both' else [args.gc]
@@ -147,7 +144,7 @@ class Host:
 def workload_sizes(args):
     out = []
     for name, size, quick in WORKLOADS:
-        if args.only and not any(o in name for o in args.only):
+        if not benchlib.selected(name, args.only):
             continue
         n = quick if args.quick else size
         if name != 'binary_trees' and args.size_scale != 1.0:
@@ -240,9 +237,7 @@ def measure(args, host, allocs, workloads):
             n = len(allocs)
             order = []
             for g in range(0, len(jobs), n):
-                group = jobs[g:g + n]
-                k = r % len(group)
-                order += group[k:] + group[:k]
+                order += benchlib.rotated(jobs[g:g + n], r)
             for mode, name, size, a, alloc_args, preload in order:
                 done += 1
                 script = os.path.join(HERE, name + '.lua')
@@ -270,14 +265,8 @@ def measure(args, host, allocs, workloads):
 def check_checksums(results, failures):
     """Every allocator must print the same checksum line for a workload and
     mode: the scripts are deterministic, whatever serves their memory."""
-    seen = {}
-    for (mode, name, a), runs in results.items():
-        for res in runs:
-            seen.setdefault((mode, name), {}).setdefault(res['checksum'], set()).add(a)
-    for (mode, name), sums in seen.items():
-        if len(sums) > 1:
-            failures.append('%s %s: outputs differ between allocators: %s'
-                            % (mode, name, {k: sorted(v) for k, v in sums.items()}))
+    for what, sums in benchlib.disagreements(results):
+        failures.append('%s: outputs differ between allocators: %s' % (what, sums))
 
 
 def median_of(runs, f):
@@ -349,10 +338,7 @@ def goals(rows, gm, modes):
     lines = []
     for mode in modes:
         mine = [r for r in rows if r['gc_mode'] == mode]
-        names = []
-        for r in mine:
-            if r['workload'] not in names:
-                names.append(r['workload'])
+        names = benchlib.in_order(r['workload'] for r in mine)
         by = {(r['workload'], r['alloc']): r for r in mine}
         if not any(a == 'hakmem' for _, a in by):
             lines.append('- %s: hakmem was not measured.' % mode)
@@ -471,17 +457,16 @@ CSV_FIELDS = ['gc_mode', 'workload', 'size', 'alloc', 'runs', 'time_median_s', '
               'gc_total_ms', 'full_count', 'full_total_ms', 'close_ms']
 
 
-def write_outputs(out_dir, rows, doc):
-    os.makedirs(out_dir, exist_ok=True)
-    csv_path = os.path.join(out_dir, 'lua.csv')
+def write_outputs(rows, doc):
+    """bench/out/lua.csv (the rows) and bench/out/lua.json (everything)."""
+    csv_path = benchlib.out_file('lua.csv')
     with open(csv_path, 'w', newline='') as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction='ignore')
         w.writeheader()
         for r in rows:
             w.writerow({k: ('' if r.get(k) is None else r[k]) for k in CSV_FIELDS})
-    json_path = os.path.join(out_dir, 'lua.json')
-    with open(json_path, 'w') as f:
-        json.dump(doc, f, indent=1)
+    json_path = benchlib.out_file('lua.json')
+    benchlib.write_json(json_path, doc)
     return csv_path, json_path
 
 
@@ -546,7 +531,7 @@ def main():
            'rows': rows, 'geomeans': gm, 'goals': goal_lines, 'failures': failures,
            'raw': [{'gc_mode': m, 'workload': w, 'alloc': a, 'runs': rs}
                    for (m, w, a), rs in results.items()]}
-    csv_path, json_path = write_outputs(os.path.join(benchlib.BENCH_DIR, 'out'), rows, doc)
+    csv_path, json_path = write_outputs(rows, doc)
     print('wrote %s and %s' % (benchlib.rel(csv_path), benchlib.rel(json_path)))
 
     images = []
@@ -581,17 +566,9 @@ def main():
         for img in images:
             name = os.path.basename(img)
             body += ['![%s](plots/%s)' % (name[:-4].replace('_', ' '), name), '']
-        if failures:
-            body += ['Failures in this run:', ''] + ['- ' + f for f in failures]
-        benchlib.update_section('lua', '\n'.join(body))
-        print('updated %s (lua section)' % benchlib.rel(benchlib.RESULTS_MD))
+        benchlib.write_section('lua', body, failures)
 
-    if failures:
-        print('\n%d failure(s):' % len(failures), file=sys.stderr)
-        for f in failures:
-            print('  ' + f, file=sys.stderr)
-        return 1
-    return 0
+    return benchlib.exit_status(failures)
 
 
 if __name__ == '__main__':

@@ -21,21 +21,19 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-ALLOCATORS = ['glibc', 'mimalloc', 'jemalloc', 'tcmalloc', 'hakmem']
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import benchlib  # noqa: E402
+
 COLORS = {'glibc': '#7f7f7f', 'mimalloc': '#1f77b4', 'jemalloc': '#2ca02c',
           'tcmalloc': '#ff7f0e', 'hakmem': '#d62728'}
 
 
 def _present(rows):
-    return [a for a in ALLOCATORS if any(r['alloc'] == a for r in rows)]
+    return [a for a in benchlib.ALLOCATORS if any(r['alloc'] == a for r in rows)]
 
 
 def _workloads(rows):
-    out = []
-    for r in rows:
-        if r['workload'] not in out:
-            out.append(r['workload'])
-    return out
+    return benchlib.in_order(r['workload'] for r in rows)
 
 
 def relative_bars(doc, mode, path):

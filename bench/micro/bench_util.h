@@ -1,7 +1,7 @@
 /*
-** bench_util.h -- what every micro-benchmark shares: a seeded PRNG, a
-** monotonic clock, the peak RSS, harness memory that bypasses malloc, and
-** the one JSON line each run prints.
+** bench_util.h -- what every benchmark program (bench/micro, bench/threads)
+** shares: the allocator under test, a seeded PRNG, a monotonic clock, the
+** peak RSS, harness memory that bypasses malloc, and option parsing.
 **
 ** Each benchmark is compiled twice: plain (it calls malloc/realloc/free, so a
 ** peer allocator comes in through LD_PRELOAD) and with -DBENCH_HAKMEM (it
@@ -23,10 +23,24 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+** The allocator under test: BENCH_API names it in the JSON line;
+** BENCH_MALLOC and BENCH_FREE are the general calls, BENCH_FREE_SIZED the
+** free that knows the block's size (hakmem's sized free; plain free
+** ignores the size).  A benchmark that needs other calls (lua_trace's
+** 8-byte-aligned heap API) defines them itself.
+*/
 #ifdef BENCH_HAKMEM
+#include "../../hakmem/hakmem.h"
 #define BENCH_API "hakmem"
+#define BENCH_MALLOC(n) hak_malloc(n)
+#define BENCH_FREE(p) hak_free(p)
+#define BENCH_FREE_SIZED(p, n) hak_free_sized((p), (n))
 #else
 #define BENCH_API "malloc"
+#define BENCH_MALLOC(n) malloc(n)
+#define BENCH_FREE(p) free(p)
+#define BENCH_FREE_SIZED(p, n) ((void)(n), free(p))
 #endif
 
 /* ---------------------------------------------------------------------
@@ -149,6 +163,36 @@ static inline int bench_opt(const char *arg, const char *name,
   }
   *out = v;
   return 1;
+}
+
+/*
+** One option of a benchmark: "--name=VALUE" stores into *value.  A table
+** of them ends with a NULL name; `meta` is what the usage line shows for
+** the value ("N", "T", "0|1").
+*/
+typedef struct bench_option_s {
+  const char *name;
+  const char *meta;
+  unsigned long long *value;
+} bench_option_t;
+
+/*
+** Reads every argument against `opts`.  Anything else prints the usage
+** line, built from the table ("usage: PROG [--name=META] ..."), and
+** exits with status 2; so does a bad value (bench_opt).
+*/
+static inline void bench_parse_options(int argc, char **argv,
+                                       const bench_option_t *opts) {
+  for (int i = 1; i < argc; i++) {
+    const bench_option_t *o = opts;
+    while (o->name != NULL && !bench_opt(argv[i], o->name, o->value)) o++;
+    if (o->name != NULL) continue;
+    fprintf(stderr, "usage: %s", argv[0]);
+    for (o = opts; o->name != NULL; o++)
+      fprintf(stderr, " [%s=%s]", o->name, o->meta);
+    fprintf(stderr, "\n");
+    exit(2);
+  }
 }
 
 #endif /* BENCH_UTIL_H */

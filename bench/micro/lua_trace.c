@@ -32,16 +32,14 @@
 */
 #include "bench_util.h"
 
+/* Frees are BENCH_FREE_SIZED (bench_util.h); the rest is the glue's API. */
 #ifdef BENCH_HAKMEM
-#include "../../hakmem/hakmem.h"
 #define B_MALLOC(n) hak_heap_malloc8(NULL, (n))
 #define B_REALLOC(p, o, n) hak_heap_realloc8(NULL, (p), (o), (n))
-#define B_FREE(p, n) hak_free_sized((p), (n))
 #define B_FREE_NULL() ((void)0)
 #else
 #define B_MALLOC(n) malloc(n)
 #define B_REALLOC(p, o, n) ((void)(o), realloc((p), (n)))
-#define B_FREE(p, n) ((void)(n), free(p))
 #define B_FREE_NULL() free(NULL)
 #endif
 
@@ -400,7 +398,7 @@ static void replay(void **ptr, const op_t *ops, uint32_t n) {
       if (tag != op->id || p[op->size - 1] != (unsigned char)op->size)
         bench_die("lua_trace", "block corrupted before free", tag, op->id);
       checksum += tag;
-      B_FREE(p, op->size);
+      BENCH_FREE_SIZED(p, op->size);
       break;
     default:
       B_FREE_NULL();
@@ -420,13 +418,9 @@ __attribute__((noinline)) static void bench_measured(void **ptr, const op_t *ops
 
 int main(int argc, char **argv) {
   unsigned long long ops = 10000000, seed = 42;
-  for (int i = 1; i < argc; i++) {
-    if (bench_opt(argv[i], "--ops", &ops) ||
-        bench_opt(argv[i], "--seed", &seed))
-      continue;
-    fprintf(stderr, "usage: %s [--ops=N] [--seed=N]\n", argv[0]);
-    return 2;
-  }
+  const bench_option_t opts[] = {
+      {"--ops", "N", &ops}, {"--seed", "N", &seed}, {NULL, NULL, NULL}};
+  bench_parse_options(argc, argv, opts);
 
   gen_t g;
   memset(&g, 0, sizeof g);

@@ -17,13 +17,11 @@
 */
 #include "bench_util.h"
 
+/* --sized=1 frees with the block's size; malloc has no sized free */
 #ifdef BENCH_HAKMEM
-#include "../../hakmem/hakmem.h"
-#define B_MALLOC(n) hak_malloc(n)
-#define B_FREE(p, n) (sized ? hak_free_sized((p), (n)) : hak_free(p))
+#define B_FREE(p, n) (sized ? BENCH_FREE_SIZED(p, n) : BENCH_FREE(p))
 #else
-#define B_MALLOC(n) malloc(n)
-#define B_FREE(p, n) ((void)(n), free(p))
+#define B_FREE(p, n) BENCH_FREE_SIZED(p, n)
 #endif
 
 #define MIN_SIZE 16
@@ -52,7 +50,7 @@ __attribute__((noinline)) static void bench_measured(
     slot_t *s = &slot[((r >> 32) * slots) >> 32];
     if (s->p == NULL) {
       size_t size = MIN_SIZE + (size_t)(r & (SIZE_SPAN - 1));
-      unsigned char *p = B_MALLOC(size);
+      unsigned char *p = BENCH_MALLOC(size);
       if (p == NULL) bench_die("random_mixed", "out of memory", size, i);
       uint64_t tag = i;
       memcpy(p, &tag, sizeof tag);
@@ -75,17 +73,12 @@ __attribute__((noinline)) static void bench_measured(
 
 int main(int argc, char **argv) {
   unsigned long long slots = 400, ops = 20000000, seed = 42, sized = 0;
-  for (int i = 1; i < argc; i++) {
-    if (bench_opt(argv[i], "--slots", &slots) ||
-        bench_opt(argv[i], "--ops", &ops) ||
-        bench_opt(argv[i], "--seed", &seed) ||
-        bench_opt(argv[i], "--sized", &sized))
-      continue;
-    fprintf(stderr,
-            "usage: %s [--slots=N] [--ops=N] [--seed=N] [--sized=0|1]\n",
-            argv[0]);
-    return 2;
-  }
+  const bench_option_t opts[] = {{"--slots", "N", &slots},
+                                 {"--ops", "N", &ops},
+                                 {"--seed", "N", &seed},
+                                 {"--sized", "0|1", &sized},
+                                 {NULL, NULL, NULL}};
+  bench_parse_options(argc, argv, opts);
   if (slots == 0 || slots > (1ull << 31)) {
     fprintf(stderr, "random_mixed: --slots must be 1..2^31\n");
     return 2;

@@ -18,7 +18,6 @@ here fails on speed, only on a child that fails or disagrees.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -60,79 +59,25 @@ def parse_args():
                          '(one run each, %d operations; repeatable on a noisy machine)'
                     % CALLGRIND_OPS)
     args = ap.parse_args()
-    if args.runs is None:
-        args.runs = 3 if args.quick else 7
-    if args.runs < 1:
-        ap.error('--runs must be at least 1')
+    benchlib.settle_runs(ap, args, 7)
     return args
 
 
 def plan(args):
-    """[(allocator, command for a benchmark, env)] for the allocators present."""
+    """[benchlib.Job] for the benchmarks and allocators present, and the
+    peers found."""
     bindir = os.path.join(args.builddir, 'bench')
     peers = benchlib.peer_libs(warn)
-    allocs = args.alloc or benchlib.ALLOCATORS
-    runners = {}
-    for a in allocs:
-        if a == 'glibc':
-            runners[a] = ('', None)
-        elif a == 'hakmem':
-            runners[a] = ('_hak', None)
-        elif a in peers:
-            runners[a] = ('', peers[a])
-    benches = [b for b in BENCHMARKS
-               if not args.only or any(o in b[0] for o in args.only)]
+    variants = {}
+    for a in args.alloc or benchlib.ALLOCATORS:
+        v = benchlib.binary_variant(a, peers)
+        if v:
+            variants[a] = v
     jobs = []
-    for label, binary, bargs in benches:
-        for a, (suffix, preload) in runners.items():
-            exe = os.path.join(bindir, binary + suffix)
-            if not os.access(exe, os.X_OK):
-                warn('%s missing: %s skipped under %s (build it with ninja)'
-                     % (exe, label, a))
-                continue
-            jobs.append((label, a, [exe] + bargs, benchlib.child_env(preload)))
+    for label, binary, bargs in BENCHMARKS:
+        if benchlib.selected(label, args.only):
+            jobs += benchlib.binary_jobs(bindir, binary, label, variants, bargs, warn)
     return jobs, peers
-
-
-def run_one(cmd, env):
-    """The JSON line a benchmark printed, or raises RuntimeError."""
-    try:
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                           timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError('timed out after %d s' % TIMEOUT_S)
-    if p.returncode != 0:
-        raise RuntimeError('exit status %d: %s' % (p.returncode, p.stderr.strip()[-500:]))
-    for line in reversed(p.stdout.splitlines()):
-        if line.startswith('{'):
-            return json.loads(line)
-    raise RuntimeError('no result line in its output')
-
-
-def measure(jobs, runs):
-    """Runs everything interleaved; returns {(label, alloc): [result dicts]}
-    and the list of failures."""
-    results = {(label, a): [] for label, a, _, _ in jobs}
-    failures = []
-    total = len(jobs) * runs
-    done = 0
-    for r in range(runs):
-        # Rotate the order each round: no allocator always runs first.
-        k = (r * 3) % len(jobs) if jobs else 0
-        for label, a, cmd, env in jobs[k:] + jobs[:k]:
-            done += 1
-            try:
-                res = run_one(cmd, env)
-            except RuntimeError as e:
-                failures.append('%s under %s: %s' % (label, a, e))
-                print('[%3d/%d] %-18s %-9s run %d: FAILED: %s'
-                      % (done, total, label, a, r + 1, e), flush=True)
-                continue
-            results[(label, a)].append(res)
-            print('[%3d/%d] %-18s %-9s run %d: %8.2f Mops/s  %7.1f MiB peak RSS'
-                  % (done, total, label, a, r + 1, res['ops_per_s'] / 1e6,
-                     res['peak_rss_kb'] / 1024.0), flush=True)
-    return results, failures
 
 
 def callgrind(jobs, failures):
@@ -156,11 +101,7 @@ def callgrind(jobs, failures):
                 if p.returncode != 0:
                     raise RuntimeError('exit status %d: %s' % (p.returncode,
                                                                p.stderr.strip()[-300:]))
-                res = None
-                for line in reversed(p.stdout.splitlines()):
-                    if line.startswith('{'):
-                        res = json.loads(line)
-                        break
+                res = benchlib.last_json(p.stdout)
                 with open(cg) as f:
                     total = next(int(l.split()[1]) for l in f if l.startswith('summary:'))
                 if not res or not res.get('ops') or total == 0:
@@ -177,10 +118,7 @@ def callgrind(jobs, failures):
 
 
 def callgrind_md(ir):
-    labels = []
-    for label, _ in ir:
-        if label not in labels:
-            labels.append(label)
+    labels = benchlib.in_order(label for label, _ in ir)
     allocs = [a for a in benchlib.ALLOCATORS if any(x == a for _, x in ir)]
     out = ['| benchmark | ' + ' | '.join(allocs) + ' |',
            '|---|' + '---:|' * len(allocs)]
@@ -192,34 +130,22 @@ def callgrind_md(ir):
 
 def check_checksums(results, failures):
     """Every allocator of one benchmark must report the same checksum."""
-    by_label = {}
-    for (label, a), rs in results.items():
-        for res in rs:
-            by_label.setdefault(label, {}).setdefault(res.get('checksum'), set()).add(a)
-    for label, sums in by_label.items():
-        if len(sums) > 1:
-            failures.append('%s: checksums differ between allocators: %s'
-                            % (label, {str(k): sorted(v) for k, v in sums.items()}))
+    for label, sums in benchlib.disagreements(results):
+        failures.append('%s: checksums differ between allocators: %s' % (label, sums))
 
 
 def tabulate(results):
     """Rows of summary figures, one per (benchmark, allocator), in order."""
     rows = []
-    labels = []
-    for label, _ in results:
-        if label not in labels:
-            labels.append(label)
-    for label in labels:
+    for label in benchlib.in_order(label for label, _ in results):
         base = {}
         for a in benchlib.ALLOCATORS:
             rs = results.get((label, a))
             if not rs:
                 continue
-            ops = benchlib.summary([x['ops_per_s'] for x in rs])
-            rss = benchlib.summary([x['peak_rss_kb'] for x in rs])
-            base[a] = ops['median']
-            rows.append({'bench': label, 'alloc': a, 'runs': ops['n'],
-                         'ops_per_s': ops, 'peak_rss_kb': rss})
+            row = {'bench': label, 'alloc': a, **benchlib.throughput(rs)}
+            base[a] = row['ops_per_s']['median']
+            rows.append(row)
         for row in rows:
             if row['bench'] != label:
                 continue
@@ -229,32 +155,16 @@ def tabulate(results):
     return rows
 
 
-def fmt_ratio(x):
-    return '%.2f×' % x if x else '–'
+def vs_mimalloc(row):
+    return benchlib.ratio(row['vs_mimalloc'])
 
 
 def table_md(rows):
-    out = ['| benchmark | allocator | Mops/s median | min–max | vs glibc | vs mimalloc '
-           '| peak RSS MiB median | min–max |',
-           '|---|---|---:|---:|---:|---:|---:|---:|']
-    for row in rows:
-        o, m = row['ops_per_s'], row['peak_rss_kb']
-        out.append('| %s | %s | %.2f | %.2f–%.2f | %s | %s | %.1f | %.1f–%.1f |' % (
-            row['bench'], row['alloc'], o['median'] / 1e6, o['min'] / 1e6,
-            o['max'] / 1e6, fmt_ratio(row['vs_glibc']), fmt_ratio(row['vs_mimalloc']),
-            m['median'] / 1024, m['min'] / 1024, m['max'] / 1024))
-    return '\n'.join(out)
+    return benchlib.throughput_md(rows, 'bench', 'vs mimalloc', vs_mimalloc)
 
 
 def table_text(rows):
-    out = ['%-18s %-9s %9s %17s %8s %8s %9s' % ('benchmark', 'allocator', 'Mops/s',
-                                               'min-max', 'vs glibc', 'vs mi', 'RSS MiB')]
-    for row in rows:
-        o, m = row['ops_per_s'], row['peak_rss_kb']
-        out.append('%-18s %-9s %9.2f %8.2f-%-8.2f %8s %8s %9.1f' % (
-            row['bench'], row['alloc'], o['median'] / 1e6, o['min'] / 1e6, o['max'] / 1e6,
-            fmt_ratio(row['vs_glibc']), fmt_ratio(row['vs_mimalloc']), m['median'] / 1024))
-    return '\n'.join(out)
+    return benchlib.throughput_text(rows, 'bench', (18, 9, 8), 'vs mi', vs_mimalloc)
 
 
 def goal_line(rows):
@@ -277,7 +187,7 @@ def main():
     mach = benchlib.machine(peers)
     print('micro-benchmarks: %d runs each, %d benchmark/allocator pairs, interleaved'
           % (args.runs, len(jobs)), flush=True)
-    results, failures = measure(jobs, args.runs)
+    results, failures = benchlib.measure_jobs(jobs, args.runs, TIMEOUT_S, (18, 9))
     check_checksums(results, failures)
     rows = tabulate(results)
     ir = callgrind(jobs, failures) if args.callgrind else {}
@@ -289,41 +199,28 @@ def main():
         print('\ninstructions per operation (callgrind, %d operations):' % CALLGRIND_OPS)
         print(callgrind_md(ir))
 
-    os.makedirs(os.path.join(benchlib.BENCH_DIR, 'out'), exist_ok=True)
-    raw = os.path.join(benchlib.BENCH_DIR, 'out', 'micro.json')
-    with open(raw, 'w') as f:
-        json.dump({'machine': mach, 'runs': args.runs, 'builddir': args.builddir,
-                   'rows': rows, 'failures': failures,
-                   'callgrind_ir_per_op': [{'bench': l, 'alloc': a, 'ir_per_op': v}
-                                           for (l, a), v in ir.items()],
-                   'raw': [{'bench': l, 'alloc': a, 'results': rs}
-                           for (l, a), rs in results.items()]}, f, indent=1)
+    raw = benchlib.out_file('micro.json')
+    benchlib.write_json(raw, {
+        'machine': mach, 'runs': args.runs, 'builddir': args.builddir,
+        'rows': rows, 'failures': failures,
+        'callgrind_ir_per_op': [{'bench': l, 'alloc': a, 'ir_per_op': v}
+                                for (l, a), v in ir.items()],
+        'raw': [{'bench': l, 'alloc': a, 'results': rs} for (l, a), rs in results.items()]})
     print('wrote %s' % benchlib.rel(raw))
 
     if not args.no_results:
-        body = ['## Micro-benchmarks', '',
-                'Written by `bench/micro/run.py --builddir %s --runs %d`: median '
-                'and min–max over %d interleaved runs per allocator; hakmem '
-                'through its API (the `_hak` binaries), peers through LD_PRELOAD.'
-                % (benchlib.shown(args.builddir), args.runs, args.runs), '',
+        command = 'bench/micro/run.py --builddir %s --runs %d' % (
+            benchlib.shown(args.builddir), args.runs)
+        body = ['## Micro-benchmarks', '', benchlib.method_md(command, args.runs), '',
                 benchlib.machine_md(mach), '', table_md(rows), '', goal_line(rows)]
         if ir:
             body += ['', 'Instructions per operation, counted by callgrind inside the '
                      'measured loop (one run of %d operations each; the loop around the '
                      'allocator calls is the same code for every allocator):'
                      % CALLGRIND_OPS, '', callgrind_md(ir)]
-        if failures:
-            body += ['', 'Failures in this run:', '']
-            body += ['- ' + f for f in failures]
-        benchlib.update_section('micro', '\n'.join(body))
-        print('updated %s (micro section)' % benchlib.rel(benchlib.RESULTS_MD))
+        benchlib.write_section('micro', body, failures)
 
-    if failures:
-        print('\n%d failure(s):' % len(failures), file=sys.stderr)
-        for f in failures:
-            print('  ' + f, file=sys.stderr)
-        return 1
-    return 0
+    return benchlib.exit_status(failures)
 
 
 if __name__ == '__main__':

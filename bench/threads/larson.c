@@ -25,15 +25,6 @@
 
 #include "../micro/bench_util.h"
 
-#ifdef BENCH_HAKMEM
-#include "../../hakmem/hakmem.h"
-#define B_MALLOC(n) hak_malloc(n)
-#define B_FREE(p) hak_free(p)
-#else
-#define B_MALLOC(n) malloc(n)
-#define B_FREE(p) free(p)
-#endif
-
 /* A slot: the block and the size it was asked with. */
 typedef struct slot_s {
   unsigned char *p;
@@ -57,7 +48,7 @@ static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
 static unsigned chains_done;
 
 static unsigned char *new_block(chain_t *c, size_t size) {
-  unsigned char *p = B_MALLOC(size);
+  unsigned char *p = BENCH_MALLOC(size);
   if (p == NULL) bench_die("larson", "out of memory", size, c->generation);
   p[0] = (unsigned char)size;
   p[size - 1] = (unsigned char)(size >> 3);
@@ -68,7 +59,7 @@ static unsigned char *new_block(chain_t *c, size_t size) {
 static void drop_block(slot_t *s) {
   if (s->p[0] != (unsigned char)s->size || s->p[s->size - 1] != (unsigned char)(s->size >> 3))
     bench_die("larson", "block corrupted", (unsigned long long)s->size, 0);
-  B_FREE(s->p);
+  BENCH_FREE(s->p);
 }
 
 static void *chain_thread(void *arg) {
@@ -102,18 +93,12 @@ static void *chain_thread(void *arg) {
 int main(int argc, char **argv) {
   unsigned long long threads = 2, slots = 1000, ops = 200000, generations = 20, min = 8,
                      max = 1000, seed = 42;
-  for (int i = 1; i < argc; i++) {
-    if (bench_opt(argv[i], "--threads", &threads) || bench_opt(argv[i], "--slots", &slots) ||
-        bench_opt(argv[i], "--ops", &ops) || bench_opt(argv[i], "--generations", &generations) ||
-        bench_opt(argv[i], "--min", &min) || bench_opt(argv[i], "--max", &max) ||
-        bench_opt(argv[i], "--seed", &seed))
-      continue;
-    fprintf(stderr,
-            "usage: %s [--threads=T] [--slots=N] [--ops=N] [--generations=G] [--min=B] "
-            "[--max=B] [--seed=N]\n",
-            argv[0]);
-    return 2;
-  }
+  const bench_option_t opts[] = {
+      {"--threads", "T", &threads}, {"--slots", "N", &slots},
+      {"--ops", "N", &ops},         {"--generations", "G", &generations},
+      {"--min", "B", &min},         {"--max", "B", &max},
+      {"--seed", "N", &seed},       {NULL, NULL, NULL}};
+  bench_parse_options(argc, argv, opts);
   if (threads < 1 || threads > 1024 || slots < 1 || slots > (1ull << 31) || generations < 1 ||
       min < 2 || max < min) {
     fprintf(stderr, "larson: bad arguments\n");

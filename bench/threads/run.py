@@ -31,9 +31,7 @@ that fails or disagrees.
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -85,10 +83,7 @@ def parse_args():
     ap.add_argument('--no-results', action='store_true',
                     help='do not rewrite bench/RESULTS.md')
     args = ap.parse_args()
-    if args.runs is None:
-        args.runs = 3 if args.quick else 5
-    if args.runs < 1:
-        ap.error('--runs must be at least 1')
+    benchlib.settle_runs(ap, args, 5)
     if args.threads:
         try:
             args.threads = sorted({int(x) for x in args.threads.split(',') if x.strip()})
@@ -101,108 +96,58 @@ def parse_args():
     return args
 
 
-def runners(args, peers):
+def variants(args, peers):
     """{allocator: (binary suffix, preload)} for the allocators present."""
     out = {}
     for a in args.alloc or DEFAULT_ALLOCS:
-        if a == 'glibc':
-            out[a] = ('', None)
-        elif a == 'hakmem':
-            out[a] = ('_hak', None)
-        elif a == 'hakmem-override':
+        if a == 'hakmem-override':
             lib = os.path.join(os.path.abspath(args.builddir), 'libhakmem-override.so')
             if os.path.exists(lib):
                 out[a] = ('', lib)
             else:
                 warn('%s missing: hakmem-override skipped' % lib)
-        elif a in peers:
-            out[a] = ('', peers[a])
+        else:
+            v = benchlib.binary_variant(a, peers)
+            if v:
+                out[a] = v
     return out
 
 
 def plan(args, peers):
-    """[(label, bench, threads, allocator, argv, env)]."""
+    """[benchlib.Job] in plan order, and {label: (benchmark, threads)}."""
     bindir = os.path.join(args.builddir, 'bench')
-    jobs = []
+    allocs = variants(args, peers)
+    jobs, shape = [], {}
     for name, full, quick in BENCHMARKS:
-        if args.only and not any(o in name for o in args.only):
+        if not benchlib.selected(name, args.only):
             continue
         counts = args.threads
         if name == 'xmalloc':
             counts = sorted({max(2, t + (t % 2)) for t in args.threads})
         for t in counts:
             label = '%s T=%d' % (name, t)
-            for a, (suffix, preload) in runners(args, peers).items():
-                exe = os.path.join(bindir, name + suffix)
-                if not os.access(exe, os.X_OK):
-                    warn('%s missing: %s skipped under %s (build it with ninja)' % (exe, label, a))
-                    continue
-                argv = [exe, '--threads=%d' % t] + (quick if args.quick else full)
-                jobs.append((label, name, t, a, argv, benchlib.child_env(preload)))
-    return jobs
-
-
-def run_one(argv, env):
-    """The JSON result a benchmark printed, or raises RuntimeError."""
-    try:
-        p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError('timed out after %d s' % TIMEOUT_S)
-    if p.returncode != 0:
-        raise RuntimeError('exit status %d: %s' % (p.returncode, p.stderr.strip()[-500:]))
-    for line in reversed(p.stdout.splitlines()):
-        if line.startswith('{'):
-            return json.loads(line)
-    raise RuntimeError('no result line in its output')
-
-
-def measure(jobs, runs):
-    """Runs everything interleaved: {(label, alloc): [results]}, failures."""
-    results = {(j[0], j[3]): [] for j in jobs}
-    failures = []
-    total, done = len(jobs) * runs, 0
-    for r in range(runs):
-        k = (r * 3) % len(jobs)  # rotate: no allocator always runs first
-        for label, _, _, a, argv, env in jobs[k:] + jobs[:k]:
-            done += 1
-            try:
-                res = run_one(argv, env)
-            except RuntimeError as e:
-                failures.append('%s under %s: %s' % (label, a, e))
-                print('[%3d/%d] %-14s %-15s run %d: FAILED: %s' % (done, total, label, a, r + 1, e),
-                      flush=True)
-                continue
-            results[(label, a)].append(res)
-            print('[%3d/%d] %-14s %-15s run %d: %8.2f Mops/s  %7.1f MiB peak RSS'
-                  % (done, total, label, a, r + 1, res['ops_per_s'] / 1e6,
-                     res['peak_rss_kb'] / 1024.0), flush=True)
-    return results, failures
+            shape[label] = (name, t)
+            jobs += benchlib.binary_jobs(bindir, name, label, allocs,
+                                         ['--threads=%d' % t] + (quick if args.quick else full),
+                                         warn)
+    return jobs, shape
 
 
 def check_checksums(results, failures):
     """The allocators of one benchmark must agree on its checksum."""
-    by_label = {}
-    for (label, a), rs in results.items():
-        for res in rs:
-            by_label.setdefault(label, {}).setdefault(res.get('checksum'), set()).add(a)
-    for label, sums in sorted(by_label.items()):
-        if len(sums) > 1:
-            failures.append('%s: checksums differ between allocators: %s'
-                            % (label, {str(k): sorted(v) for k, v in sums.items()}))
+    for label, sums in sorted(benchlib.disagreements(results)):
+        failures.append('%s: checksums differ between allocators: %s' % (label, sums))
 
 
-def tabulate(jobs, results):
+def tabulate(jobs, shape, results):
     """One row per (benchmark, threads, allocator), in plan order."""
-    rows, seen = [], set()
-    for label, name, t, a, _, _ in jobs:
-        if (label, a) in seen or not results.get((label, a)):
+    rows = []
+    for j in jobs:
+        if not results.get((j.label, j.alloc)):
             continue
-        seen.add((label, a))
-        rs = results[(label, a)]
-        rows.append({'label': label, 'bench': name, 'threads': t, 'alloc': a,
-                     'runs': len(rs),
-                     'ops_per_s': benchlib.summary([x['ops_per_s'] for x in rs]),
-                     'peak_rss_kb': benchlib.summary([x['peak_rss_kb'] for x in rs])})
+        name, t = shape[j.label]
+        rows.append({'label': j.label, 'bench': name, 'threads': t, 'alloc': j.alloc,
+                     **benchlib.throughput(results[(j.label, j.alloc)])})
     for row in rows:
         same = {r['alloc']: r['ops_per_s']['median'] for r in rows if r['label'] == row['label']}
         peers = {a: v for a, v in same.items() if a in ('mimalloc', 'jemalloc', 'tcmalloc')}
@@ -220,21 +165,12 @@ def tabulate(jobs, results):
     return rows
 
 
-def ratio(x):
-    return '%.2f×' % x if x else '–'
-
-
 def table_md(rows):
-    out = ['| benchmark | allocator | Mops/s median | min–max | vs glibc | vs best peer '
-           '| peak RSS MiB median | min–max |',
-           '|---|---|---:|---:|---:|---:|---:|---:|']
-    for r in rows:
-        o, m = r['ops_per_s'], r['peak_rss_kb']
-        best = '%s (%s)' % (ratio(r['vs_best_peer']), r['best_peer']) if r['best_peer'] else '–'
-        out.append('| %s | %s | %.2f | %.2f–%.2f | %s | %s | %.1f | %.1f–%.1f |' % (
-            r['label'], r['alloc'], o['median'] / 1e6, o['min'] / 1e6, o['max'] / 1e6,
-            ratio(r['vs_glibc']), best, m['median'] / 1024, m['min'] / 1024, m['max'] / 1024))
-    return '\n'.join(out)
+    def best(r):
+        if not r['best_peer']:
+            return '–'
+        return '%s (%s)' % (benchlib.ratio(r['vs_best_peer']), r['best_peer'])
+    return benchlib.throughput_md(rows, 'label', 'vs best peer', best)
 
 
 def speedup_md(rows):
@@ -253,20 +189,15 @@ def speedup_md(rows):
             cells = {r['threads']: r['speedup'] for r in rows if r['bench'] == b and r['alloc'] == a}
             if not cells:
                 continue
-            out.append('| %s | %s | %s |' % (b, a, ' | '.join(ratio(cells.get(t)) for t in counts)))
+            out.append('| %s | %s | %s |' % (
+                b, a, ' | '.join(benchlib.ratio(cells.get(t)) for t in counts)))
     return '\n'.join(out)
 
 
 def table_text(rows):
-    out = ['%-14s %-15s %9s %17s %8s %14s %9s' % ('benchmark', 'allocator', 'Mops/s', 'min-max',
-                                                 'vs glibc', 'vs best peer', 'RSS MiB')]
-    for r in rows:
-        o, m = r['ops_per_s'], r['peak_rss_kb']
-        out.append('%-14s %-15s %9.2f %8.2f-%-8.2f %8s %14s %9.1f' % (
-            r['label'], r['alloc'], o['median'] / 1e6, o['min'] / 1e6, o['max'] / 1e6,
-            ratio(r['vs_glibc']),
-            '%s %s' % (ratio(r['vs_best_peer']), r['best_peer'] or ''), m['median'] / 1024))
-    return '\n'.join(out)
+    def best(r):
+        return '%s %s' % (benchlib.ratio(r['vs_best_peer']), r['best_peer'] or '')
+    return benchlib.throughput_text(rows, 'label', (14, 15, 14), 'vs best peer', best)
 
 
 def goal_lines(rows):
@@ -296,7 +227,7 @@ def goal_lines(rows):
 def main():
     args = parse_args()
     peers = benchlib.peer_libs(warn)
-    jobs = plan(args, peers)
+    jobs, shape = plan(args, peers)
     if not jobs:
         print('run.py: nothing to run (build the benchmarks first: ninja -C %s)' % args.builddir,
               file=sys.stderr)
@@ -304,9 +235,9 @@ def main():
     mach = benchlib.machine(peers)
     print('thread benchmarks: %d runs each of %d benchmark/allocator pairs, threads %s, '
           'interleaved' % (args.runs, len(jobs), ','.join(map(str, args.threads))), flush=True)
-    results, failures = measure(jobs, args.runs)
+    results, failures = benchlib.measure_jobs(jobs, args.runs, TIMEOUT_S, (14, 15))
     check_checksums(results, failures)
-    rows = tabulate(jobs, results)
+    rows = tabulate(jobs, shape, results)
 
     print()
     print(table_text(rows))
@@ -315,41 +246,30 @@ def main():
         print('\nSpeedup over T=1:\n' + sp)
     print('\n' + goal_lines(rows))
 
-    os.makedirs(os.path.join(benchlib.BENCH_DIR, 'out'), exist_ok=True)
-    raw = os.path.join(benchlib.BENCH_DIR, 'out', 'threads.json')
-    with open(raw, 'w') as f:
-        json.dump({'machine': mach, 'runs': args.runs, 'quick': args.quick,
-                   'builddir': args.builddir, 'threads': args.threads, 'rows': rows,
-                   'failures': failures,
-                   'raw': [{'label': l, 'alloc': a, 'results': rs}
-                           for (l, a), rs in results.items()]}, f, indent=1)
+    raw = benchlib.out_file('threads.json')
+    benchlib.write_json(raw, {
+        'machine': mach, 'runs': args.runs, 'quick': args.quick,
+        'builddir': args.builddir, 'threads': args.threads, 'rows': rows,
+        'failures': failures,
+        'raw': [{'label': l, 'alloc': a, 'results': rs} for (l, a), rs in results.items()]})
     print('wrote %s' % benchlib.rel(raw))
 
     if not args.no_results:
+        command = 'bench/threads/run.py --builddir %s --runs %d%s' % (
+            benchlib.shown(args.builddir), args.runs, ' --quick' if args.quick else '')
         body = ['## Thread benchmarks', '',
-                'Written by `bench/threads/run.py --builddir %s --runs %d%s`: median and '
-                'min–max over %d interleaved runs per allocator; hakmem through its API '
-                '(the `_hak` binaries), peers through LD_PRELOAD.  larson: threads replace '
+                benchlib.method_md(command, args.runs) +
+                '  larson: threads replace '
                 'random slots with blocks of 8..1000 B and hand their slots on to successor '
                 'threads; xmalloc: half the threads allocate batches, the other half free '
-                'them; scaling: bench/micro\'s random_mixed, one instance per thread.'
-                % (benchlib.shown(args.builddir), args.runs, ' --quick' if args.quick else '',
-                   args.runs), '',
+                'them; scaling: bench/micro\'s random_mixed, one instance per thread.', '',
                 benchlib.machine_md(mach), '', table_md(rows)]
         if sp:
             body += ['', 'Speedup over each allocator\'s own T = 1 median:', '', sp]
         body += ['', goal_lines(rows)]
-        if failures:
-            body += ['', 'Failures in this run:', ''] + ['- ' + f for f in failures]
-        benchlib.update_section('threads', '\n'.join(body))
-        print('updated %s (threads section)' % benchlib.rel(benchlib.RESULTS_MD))
+        benchlib.write_section('threads', body, failures)
 
-    if failures:
-        print('\n%d failure(s):' % len(failures), file=sys.stderr)
-        for f in failures:
-            print('  ' + f, file=sys.stderr)
-        return 1
-    return 0
+    return benchlib.exit_status(failures)
 
 
 if __name__ == '__main__':

@@ -18,15 +18,6 @@
 
 #include "../micro/bench_util.h"
 
-#ifdef BENCH_HAKMEM
-#include "../../hakmem/hakmem.h"
-#define B_MALLOC(n) hak_malloc(n)
-#define B_FREE(p) hak_free(p)
-#else
-#define B_MALLOC(n) malloc(n)
-#define B_FREE(p) free(p)
-#endif
-
 #define MIN_SIZE 16
 #define SIZE_SPAN 1024
 
@@ -54,7 +45,7 @@ static void *worker(void *arg) {
     slot_t *s = &w->slot[((r >> 32) * w->slots) >> 32];
     if (s->p == NULL) {
       size_t size = MIN_SIZE + (size_t)(r & (SIZE_SPAN - 1));
-      unsigned char *p = B_MALLOC(size);
+      unsigned char *p = BENCH_MALLOC(size);
       if (p == NULL) bench_die("scaling", "out of memory", size, i);
       p[0] = (unsigned char)i;
       p[size - 1] = (unsigned char)size;
@@ -64,26 +55,23 @@ static void *worker(void *arg) {
       if (s->p[s->size - 1] != (unsigned char)s->size)
         bench_die("scaling", "block corrupted", s->size, i);
       checksum += s->p[0];
-      B_FREE(s->p);
+      BENCH_FREE(s->p);
       s->p = NULL;
     }
   }
   /* the last few hundred frees, timed like the rest */
   for (unsigned long long i = 0; i < w->slots; i++)
-    if (w->slot[i].p != NULL) B_FREE(w->slot[i].p);
+    if (w->slot[i].p != NULL) BENCH_FREE(w->slot[i].p);
   w->checksum = checksum;
   return NULL;
 }
 
 int main(int argc, char **argv) {
   unsigned long long threads = 1, slots = 400, ops = 20000000, seed = 42;
-  for (int i = 1; i < argc; i++) {
-    if (bench_opt(argv[i], "--threads", &threads) || bench_opt(argv[i], "--slots", &slots) ||
-        bench_opt(argv[i], "--ops", &ops) || bench_opt(argv[i], "--seed", &seed))
-      continue;
-    fprintf(stderr, "usage: %s [--threads=T] [--slots=N] [--ops=N] [--seed=N]\n", argv[0]);
-    return 2;
-  }
+  const bench_option_t opts[] = {{"--threads", "T", &threads}, {"--slots", "N", &slots},
+                                 {"--ops", "N", &ops},         {"--seed", "N", &seed},
+                                 {NULL, NULL, NULL}};
+  bench_parse_options(argc, argv, opts);
   if (threads < 1 || threads > 1024 || slots < 1 || slots > (1ull << 31)) {
     fprintf(stderr, "scaling: --threads must be 1..1024, --slots 1..2^31\n");
     return 2;

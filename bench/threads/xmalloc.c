@@ -23,15 +23,6 @@
 
 #include "../micro/bench_util.h"
 
-#ifdef BENCH_HAKMEM
-#include "../../hakmem/hakmem.h"
-#define B_MALLOC(n) hak_malloc(n)
-#define B_FREE(p) hak_free(p)
-#else
-#define B_MALLOC(n) malloc(n)
-#define B_FREE(p) free(p)
-#endif
-
 /*
 ** A pair's ring: slots [head, tail) are full.  The producer alone writes
 ** tail (release: the blocks are visible before the slot), the consumer
@@ -68,7 +59,7 @@ static void *producer(void *arg) {
     unsigned long long base = (tail % p->depth) * p->batch;
     for (unsigned long long i = 0; i < p->batch; i++) {
       size_t n = draw_size(p);
-      unsigned char *q = B_MALLOC(n);
+      unsigned char *q = BENCH_MALLOC(n);
       if (q == NULL) bench_die("xmalloc", "out of memory", n, b);
       q[0] = (unsigned char)n;
       q[n - 1] = (unsigned char)(n >> 2);
@@ -92,7 +83,7 @@ static void *consumer(void *arg) {
       size_t n = p->size[base + i];
       if (q[0] != (unsigned char)n || q[n - 1] != (unsigned char)(n >> 2))
         bench_die("xmalloc", "block corrupted", n, b);
-      B_FREE(q);
+      BENCH_FREE(q);
     }
     atomic_store_explicit(&p->head, head + 1, memory_order_release);
   }
@@ -102,18 +93,12 @@ static void *consumer(void *arg) {
 int main(int argc, char **argv) {
   unsigned long long threads = 2, batches = 20000, batch = 128, depth = 8, min = 16, max = 512,
                      seed = 42;
-  for (int i = 1; i < argc; i++) {
-    if (bench_opt(argv[i], "--threads", &threads) || bench_opt(argv[i], "--batches", &batches) ||
-        bench_opt(argv[i], "--batch", &batch) || bench_opt(argv[i], "--depth", &depth) ||
-        bench_opt(argv[i], "--min", &min) || bench_opt(argv[i], "--max", &max) ||
-        bench_opt(argv[i], "--seed", &seed))
-      continue;
-    fprintf(stderr,
-            "usage: %s [--threads=T] [--batches=N] [--batch=B] [--depth=D] [--min=B] "
-            "[--max=B] [--seed=N]\n",
-            argv[0]);
-    return 2;
-  }
+  const bench_option_t opts[] = {
+      {"--threads", "T", &threads}, {"--batches", "N", &batches},
+      {"--batch", "B", &batch},     {"--depth", "D", &depth},
+      {"--min", "B", &min},         {"--max", "B", &max},
+      {"--seed", "N", &seed},       {NULL, NULL, NULL}};
+  bench_parse_options(argc, argv, opts);
   if (threads < 2 || threads % 2 || threads > 1024 || batch < 1 || depth < 1 || min < 4 ||
       max < min || max > UINT32_MAX) {
     fprintf(stderr, "xmalloc: --threads must be even and >= 2; sizes 4 <= min <= max\n");
