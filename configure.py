@@ -589,39 +589,40 @@ test_cflags = ['$lua_cflags', '$criterion_cflags']
 test_bins = []      # Criterion binaries
 test_programs = []  # programs the tests use
 test_runs = []      # what `ninja test` runs
+
+
+def link_test(target, kind, sources, extra_libs=()):
+    """Builds a test binary of this kind; its output, or None when the
+    libraries it needs or its sources are missing (said, then skipped)."""
+    libs, ready = link_kind(kind)
+    if not ready:
+        warn('%s skipped: needs the %s libraries' % (target, kind))
+        return None
+    if not exists(sources):
+        skip(target, sources)
+        return None
+    n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
+            implicit=libs,
+            variables={'extra_libs': libs + (lua_link if kind == 'lua' else ['-lm'])
+                       + list(extra_libs)})
+    return out(target)
+
+
 if core_lib:
     n.comment('Tests.')
     for name, kind, sources, runs in TEST_PROGRAMS:
-        libs, ready = link_kind(kind)
-        target = 'tests/' + name
-        if not ready:
-            warn('%s skipped: needs the %s libraries' % (target, kind))
+        target = link_test('tests/' + name, kind, sources)
+        if not target:
             continue
-        if not exists(sources):
-            skip(target, sources)
-            continue
-        n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
-                implicit=libs,
-                variables={'extra_libs': libs + (lua_link if kind == 'lua' else ['-lm'])})
-        test_programs.append(out(target))
+        test_programs.append(target)
         if runs is True or (runs and options.mode in runs):
-            test_runs.append(out(target))
+            test_runs.append(target)
 if core_lib and has_criterion:
     for name, kind, *extra in TESTS:
-        libs, ready = link_kind(kind)
-        target = 'tests/test_' + name
         sources = ['tests/test_%s.c' % name] + TEST_HELPERS[kind] + (extra[0] if extra else [])
-        if not ready:
-            warn('%s skipped: needs the %s libraries' % (target, kind))
-            continue
-        if not exists(sources):
-            skip(target, sources)
-            continue
-        n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
-                implicit=libs,
-                variables={'extra_libs': libs + (lua_link if kind == 'lua' else ['-lm'])
-                           + ['$criterion_libs']})
-        test_bins.append(out(target))
+        target = link_test('tests/test_' + name, kind, sources, ['$criterion_libs'])
+        if target:
+            test_bins.append(target)
     if test_bins and not runs_criterion:
         warn('tsan: the Criterion tests are built but not run (Criterion cannot start '
              'under ThreadSanitizer); `ninja test` runs the test programs only')
