@@ -147,21 +147,29 @@ void segment_free(hak_segment_t *seg) {
 
 /* ---- spans -------------------------------------------------------------- */
 
-/* The first run of n free slices, dirty (still resident) ones first for a
-** single slice; -1 if none. */
+/* The first run of n slices of `mask`; -1 if none. */
+static int segment_find_run(uint64_t mask, unsigned n) {
+  if ((unsigned)__builtin_popcountll(mask) < n) return -1;
+  for (unsigned i = 1; i + n <= HAK_SLICES; i++) {
+    uint64_t m = span_mask(i, n);
+    if ((mask & m) == m) return (int)i;
+  }
+  return -1;
+}
+
+/*
+** A run of n free slices, -1 if none.  Slices still resident from an
+** earlier page (dirty, waiting for their purge) come first: reusing them
+** costs no page fault and adds nothing to the resident set, where a cold
+** slice would add to it while the dirty ones wait.
+*/
 static int segment_find_span(hak_segment_t *seg, unsigned n) {
   uint64_t free = seg->free_mask;
   if (free == 0) return -1;
-  if (n == 1) {
-    uint64_t warm = free & seg->commit_mask;
-    return __builtin_ctzll(warm ? warm : free);
-  }
-  if ((unsigned)__builtin_popcountll(free) < n) return -1;
-  for (unsigned i = 1; i + n <= HAK_SLICES; i++) {
-    uint64_t m = span_mask(i, n);
-    if ((free & m) == m) return (int)i;
-  }
-  return -1;
+  uint64_t warm = free & seg->commit_mask;
+  if (n == 1) return __builtin_ctzll(warm ? warm : free);
+  int idx = warm ? segment_find_run(warm, n) : -1;
+  return idx >= 0 ? idx : segment_find_run(free, n);
 }
 
 static hak_page_t *segment_take_span(hak_heap_t *heap, hak_segment_t *seg, unsigned idx, unsigned n) {
