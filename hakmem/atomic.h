@@ -20,11 +20,7 @@ static inline uintptr_t atomic_load_acquire(const hak_atomic_t *a) { return AO_l
 static inline void atomic_store_relaxed(hak_atomic_t *a, uintptr_t v) { AO_store(a, v); }
 static inline void atomic_store_release(hak_atomic_t *a, uintptr_t v) { AO_store_release(a, v); }
 
-/* Publishing a block or a page to another thread: release ordering. */
-static inline bool atomic_cas_release(hak_atomic_t *a, uintptr_t expect, uintptr_t desired) {
-  return AO_compare_and_swap_release(a, expect, desired);
-}
-/* Taking a list published by other threads: acquire and release. */
+/* Publishing to or taking from other threads: acquire and release. */
 static inline bool atomic_cas_full(hak_atomic_t *a, uintptr_t expect, uintptr_t desired) {
   return AO_compare_and_swap_full(a, expect, desired);
 }

@@ -153,7 +153,7 @@ typedef struct hak_segment_s {
 ** - Only the owner thread (tid) touches a heap, except `notified`, which
 **   remote freers push onto.
 ** - pages_direct[i] is the first page of the queue of class
-**   class_of_direct[i], or &page_empty when that queue is empty; it is
+**   class_of_slot[i], or &page_empty when that queue is empty; it is
 **   never NULL, so the fast path needs no check beyond "free != NULL".
 ** - segments: the heap's normal segments, those with a free slice first.
 ** - huge: huge segments owned by the heap, guarded by the global huge lock
