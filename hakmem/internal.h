@@ -74,7 +74,11 @@ void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap);
 size_t segment_header_size(void);
 void segment_list_push(hak_segment_t **list, hak_segment_t *seg);
 void segment_list_remove(hak_segment_t **list, hak_segment_t *seg);
-void segment_stats_walk(hak_stats_t *out);
+/* Per size class (HAK_CLASS_LARGE last), for hak_stats_print. */
+typedef struct stats_class_s {
+  size_t pages, blocks, bytes, capacity;
+} stats_class_t;
+void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]);
 void segment_fork_lock(bool lock);
 
 /* ---- page.c ------------------------------------------------------------- */

@@ -313,7 +313,7 @@ void segment_purge(hak_heap_t *heap, bool force) {
 ** Adds every live block to out->in_use.  Reads other threads' page counters
 ** without synchronisation: exact only while they are not allocating.
 */
-void segment_stats_walk(hak_stats_t *out) {
+void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   size_t in_use = 0;
   pthread_mutex_lock(&all_lock);
   for (hak_segment_t *seg = all_segments; seg; seg = seg->all_next) {
@@ -324,7 +324,15 @@ void segment_stats_walk(hak_stats_t *out) {
     for (unsigned i = 1; i < HAK_SLICES; i++) {
       hak_page_t *page = &seg->pages[i];
       if (page->slice_count == 0 || page->block_size == 0) continue;
-      in_use += (size_t)page->used * page->block_size;
+      size_t bytes = (size_t)page->used * page->block_size;
+      in_use += bytes;
+      if (per_class) {
+        stats_class_t *c = &per_class[page->class_idx];
+        c->pages++;
+        c->blocks += page->used;
+        c->bytes += bytes;
+        c->capacity += (size_t)page->reserved * page->block_size;
+      }
     }
   }
   pthread_mutex_unlock(&all_lock);

@@ -6,6 +6,8 @@
 ** in live blocks are not counted as they change: hak_stats_get walks the
 ** pages instead (segment_stats_walk).
 */
+#include <string.h>
+
 #include "internal.h"
 
 stats_global_t stats;
@@ -26,7 +28,7 @@ void hak_stats_get(hak_stats_t *out) {
   out->mmap_calls = atomic_load_relaxed(&stats.mmap_calls);
   out->threads = atomic_load_relaxed(&stats.threads);
   out->abandoned = atomic_load_relaxed(&stats.abandoned);
-  segment_stats_walk(out);
+  segment_stats_walk(out, NULL);
 }
 
 static void stats_bytes(FILE *out, const char *name, size_t n) {
@@ -38,9 +40,26 @@ static void stats_bytes(FILE *out, const char *name, size_t n) {
   fprintf(out, "  %-16s %10.1f %-3s (%zu)\n", name, v, unit, n);
 }
 
+/* Live pages by class: where the memory is, and how full its pages are. */
+static void stats_print_classes(FILE *out, const stats_class_t *per_class) {
+  fprintf(out, "  %-8s %8s %10s %12s %6s\n", "class", "pages", "blocks", "bytes", "full");
+  for (unsigned c = 0; c < HAK_QUEUES; c++) {
+    const stats_class_t *k = &per_class[c];
+    if (k->pages == 0) continue;
+    char name[16];
+    if (c < HAK_CLASSES) snprintf(name, sizeof name, "%u", (unsigned)class_size[c]);
+    else snprintf(name, sizeof name, "large");
+    fprintf(out, "  %-8s %8zu %10zu %12zu %5.0f%%\n", name, k->pages, k->blocks, k->bytes,
+            k->capacity ? 100.0 * (double)k->bytes / (double)k->capacity : 0.0);
+  }
+}
+
 void hak_stats_print(FILE *out) {
   hak_stats_t s;
+  static stats_class_t per_class[HAK_QUEUES]; /* not on the stack: it may be small */
+  memset(per_class, 0, sizeof per_class);
   hak_stats_get(&s);
+  segment_stats_walk(&s, per_class);
   fprintf(out, "hakmem stats:\n");
   stats_bytes(out, "in use", s.in_use);
   stats_bytes(out, "committed", s.committed);
@@ -53,4 +72,5 @@ void hak_stats_print(FILE *out) {
   fprintf(out, "  %-16s %10zu\n", "mmap calls", s.mmap_calls);
   fprintf(out, "  %-16s %10zu\n", "threads", s.threads);
   fprintf(out, "  %-16s %10zu\n", "abandoned segs", s.abandoned);
+  stats_print_classes(out, per_class);
 }
