@@ -115,6 +115,11 @@ BENCHES = [
     ('xmalloc', ['bench/threads/xmalloc.c']),
     ('scaling', ['bench/threads/scaling.c']),
 ]
+# Benchmarks of the Lua glue: (name, sources) -> bench/<name>, linked with
+# the glue, the core and the static Lua library (like hklua, no wrapping).
+LUA_BENCHES = [
+    ('close_bench', ['bench/close_bench.c']),
+]
 # `ninja <target>` runs `python3 <script> --builddir <builddir> <args>`.
 BENCH_SCRIPTS = [
     ('bench', 'bench/micro/run.py', []),
@@ -482,7 +487,7 @@ n.rule('configure', 'cd %s && %s%s configure.py %s'
        description='CONFIGURE', generator=True)
 watched = set()
 for path in (CORE_SOURCES + OVERRIDE_SOURCES + GLUE_SOURCES + HKLUA_SOURCES
-             + [s for _, ss in BENCHES for s in ss] + [s for _, s, _ in BENCH_SCRIPTS]
+             + [s for _, ss in BENCHES + LUA_BENCHES for s in ss] + [s for _, s, _ in BENCH_SCRIPTS]
              + [s for _, _, ss, _ in TEST_PROGRAMS for s in ss] + TEST_SCRIPTS
              + ['tests/helpers.c']):
     d = os.path.dirname(path)
@@ -649,6 +654,17 @@ for name, sources in BENCHES:
             [compile_c(s, '_hak', ['-DBENCH_HAKMEM']) for s in sources],
             implicit=[core_lib], variables={'extra_libs': [core_lib]})
     bench_bins += [out('bench/' + name), out('bench/%s_hak' % name)]
+for name, sources in LUA_BENCHES:
+    if not lua_ready:
+        break
+    if not exists(sources):
+        skip('bench/' + name, sources)
+        continue
+    n.build(out('bench/' + name), 'link',
+            [compile_c(s, extra_cflags=['$lua_cflags']) for s in sources],
+            implicit=[glue_lib, core_lib],
+            variables={'extra_libs': [glue_lib, core_lib] + lua_link})
+    bench_bins.append(out('bench/' + name))
 everything += test_programs + test_bins + bench_bins
 n.line()
 
