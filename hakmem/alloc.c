@@ -201,6 +201,11 @@ static void *heap_realloc(hak_heap_t *heap, void *p, size_t size, size_t copy_ma
     return q;
   }
   if (size <= usable && size >= usable / 2) return p;
+  if (size > usable && size <= HAK_LARGE_MAX && seg->kind == SEGMENT_NORMAL &&
+      atomic_load_relaxed(&seg->tid) == thread_id()) {
+    hak_page_t *page = page_of(seg, p);
+    if (page->class_idx == HAK_CLASS_LARGE && segment_large_grow(page, size)) return p;
+  }
   void *q = align == 8 ? heap_alloc8(heap, size) : heap_alloc16(heap, size);
   if (!q) return NULL;
   size_t n = size < usable ? size : usable;

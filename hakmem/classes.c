@@ -46,6 +46,18 @@ unsigned class_of(size_t size) {
   return 16 + (b - 7) * 8 + (unsigned)k - 1;
 }
 
+/*
+** The size of a large block holding `size` (up to HAK_LARGE_MAX): rounded
+** like the classes, 8 steps per doubling, so it wastes at most 1/9 too.
+** Smaller sizes (aligned requests) get the smallest large size.
+*/
+size_t class_large_size(size_t size) {
+  if (size <= HAK_MEDIUM_MAX) size = HAK_MEDIUM_MAX + 1;
+  unsigned top = 63 - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
+  size_t step = (size_t)1 << (top - 3);
+  return (size + step - 1) & ~(step - 1);
+}
+
 /* Pages hold at least 8 blocks: one slice up to 8 KiB blocks, 4 above. */
 unsigned class_page_slices(unsigned cls) {
   return class_size[cls] <= HAK_PAGE_SMALL_MAX ? 1 : HAK_PAGE_MEDIUM_SLICES;

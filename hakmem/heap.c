@@ -267,10 +267,7 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
 */
 void *heap_large_alloc(hak_heap_t *heap, size_t size) {
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
-  if (size <= HAK_MEDIUM_MAX) size = HAK_MEDIUM_MAX + 1; /* aligned requests */
-  unsigned top = 63 - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
-  size_t step = (size_t)1 << (top - 3);
-  size_t bsize = (size + step - 1) & ~(step - 1);
+  size_t bsize = class_large_size(size);
   unsigned slices = (unsigned)((bsize + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
   hak_page_t *page = segment_page_alloc(heap, slices);
   if (!page) return NULL;

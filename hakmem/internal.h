@@ -39,6 +39,7 @@ unsigned class_page_slices(unsigned cls);
 /* The smallest class >= size whose blocks are multiples of `align`
 ** (align <= HAK_SLICE_SIZE), or HAK_CLASSES when none is small enough. */
 unsigned class_aligned(size_t size, size_t align);
+size_t class_large_size(size_t size);
 
 /* ---- os.c: the OS contract (map, purge, unmap, remap) ----------------- */
 /* A fresh zeroed mapping of `size` bytes at a multiple of `align` (a power
@@ -68,6 +69,9 @@ void segment_unregister(hak_segment_t *seg);
 hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices);
 void segment_page_free(hak_page_t *page);
 void segment_commit(hak_page_t *page, size_t bytes);
+/* Grows a large block's span in place to hold `size`; false if the slices
+** after it are taken.  Owner thread only. */
+bool segment_large_grow(hak_page_t *page, size_t size);
 void segment_purge(hak_heap_t *heap, bool force);
 void segment_free(hak_segment_t *seg);
 void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap);

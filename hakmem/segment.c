@@ -229,6 +229,38 @@ void segment_commit(hak_page_t *page, size_t bytes) {
   stats_committed((intptr_t)((size_t)__builtin_popcountll(fresh) * HAK_SLICE_SIZE));
 }
 
+/*
+** A large block that grows (a Lua array or string buffer doubling) takes
+** the free slices right after its span when it can: no copy, and no moment
+** when the old and the new block are both resident.
+*/
+bool segment_large_grow(hak_page_t *page, size_t size) {
+  hak_segment_t *seg = segment_of(page);
+  unsigned idx = (unsigned)(page - seg->pages);
+  size_t bsize = class_large_size(size);
+  unsigned n = page->slice_count;
+  unsigned want = (unsigned)((bsize + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
+  if (idx + want > HAK_SLICES) return false;
+  if (want > n) {
+    uint64_t more = span_mask(idx + n, want - n);
+    if ((seg->free_mask & more) != more) return false;
+    seg->free_mask &= ~more;
+    seg->purge_mask &= ~more;
+    for (unsigned j = n; j < want; j++) {
+      seg->pages[idx + j].slice_offset = (uint8_t)j;
+      seg->pages[idx + j].slice_count = 0;
+    }
+    page->slice_count = (uint8_t)want;
+    if (seg->free_mask == 0 && seg->heap) { /* full segments go to the back */
+      segment_list_remove(&seg->heap->segments, seg);
+      segment_list_push_back(&seg->heap->segments, seg);
+    }
+  }
+  page->block_size = bsize;
+  segment_commit(page, bsize);
+  return true;
+}
+
 /* Purges the slices of `m` now. */
 static void segment_purge_mask(hak_segment_t *seg, uint64_t m) {
   while (m) {

@@ -103,6 +103,33 @@ Test(realloc, growth_within_usable_size_stays_in_place) {
   }
 }
 
+/*
+** A large block doubling in a fresh heap (a Lua array or string buffer)
+** takes the free slices after its span: it never moves, and the bytes
+** written at each size are still there at the next.
+*/
+Test(realloc, large_block_grows_in_place_into_free_slices) {
+  hak_heap_t *heap = hak_heap_new();
+  cr_assert_not_null(heap);
+  size_t n = 40000;
+  unsigned char *p = hak_heap_malloc(heap, n);
+  cr_assert_not_null(p);
+  memset(p, 0x5a, n);
+  for (size_t s = 2 * n; s <= 2 * HKT_MiB; s *= 2) {
+    unsigned char *q = hak_heap_realloc(heap, p, s);
+    cr_assert_not_null(q);
+    cr_expect_eq(q, p, "growing %zu -> %zu moved the block", n, s);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += q[i] != 0x5a;
+    cr_expect_eq(bad, 0, "%zu bytes changed growing %zu -> %zu", bad, n, s);
+    cr_expect_geq(hak_usable_size(q), s);
+    memset(q, 0x5a, s);
+    p = q;
+    n = s;
+  }
+  hak_heap_destroy(heap);
+}
+
 /* -------------------------------------------------------------------------
 ** The C cases.
 ** ---------------------------------------------------------------------- */
