@@ -243,12 +243,27 @@ static bool heap_adopt_some(hak_heap_t *heap) {
 ** the queue for good.  Returns NULL when the OS has no memory.
 */
 hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
-  heap->slow_ticks++;
+  page_queue_t *q = &heap->queues[cls];
+  hak_page_t *page = q->first;
+  /*
+  ** The common cases first, with no queue work: a medium class (no direct
+  ** slot) whose first page has blocks, or a first page that its owner's
+  ** frees refill (free is empty here, so local_free becomes free whole).
+  ** Every 64th call, and whenever other threads notified the heap, takes
+  ** the long way, which also purges and drains.
+  */
+  if (page && (++heap->slow_ticks & 63) != 0 && !atomic_load_relaxed(&heap->notified)) {
+    if (page->free) return page;
+    if (page->local_free) {
+      page->free = page->local_free;
+      page->local_free = NULL;
+      if (!page->next || page->capacity - page->used >= page->reserved / 8) return page;
+    }
+  }
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
   if (heap->purge_pending && (heap->slow_ticks & 63) == 0) segment_purge(heap, false);
 
-  page_queue_t *q = &heap->queues[cls];
-  hak_page_t *page = heap_scan_queue(heap, cls);
+  page = heap_scan_queue(heap, cls);
   if (!page && heap_adopt_some(heap)) page = heap_scan_queue(heap, cls);
   if (!page) page = heap_page_new(heap, cls);
   if (!page) return NULL;
