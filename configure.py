@@ -125,6 +125,7 @@ BENCH_SCRIPTS = [
     ('bench', 'bench/micro/run.py', []),
     ('bench-lua', 'bench/lua/compare.py', []),
     ('bench-lua-quick', 'bench/lua/compare.py', ['--quick']),
+    ('bench-lua-profile', 'bench/lua/profile.py', []),
     ('bench-threads', 'bench/threads/run.py', []),
     ('bench-threads-quick', 'bench/threads/run.py', ['--quick']),
 ]
