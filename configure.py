@@ -745,8 +745,22 @@ if core_lib:
         lines.append('install -m 755 "$B/libhakmem-override.so" "$DESTDIR$libdir/"')
     if glue_lib:
         lines += ['install -m 644 "$B/libhakmem_lua.a" "$DESTDIR$libdir/"',
+                  'install -m 644 "$S/lua_glue/hakl.h" "$DESTDIR$includedir/"',
                   'install -d "$DESTDIR$luadir"',
-                  'install -m 755 "$B/lua/hakmem.so" "$DESTDIR$luadir/"']
+                  'install -m 755 "$B/lua/hakmem.so" "$DESTDIR$luadir/"',
+                  # hakmem-lua.pc: the glue for hosts that embed Lua
+                  'cat > "$DESTDIR$libdir/pkgconfig/hakmem-lua.pc" <<EOF',
+                  'prefix=$PREFIX',
+                  'libdir=$libdir',
+                  'includedir=$includedir',
+                  '',
+                  'Name: hakmem-lua',
+                  'Description: hakmem as the lua_Alloc of Lua 5.4 states',
+                  'Version: %s' % VERSION,
+                  'Requires: hakmem lua5.4',
+                  'Libs: -L\\${libdir} -lhakmem_lua',
+                  'Cflags: -I\\${includedir}',
+                  'EOF']
     if out('hklua') in everything:
         lines += ['install -d "$DESTDIR$bindir"',
                   'install -m 755 "$B/hklua" "$DESTDIR$bindir/"']
