@@ -268,6 +268,20 @@ void *hak_heap_realloc8(hak_heap_t *heap, void *p, size_t oldsize, size_t newsiz
     hak_free_sized(p, oldsize);
     return NULL;
   }
+  hak_segment_t *seg = segment_of(p);
+  if (likely(newsize <= HAK_SMALL_MAX && oldsize <= HAK_SMALL_MAX && seg->kind == SEGMENT_NORMAL)) {
+    /* Lua's vectors growing a step: small to small, no large or huge case */
+    size_t usable = page_of(seg, p)->block_size;
+    if (newsize <= usable && newsize >= usable / 2) return p;
+    void *q = heap_alloc8(heap, newsize);
+    if (unlikely(!q)) return newsize <= oldsize ? p : NULL;
+    memcpy(q, p, oldsize < newsize ? oldsize : newsize);
+#if HAK_DEBUG
+    free_check(p);
+#endif
+    free_block(p);
+    return q;
+  }
   void *q = heap_realloc(heap, p, newsize, oldsize, 8);
   if (!q && newsize <= oldsize) return p;
   return q;
