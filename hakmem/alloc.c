@@ -101,9 +101,13 @@ noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
   }
   hak_block_t *block = p;
   if (atomic_load_relaxed(&seg->tid) == thread_id()) {
+    page->used--;
+    if (page->class_idx == HAK_CLASS_LARGE) { /* its one block: the span goes back */
+      heap_page_retire(page);
+      return;
+    }
     block->next = page->local_free;
     page->local_free = block;
-    page->used--;
     heap_page_unfull(page);
     if (page->used == 0) heap_page_retire(page);
     return;
