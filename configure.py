@@ -669,21 +669,13 @@ for name, sources in LUA_BENCHES:
 everything += test_programs + test_bins + bench_bins
 n.line()
 
-# ninja test: run each test binary (a .py script with this Python), say
-# which failed, fail if any did.
-# Each runs in the build directory; HAK_TEST_BUILDDIR and HAK_TEST_SRCDIR
-# tell it where the build outputs and the sources are.
+# ninja test: tests/run_all.py runs each test binary (a .py script with this
+# Python) in the build directory, and repeats why any failed at the end.
 if test_runs:
     n.comment('ninja test: every test binary, one after the other.')
     n.rule('run_tests',
-           'cd $builddir && export HAK_TEST_BUILDDIR=%s HAK_TEST_SRCDIR=%s && failed= && '
-           'for t in $tests; do echo "== $$t"; case $$t in *.py) run=%s ;; *) run= ;; esac; '
-           'timeout 600 $$run ./$$t 2>&1; rc=$$?; '
-           'if [ $$rc -ne 0 ]; then echo "== $$t FAILED (exit status $$rc)"; '
-           'failed="$$failed $$t"; fi; done; '
-           'if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; '
-           'echo "== all %d test programs passed (%s)"'
-           % (q(builddir), q(ROOT), q(sys.executable), len(test_runs), options.mode),
+           '%s %s %s %s %s $tests'
+           % (q(sys.executable), q(os.path.join(ROOT, 'tests', 'run_all.py')), q(builddir), q(ROOT), options.mode),
            description='TEST', pool='console')
     n.build('run-test', 'run_tests', test_runs,
             implicit=[t for t in everything if t not in bench_bins],
