@@ -193,16 +193,15 @@ size_t hak_usable_size(const void *p) {
 
 /*
 ** realloc keeps the block when the new size fits and would not waste more
-** than half of it; huge blocks are resized by mremap (no copy); everything
-** else moves.
+** than half of it; huge blocks are resized by mremap (no copy) when the
+** kernel can; everything else moves.
 */
 static void *heap_realloc(hak_heap_t *heap, void *p, size_t size, size_t copy_max, size_t align) {
   size_t usable = hak_usable_size(p);
   hak_segment_t *seg = segment_of(p);
   if (seg->kind == SEGMENT_HUGE && size > HAK_LARGE_MAX && seg->huge_offset == segment_header_size()) {
     void *q = huge_realloc(seg, size);
-    if (!q) errno = ENOMEM;
-    return q;
+    if (q) return q; /* else it moves like any block */
   }
   if (size <= usable && size >= usable / 2) return p;
   if (size > usable && size <= HAK_LARGE_MAX && seg->kind == SEGMENT_NORMAL &&
