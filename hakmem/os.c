@@ -63,17 +63,8 @@ void os_purge(void *p, size_t size) {
 ** Growing a huge block: first in place; else reserve an aligned range and
 ** let mremap move the pages there (no copying, the page tables move).
 ** NULL when it cannot: the caller then copies.
-**
-** Not under ThreadSanitizer: gcc 12's TSan intercepts mmap and munmap but
-** not mremap, so the ranges mremap moves from, shrinks off or grows into
-** keep the access history of earlier owners, and a thread that later gets
-** those addresses is reported racing with them.
 */
 void *os_remap_aligned(void *p, size_t old, size_t size, size_t align) {
-#if defined(__SANITIZE_THREAD__)
-  (void)p, (void)old, (void)size, (void)align;
-  return NULL;
-#endif
   void *q = mremap(p, old, size, 0);
   if (q != MAP_FAILED) {
     os_account((intptr_t)size - (intptr_t)old);
