@@ -63,7 +63,8 @@ HAK_API void hak_heap_destroy(hak_heap_t *heap);
 ** is synchronised by the caller (a mutex, a queue), the new owner calls
 ** hak_heap_claim.  In between, nobody owns the heap: every free into it is
 ** a remote free, so a thread that gave the heap away can still free its
-** blocks safely. */
+** blocks safely.  A heap whose owner exited without releasing it can be
+** claimed the same way. */
 HAK_API void hak_heap_release(hak_heap_t *heap);
 HAK_API void hak_heap_claim(hak_heap_t *heap);
 /* The calling thread's default heap. */

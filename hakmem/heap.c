@@ -57,7 +57,7 @@ hak_heap_t *heap_create(bool is_default) {
   if (!heap) return NULL;
   memset(heap, 0, sizeof *heap);
   for (unsigned i = 0; i < HAK_DIRECT_SLOTS; i++) heap->pages_direct[i] = &page_empty;
-  heap->tid = thread_id();
+  heap->tid = thread_id_assign();
   heap->is_default = is_default;
   return heap;
 }
@@ -443,7 +443,7 @@ void hak_heap_release(hak_heap_t *heap) {
 }
 
 void hak_heap_claim(hak_heap_t *heap) {
-  if (heap && heap != &heap_empty && !heap->is_default) heap_set_tid(heap, thread_id());
+  if (heap && heap != &heap_empty && !heap->is_default) heap_set_tid(heap, thread_id_assign());
 }
 
 void hak_collect(bool force) {

@@ -119,8 +119,21 @@ void heap_absorb(hak_heap_t *to, hak_heap_t *from);
 
 /* ---- thread.c ----------------------------------------------------------- */
 extern __thread hak_heap_t *thread_heap tls_initial_exec;
-/* The calling thread's id: the address of its heap pointer (never 0). */
-static inline uintptr_t thread_id(void) { return (uintptr_t)&thread_heap; }
+/*
+** Thread ids: a number per thread, never reused, given out when a thread
+** first owns a heap.  A segment's tid 0 means no thread owns it (abandoned,
+** or its heap is in transit); THREAD_ID_NONE, the id of a thread that owns
+** nothing yet, matches no segment either.  Why not the address of a TLS
+** variable (one instruction less in no case: this is one load): glibc
+** gives a new thread the stack of an exited one, so the new thread would
+** match the segments of a heap the exited thread still held, and free into
+** them as their owner while another thread claims the heap.
+*/
+#define THREAD_ID_NONE ((uintptr_t)1)
+extern __thread uintptr_t thread_tid tls_initial_exec;
+static inline uintptr_t thread_id(void) { return thread_tid; }
+/* This thread's id, given out now if it has none. */
+uintptr_t thread_id_assign(void);
 hak_heap_t *thread_heap_init(void);
 void thread_abandon_segment(hak_segment_t *seg);
 hak_segment_t *thread_take_abandoned(void);

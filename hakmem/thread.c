@@ -11,6 +11,15 @@
 #include "internal.h"
 
 __thread hak_heap_t *thread_heap tls_initial_exec = &heap_empty;
+__thread uintptr_t thread_tid tls_initial_exec = THREAD_ID_NONE;
+
+/* The next thread id: 0 and THREAD_ID_NONE are never given out. */
+static hak_atomic_t thread_next_id = 2;
+
+uintptr_t thread_id_assign(void) {
+  if (thread_tid == THREAD_ID_NONE) thread_tid = atomic_add(&thread_next_id, 1);
+  return thread_tid;
+}
 
 static pthread_key_t thread_key;
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -490,3 +490,92 @@ Test(threads, adopt_full_segment) {
   for (size_t i = 0; i < a->count; i++) hak_free(a->block[i]);
   free(a);
 }
+
+/* =========================================================================
+** A heap whose holder exited without hak_heap_release.  glibc gives the
+** next thread the exited one's stack and TLS: that thread must still free
+** the heap's blocks as a remote thread (it does not own them), while
+** another thread claims the heap and allocates from it.
+** ====================================================================== */
+
+#define ORPHAN_BLOCKS 4000
+
+typedef struct orphan_s {
+  hak_heap_t *heap;
+  void *block[ORPHAN_BLOCKS];
+  _Atomic int claimed;
+  const void *tls_of_maker, *tls_of_freer;
+} orphan_t;
+
+static __thread int tls_probe;
+
+static void *orphan_maker(void *arg) {
+  orphan_t *o = arg;
+  hkt_rng_t rng;
+  hkt_rng_init(&rng, 11);
+  o->tls_of_maker = &tls_probe;
+  o->heap = hak_heap_new();
+  if (!o->heap) {
+    note_failure("hak_heap_new failed");
+    return NULL;
+  }
+  for (unsigned i = 0; i < ORPHAN_BLOCKS; i++) {
+    size_t n = HKT_BLOCK_MIN + (size_t)(hkt_rng_next(&rng) % 300);
+    o->block[i] = hak_heap_malloc(o->heap, n);
+    if (o->block[i]) hkt_block_fill(o->block[i], n);
+  }
+  return NULL; /* exits holding the heap */
+}
+
+/* Frees the maker's blocks, half before the claim is known, half after. */
+static void *orphan_freer(void *arg) {
+  orphan_t *o = arg;
+  hkt_rng_t rng;
+  hkt_rng_init(&rng, 12);
+  o->tls_of_freer = &tls_probe;
+  for (unsigned i = 0; i < ORPHAN_BLOCKS; i++) {
+    if (i == ORPHAN_BLOCKS / 2)
+      while (!atomic_load(&o->claimed)) sched_yield();
+    free_checked(&rng, o->block[i]);
+    o->block[i] = NULL;
+  }
+  return NULL;
+}
+
+/* Claims the heap and allocates from it: its slow paths collect the frees. */
+static void *orphan_claimer(void *arg) {
+  orphan_t *o = arg;
+  hkt_rng_t rng;
+  hkt_rng_init(&rng, 13);
+  void *mine[64] = {0};
+  hak_heap_claim(o->heap);
+  atomic_store(&o->claimed, 1);
+  for (unsigned k = 0; k < 40000; k++) {
+    void **slot = &mine[hkt_rng_next(&rng) % 64];
+    free_checked(&rng, *slot);
+    size_t n = HKT_BLOCK_MIN + (size_t)(hkt_rng_next(&rng) % 300);
+    *slot = hak_heap_malloc(o->heap, n);
+    if (*slot) hkt_block_fill(*slot, n);
+  }
+  for (unsigned i = 0; i < 64; i++) free_checked(&rng, mine[i]);
+  hak_heap_release(o->heap);
+  return NULL;
+}
+
+Test(threads, heap_of_exited_holder) {
+  orphan_t *o = calloc(1, sizeof *o);
+  cr_assert(o != NULL, "setup");
+  hkt_run_thread(orphan_maker, o);
+  cr_assert(o->heap != NULL, "hak_heap_new");
+  pthread_t freer, claimer;
+  cr_assert(pthread_create(&freer, NULL, orphan_freer, o) == 0, "pthread_create");
+  cr_assert(pthread_create(&claimer, NULL, orphan_claimer, o) == 0, "pthread_create");
+  pthread_join(freer, NULL);
+  pthread_join(claimer, NULL);
+  report_failures("heap of an exited holder");
+  cr_log_info("heap of an exited holder: the freer %s the maker's TLS",
+              o->tls_of_freer == o->tls_of_maker ? "reused" : "did not reuse");
+  hak_heap_claim(o->heap);
+  hak_heap_destroy(o->heap);
+  free(o);
+}
