@@ -61,7 +61,7 @@ static inline hak_segment_t *segment_of(const void *p) {
 /* The page holding block p: one index, one step back for multi-slice spans. */
 static inline hak_page_t *page_of(hak_segment_t *seg, const void *p) {
   hak_page_t *slice = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HAK_SLICE_SHIFT];
-  return slice - slice->slice_offset;
+  return (hak_page_t *)((uint8_t *)slice - slice->slice_back);
 }
 bool segment_is_mapped(const void *p);           /* p's segment is ours */
 void segment_register(hak_segment_t *seg);       /* map + process list */

@@ -88,15 +88,17 @@ typedef enum notify_state_e {
 **   full (flags & PAGE_IN_FULL).  A full page has NOTIFY_WANTED (or a
 **   freer has just turned it to BUSY/NONE and pushed it on heap->notified).
 ** - Only the first slice's descriptor of a span is a page; the others hold
-**   slice_offset, the distance back to it.
+**   slice_back, the distance back to it in bytes (free subtracts it with
+**   no scaling; it is 0 in the page itself).
+** - The fields free touches (free, used, flags, slice_back, local_free)
+**   share the first cache line.
 ** --------------------------------------------------------------------- */
 typedef struct hak_page_s {
   hak_block_t *free;         /* allocation pops here */
   uint32_t used;             /* blocks handed out (see above) */
   uint8_t flags;             /* PAGE_IN_FULL | PAGE_HUGE */
   uint8_t class_idx;         /* size class, or HAK_CLASS_LARGE */
-  uint8_t slice_count;       /* slices in the span (0: slice is not a page start) */
-  uint8_t slice_offset;      /* descriptor distance to the span's first slice */
+  uint16_t slice_back;       /* bytes back to the span's first descriptor */
   hak_block_t *local_free;   /* owner's frees, no atomics */
   hak_atomic_t thread_free;  /* remote frees: hak_block_t* | notify_state_t */
   size_t block_size;         /* bytes per block */
@@ -107,7 +109,8 @@ typedef struct hak_page_s {
   struct hak_page_s *next;   /* class queue or full queue */
   struct hak_page_s *prev;
   struct hak_page_s *notify_next; /* link in heap->notified */
-  uint8_t pad[40];                /* 128 bytes: free finds a page by a shift */
+  uint8_t slice_count;            /* slices in the span (0: not a page start) */
+  uint8_t pad[39];                /* 128 bytes: free finds a page by a shift */
 } hak_page_t;
 
 _Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");
@@ -123,7 +126,7 @@ _Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");
 **   purge_mask (a subset of free_mask & commit_mask) for free slices waiting
 **   for their purge deadline.
 ** - A huge segment (kind SEGMENT_HUGE) holds one block at `huge_offset`
-**   and every descriptor's slice_offset leads to pages[0].
+**   and every descriptor's slice_back leads to pages[0].
 ** - tid is the owning heap's thread (0 when abandoned); frees compare it to
 **   their own thread to choose a local or a remote free.
 ** --------------------------------------------------------------------- */
