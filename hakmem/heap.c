@@ -90,7 +90,10 @@ static void heap_page_insert(hak_heap_t *heap, hak_page_t *page) {
   if (page->class_idx == HAK_CLASS_LARGE) { /* one block, handed out */
     page->flags |= PAGE_IN_FULL;
     page_queue_push_front(&heap->full, page);
-    page_set_notify(page, NOTIFY_WANTED);
+    /* WANTED only while the list is empty: a block freed while nobody
+    ** listened (an adoption or absorb in progress) notified no one, so the
+    ** page notifies its heap itself and the next drain frees it */
+    if (!atomic_cas_full(&page->thread_free, NOTIFY_NONE, NOTIFY_WANTED)) page_notify(heap, page);
     return;
   }
   page->flags &= (uint8_t)~PAGE_IN_FULL;

@@ -96,6 +96,8 @@ void page_queue_remove(page_queue_t *q, hak_page_t *page);
 /* Owner side of the notify protocol (see types.h, notify_state_t). */
 void page_set_notify(hak_page_t *page, notify_state_t state);
 void page_push_remote(hak_page_t *page, hak_block_t *block);
+/* Pushes a page on heap->notified, for the heap's next drain. */
+void page_notify(hak_heap_t *heap, hak_page_t *page);
 bool page_contains_free(hak_page_t *page, hak_block_t *block);
 extern hak_page_t page_empty;
 

@@ -131,17 +131,28 @@ void page_queue_remove(page_queue_t *q, hak_page_t *page) {
 ** Owner side: sets the notify state, waiting while a remote freer is busy
 ** pushing the page on the heap's notified list (it finishes in a few
 ** instructions).  After this returns with NONE or NEVER, no freer will
-** touch the heap through this page any more.
+** touch the heap through this page any more.  The load acquires: when it
+** sees a freer's BUSY -> NONE, the owner must also see that freer done
+** with page->heap and notify_next before it rewrites them.
 */
 void page_set_notify(hak_page_t *page, notify_state_t state) {
   for (;;) {
-    uintptr_t tf = atomic_load_relaxed(&page->thread_free);
+    uintptr_t tf = atomic_load_acquire(&page->thread_free);
     if ((tf & NOTIFY_MASK) == NOTIFY_BUSY) {
       sched_yield();
       continue;
     }
     if ((tf & NOTIFY_MASK) == (uintptr_t)state) return;
     if (atomic_cas_full(&page->thread_free, tf, (tf & ~NOTIFY_MASK) | state)) return;
+  }
+}
+
+/* Pushes `page` on the heap's notified stack (any thread). */
+void page_notify(hak_heap_t *heap, hak_page_t *page) {
+  for (;;) {
+    uintptr_t head = atomic_load_relaxed(&heap->notified);
+    page->notify_next = (hak_page_t *)head;
+    if (atomic_cas_full(&heap->notified, head, (uintptr_t)page)) return;
   }
 }
 
@@ -167,12 +178,7 @@ void page_push_remote(hak_page_t *page, hak_block_t *block) {
     if (atomic_cas_full(&page->thread_free, tf, (uintptr_t)block | next_state)) break;
   }
   if (state != NOTIFY_WANTED) return;
-  hak_heap_t *heap = page->heap;
-  for (;;) {
-    uintptr_t head = atomic_load_relaxed(&heap->notified);
-    page->notify_next = (hak_page_t *)head;
-    if (atomic_cas_full(&heap->notified, head, (uintptr_t)page)) break;
-  }
+  page_notify(page->heap, page);
   for (;;) { /* BUSY -> NONE; the owner may take the list meanwhile */
     tf = atomic_load_relaxed(&page->thread_free);
     if (atomic_cas_full(&page->thread_free, tf, (tf & ~NOTIFY_MASK) | NOTIFY_NONE)) break;

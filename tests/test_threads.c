@@ -579,3 +579,67 @@ Test(threads, heap_of_exited_holder) {
   hak_heap_destroy(o->heap);
   free(o);
 }
+
+/* =========================================================================
+** A remote free into a full page, then a local free into the same page,
+** with no synchronisation between the two threads but the allocator's own
+** (the flag below is relaxed on purpose).  The local free puts the page
+** back in its queue: the owner must have synchronised with the remote
+** freer's notification (it read page->heap) before it rewrites the page.
+** TSan reported this race before page_set_notify loaded with acquire.
+** ====================================================================== */
+
+typedef struct full_page_s {
+  _Atomic(void *) handoff;
+  atomic_int done;
+} full_page_t;
+
+static void *free_handed_block(void *arg) {
+  full_page_t *f = arg;
+  void *p;
+  while (!(p = atomic_load_explicit(&f->handoff, memory_order_acquire))) sched_yield();
+  if (hkt_block_check(p, 1024) != 1024) note_failure("block %p changed before its remote free", p);
+  hak_free(p);
+  atomic_store_explicit(&f->done, 1, memory_order_relaxed);
+  return NULL;
+}
+
+Test(threads, local_free_after_remote_notify) {
+  enum { MAX = 1000 };
+  void **b = calloc(MAX, sizeof *b);
+  full_page_t *f = calloc(1, sizeof *f);
+  cr_assert(b != NULL && f != NULL, "setup");
+  /* Fill the first page of the 1 KiB class: the allocation that lands on
+  ** another page has moved the first one to the full queue. */
+  size_t n = 0;
+  uintptr_t first_page = 0;
+  for (; n < MAX; n++) {
+    b[n] = hak_malloc(1024);
+    cr_assert(b[n] != NULL, "hak_malloc(1024)");
+    hkt_block_fill(b[n], 1024);
+    uintptr_t page = (uintptr_t)b[n] >> 16;
+    if (n == 0) first_page = page;
+    else if (page != first_page) break;
+  }
+  cr_assert(n < MAX && n >= 2, "setup: %zu blocks did not fill a page", n);
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, free_handed_block, f) == 0, "pthread_create");
+  atomic_store_explicit(&f->handoff, b[0], memory_order_release);
+  while (!atomic_load_explicit(&f->done, memory_order_relaxed)) sched_yield();
+  hak_free(b[1]); /* a local free into the notified full page */
+  pthread_join(t, NULL);
+  report_failures("local free after a remote notification");
+  size_t bad = 0;
+  for (size_t i = 2; i <= n; i++) {
+    HKT_EXPECT(bad, hkt_block_check(b[i], 1024) == 1024, "block %zu changed", i);
+    hak_free(b[i]);
+  }
+  HKT_EXPECT_NONE(bad, "blocks of the full page and the next");
+  /* the page is usable again: its two free blocks come back */
+  void *x = hak_malloc(1024), *y = hak_malloc(1024);
+  cr_expect(x && y, "hak_malloc after the frees");
+  hak_free(x);
+  hak_free(y);
+  free(f);
+  free(b);
+}
