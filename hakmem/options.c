@@ -7,26 +7,33 @@
 
 #include "internal.h"
 
+/*
+** Each option is read from its environment variable on first use.  The
+** value is atomic because any thread may read it while another sets it;
+** the first readers may race, and all of them write the same value.
+*/
 typedef struct option_desc_s {
   const char *env;    /* environment variable */
-  long value;         /* current value */
+  long dflt;          /* the value without the variable or a set */
+  hak_atomic_t value; /* current value (a long) */
   hak_atomic_t ready; /* value was read from the environment or set */
 } option_desc_t;
 
 static option_desc_t options[HAK_OPT__COUNT] = {
-    [HAK_OPT_SHOW_STATS] = {"HAKMEM_SHOW_STATS", 0, 0},
-    [HAK_OPT_PURGE_DELAY] = {"HAKMEM_PURGE_DELAY", 10, 0}, /* ms */
-    [HAK_OPT_VERBOSE] = {"HAKMEM_VERBOSE", 0, 0},
+    [HAK_OPT_SHOW_STATS] = {"HAKMEM_SHOW_STATS", 0, 0, 0},
+    [HAK_OPT_PURGE_DELAY] = {"HAKMEM_PURGE_DELAY", 10, 10, 0}, /* ms */
+    [HAK_OPT_VERBOSE] = {"HAKMEM_VERBOSE", 0, 0, 0},
 };
 
 /* getenv, not secure_getenv: a setuid program linked with hakmem is rare,
-** and none of these options can do harm. */
+** and none of these options can do harm.  The value changes only from the
+** default: a hak_option_set that came first wins. */
 static void option_read_env(option_desc_t *o) {
   const char *s = getenv(o->env);
   if (s && *s) {
     char *end;
     long v = strtol(s, &end, 10);
-    if (*end == '\0') o->value = v;
+    if (*end == '\0') atomic_cas_full(&o->value, (uintptr_t)o->dflt, (uintptr_t)v);
     else hak_warn("ignoring %s=%s: not a number", o->env, s);
   }
 }
@@ -35,15 +42,15 @@ long hak_option_get(hak_option_t opt) {
   if ((unsigned)opt >= HAK_OPT__COUNT) return 0;
   option_desc_t *o = &options[opt];
   if (!atomic_load_acquire(&o->ready)) {
-    option_read_env(o); /* racing threads read the same environment */
+    option_read_env(o);
     atomic_store_release(&o->ready, 1);
   }
-  return o->value;
+  return (long)atomic_load_relaxed(&o->value);
 }
 
 void hak_option_set(hak_option_t opt, long value) {
   if ((unsigned)opt >= HAK_OPT__COUNT) return;
-  options[opt].value = value;
+  atomic_store_relaxed(&options[opt].value, (uintptr_t)value);
   atomic_store_release(&options[opt].ready, 1);
 }
 
