@@ -125,6 +125,10 @@ HAKL_API lua_State *hakl_newstate(const hakl_config *cfg);
 ** account as it stood after the close. */
 HAKL_API void hakl_close(lua_State *L, hakl_account *final);
 
+/* The registry field that holds a state's context (a light userdata).  A
+** string key, not an address, so that every copy of the glue in a process
+** (a host's and a loaded module's) finds it. */
+#define HAKL_CTX_KEY "hakmem.ctx"
 /* The context of a state that allocates through hakmem (hakl_newstate, or
 ** switched by the module); NULL for any other state. */
 HAKL_API hakl_ctx *hakl_getctx(lua_State *L);

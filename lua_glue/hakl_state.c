@@ -12,11 +12,6 @@
 
 #include "hakl.h"
 
-/* Registry field holding the context as a light userdata.  A string key
-** (not an address) so that every copy of the glue in a process (a host's
-** and a loaded module's) finds it. */
-#define HAKL_CTX_KEY "hakmem.ctx"
-
 /* ------------------------------------------------------------------------
 ** The standard handlers.  lauxlib's are static, so these behave the same:
 ** the panic prints the error; warnings start off and obey the control
