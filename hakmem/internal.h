@@ -125,11 +125,11 @@ extern __thread hak_heap_t *thread_heap tls_initial_exec;
 ** Thread ids: a number per thread, never reused, given out when a thread
 ** first owns a heap.  A segment's tid 0 means no thread owns it (abandoned,
 ** or its heap is in transit); THREAD_ID_NONE, the id of a thread that owns
-** nothing yet, matches no segment either.  Why not the address of a TLS
-** variable (one instruction less in no case: this is one load): glibc
-** gives a new thread the stack of an exited one, so the new thread would
-** match the segments of a heap the exited thread still held, and free into
-** them as their owner while another thread claims the heap.
+** nothing yet, matches no segment either.  Not the address of a TLS
+** variable: glibc gives a new thread the stack (and TLS) of an exited one,
+** so the new thread would match the segments of a heap the exited thread
+** still held, and free into them as their owner while another thread
+** claims the heap.
 */
 #define THREAD_ID_NONE ((uintptr_t)1)
 extern __thread uintptr_t thread_tid tls_initial_exec;
