@@ -119,6 +119,7 @@ BENCHES = [
 # the glue, the core and the static Lua library (like hklua, no wrapping).
 LUA_BENCHES = [
     ('close_bench', ['bench/close_bench.c']),
+    ('state_rss', ['bench/state_rss.c']),
 ]
 # `ninja <target>` runs `python3 <script> --builddir <builddir> <args>`.
 BENCH_SCRIPTS = [

@@ -32,9 +32,11 @@ void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_si
 
 /*
 ** Carves the next blocks of a fresh page into `free`, in address order.
-** A little at first (one OS page, at least 4 blocks), then as much again as
-** is carved already, up to HAK_EXTEND_MAX: a class a script barely uses
-** costs it 4 KiB of resident memory, a busy one few slow paths.
+** A little at first (one OS page, or one block if a block is bigger), then
+** as much again as is carved already, up to HAK_EXTEND_MAX: a class a
+** script barely uses costs it one page of resident memory, a busy one few
+** slow paths.  Carving writes a link into every block, so a carve of four
+** 8 KiB blocks would make four OS pages resident for one allocation.
 */
 void page_extend(hak_page_t *page) {
   hak_assert(page->free == NULL);
@@ -43,7 +45,7 @@ void page_extend(hak_page_t *page) {
   if (bytes < HAK_EXTEND_MIN) bytes = HAK_EXTEND_MIN;
   if (bytes > HAK_EXTEND_MAX) bytes = HAK_EXTEND_MAX;
   uint32_t n = (uint32_t)(bytes / bsize);
-  if (n < 4) n = 4;
+  if (n == 0) n = 1;
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   if (n == 0) return;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
