@@ -37,7 +37,7 @@ static void huge_set_page(hak_segment_t *seg) {
   page->block_size = seg->size - seg->huge_offset;
   page->used = page->capacity = page->reserved = 1;
   page->start = (uint8_t *)seg + seg->huge_offset;
-  for (unsigned i = 1; i < HAK_SLICES; i++) seg->pages[i].slice_back = (uint16_t)(i * sizeof(hak_page_t));
+  for (unsigned i = 1; i < HAK_SLICES; i++) slice_set_back(&seg->pages[i], i);
 }
 
 /* `align` <= HAK_SEGMENT_SIZE/2: the block starts at offset max(header, align). */

@@ -58,6 +58,10 @@ size_t os_round_page(size_t size);
 static inline hak_segment_t *segment_of(const void *p) {
   return (hak_segment_t *)((uintptr_t)p & ~(uintptr_t)HAK_SEGMENT_MASK);
 }
+/* Marks `slice` as the n-th slice of its span (n = 0: the page itself). */
+static inline void slice_set_back(hak_page_t *slice, unsigned n) {
+  slice->slice_back = (uint16_t)(n * sizeof(hak_page_t));
+}
 /* The page holding block p: one index, one step back for multi-slice spans. */
 static inline hak_page_t *page_of(hak_segment_t *seg, const void *p) {
   hak_page_t *slice = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HAK_SLICE_SHIFT];

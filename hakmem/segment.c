@@ -183,9 +183,9 @@ static hak_page_t *segment_take_span(hak_heap_t *heap, hak_segment_t *seg, unsig
   }
   hak_page_t *page = &seg->pages[idx];
   page->slice_count = (uint8_t)n;
-  page->slice_back = 0;
+  slice_set_back(page, 0);
   for (unsigned j = 1; j < n; j++) {
-    seg->pages[idx + j].slice_back = (uint16_t)(j * sizeof(hak_page_t));
+    slice_set_back(&seg->pages[idx + j], j);
     seg->pages[idx + j].slice_count = 0;
   }
   page->start = (uint8_t *)seg + ((size_t)idx << HAK_SLICE_SHIFT);
@@ -247,7 +247,7 @@ bool segment_large_grow(hak_page_t *page, size_t size) {
     seg->free_mask &= ~more;
     seg->purge_mask &= ~more;
     for (unsigned j = n; j < want; j++) {
-      seg->pages[idx + j].slice_back = (uint16_t)(j * sizeof(hak_page_t));
+      slice_set_back(&seg->pages[idx + j], j);
       seg->pages[idx + j].slice_count = 0;
     }
     page->slice_count = (uint8_t)want;
