@@ -49,9 +49,24 @@ GLUE_SOURCES = [
     'lua_glue/hakl_module.c',
 ]
 
-# hklua: these plus the glue, the core and the static liblua5.4.a.
+# libhakrt.a, the multi-thread runtime (runtime/hakrt.h): these plus the
+# glue and the core.
+RUNTIME_SOURCES = [
+    'runtime/hakrt/runtime.c',
+    'runtime/hakrt/sched.c',
+    'runtime/hakrt/task.c',
+    'runtime/hakrt/preempt.c',
+    'runtime/hakrt/channel.c',
+    'runtime/hakrt/message.c',
+    'runtime/hakrt/buffer.c',
+    'runtime/hakrt/output.c',
+    'runtime/hakrt/lib.c',
+]
+
+# hklua: these plus the runtime, the glue, the core and the static liblua5.4.a.
 HKLUA_SOURCES = [
     'runtime/hklua.c',
+    'runtime/hklua_threads.c',
     'runtime/gcpause.c',
 ]
 
@@ -564,13 +579,21 @@ elif core_lib:
 lua_link = ['-Wl,--whole-archive', '$lua_static', '-Wl,--no-whole-archive', '-lm', '-ldl']
 lua_ready = glue_lib is not None and lua_static is not None
 
+rt_lib = None
+if lua_ready:
+    n.comment('The multi-thread runtime.')
+    rt_lib = out('libhakrt.a')
+    n.build(rt_lib, 'ar', [compile_c(s, extra_cflags=['$lua_cflags']) for s in RUNTIME_SOURCES])
+    everything.append(rt_lib)
+    n.line()
+
 if lua_ready and exists(HKLUA_SOURCES):
-    n.comment('hklua: a lua5.4-compatible host with timed GC pauses.')
+    n.comment('hklua: a lua5.4-compatible host with timed GC pauses, and the runtime.')
     n.build(out('hklua'), 'link',
             [compile_c(s, extra_cflags=['$lua_cflags']) for s in HKLUA_SOURCES],
-            implicit=[glue_lib, core_lib],
+            implicit=[rt_lib, glue_lib, core_lib],
             variables={'extra_ldflags': [escape(x) for x in HKLUA_LDFLAGS],
-                       'extra_libs': [glue_lib, core_lib] + lua_link})
+                       'extra_libs': [rt_lib, glue_lib, core_lib] + lua_link})
     everything.append(out('hklua'))
     n.line()
 elif lua_ready:

@@ -46,7 +46,8 @@ extern "C" {
 ** (collectgarbage("count") * 1024).
 **
 ** Invariants: peak >= in_use; in_use is the sum of the sizes of the blocks
-** the state holds, foreign ones included; foreign <= in_use.
+** the state holds, foreign ones included, plus what the host charged to it
+** (hakl_charge: the runtime's buffers); foreign <= in_use.
 ** The free of a block does not say what type it had (Lua passes its size
 ** then), so the per-type figures count what was *allocated* since the
 ** account started, not what is alive now.
@@ -86,6 +87,7 @@ typedef struct hakl_ctx {
   size_t cap;          /* acct.limit, or SIZE_MAX without one */
   hak_heap_t *heap;    /* NULL: the running thread's default heap */
   bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
+  bool libc;           /* blocks come from malloc/realloc/free (hakl_alloc_libc) */
   bool newstate;       /* this context made by hakl_newstate, freed by hakl_close */
   bool free_when_empty; /* module only: free(ctx) when the state is gone */
   lua_Alloc prev_f;    /* module only: the allocator before the switch */
@@ -100,6 +102,9 @@ HAKL_API void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 /* The same for a state that started on another allocator (ctx->prev_f):
 ** blocks hakmem does not own are freed or moved through prev_f. */
 HAKL_API void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsize);
+/* The same account and limit over the C library's malloc, realloc and free
+** (for comparing allocators in one host: peers come in by LD_PRELOAD). */
+HAKL_API void *hakl_alloc_libc(void *ud, void *ptr, size_t osize, size_t nsize);
 /* The allocator hakl_close installs for lua_close on a state whose heap is
 ** its own and is about to be destroyed whole: frees are counted, not done;
 ** allocations (by finalizers) work as in hakl_alloc. */
@@ -112,6 +117,8 @@ typedef struct hakl_config {
   size_t limit;       /* bytes; 0 = none */
   bool private_heap;  /* the state gets a heap of its own, which moves with
                          it (hakl_claim) and makes hakl_close fast */
+  bool libc;          /* allocate with hakl_alloc_libc instead (no private
+                         heap then); hakl_close works the same */
 } hakl_config;
 
 /* A state with the standard panic and warning handlers (warnings off until
@@ -139,6 +146,13 @@ HAKL_API void hakl_setctx(lua_State *L, hakl_ctx *ctx);
 /* Sets the limit (0 = none) while the state runs; returns the old one.
 ** A limit below the current use fails the next allocation, not this call. */
 HAKL_API size_t hakl_setlimit(hakl_ctx *ctx, size_t limit);
+
+/* Bytes the host holds for the state outside Lua's objects (a buffer
+** block): hakl_charge adds n to the account, refusing (false, nothing
+** changed) when enforce_limit and n would pass the limit; hakl_uncharge
+** takes them out again. */
+HAKL_API bool hakl_charge(hakl_ctx *ctx, size_t n, bool enforce_limit);
+HAKL_API void hakl_uncharge(hakl_ctx *ctx, size_t n);
 
 /* Moving a state with a private heap between threads: the thread that ran
 ** it last calls hakl_release, the hand-over is synchronised by the caller,

@@ -142,6 +142,59 @@ void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 }
 
 /*
+** hakl_alloc_libc: the same cases and the same account over the C
+** library.  A new block is malloc, as Lua's own l_alloc gets it from
+** realloc(NULL, n); a shrink that realloc refuses keeps the old block.
+*/
+void *hakl_alloc_libc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  hakl_ctx *c = (hakl_ctx *)ud;
+  void *p;
+  if (nsize == 0) {
+    if (ptr != NULL) {
+      c->acct.in_use -= osize;
+      c->acct.nfree++;
+      free(ptr);
+    }
+    return NULL;
+  }
+  if (ptr == NULL) {
+    size_t tag = osize < HAKL_NTYPES ? osize : 0;
+    if (hakl_unlikely(over_limit(c, nsize))) return refuse(c);
+    if (hakl_unlikely((p = malloc(nsize)) == NULL)) return refuse(c);
+    c->acct.nalloc++;
+    c->acct.type_count[tag]++;
+    c->acct.type_bytes[tag] += nsize;
+    account_add(c, nsize);
+    return p;
+  }
+  if (nsize > osize) {
+    if (hakl_unlikely(over_limit(c, nsize - osize))) return refuse(c);
+    if (hakl_unlikely((p = realloc(ptr, nsize)) == NULL)) return refuse(c);
+    c->acct.ngrow++;
+    c->acct.grow_bytes += nsize - osize;
+    account_add(c, nsize - osize);
+    return p;
+  }
+  p = realloc(ptr, nsize);
+  c->acct.nshrink++;
+  c->acct.in_use -= osize - nsize;
+  return p != NULL ? p : ptr;
+}
+
+bool hakl_charge(hakl_ctx *c, size_t n, bool enforce_limit) {
+  if (enforce_limit && over_limit(c, n)) {
+    c->acct.nfail++;
+    return false;
+  }
+  account_add(c, n);
+  return true;
+}
+
+void hakl_uncharge(hakl_ctx *c, size_t n) {
+  c->acct.in_use -= n;
+}
+
+/*
 ** During a fast close the heap is about to be destroyed whole: the sweep
 ** of lua_close only has to walk its objects, not free them.  A separate
 ** function (installed by hakl_close) keeps this test off hakl_alloc's

@@ -6,6 +6,7 @@
 ** Uses only Lua's official API and hakmem.h.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lua.h>
@@ -84,7 +85,8 @@ hakl_ctx *hakl_getctx(lua_State *L) {
   void *ud;
   lua_Alloc f = lua_getallocf(L, &ud);
   hakl_ctx *c = NULL;
-  if (f == hakl_alloc || f == hakl_alloc_foreign || f == hakl_alloc_dropping)
+  if (f == hakl_alloc || f == hakl_alloc_foreign || f == hakl_alloc_dropping ||
+      f == hakl_alloc_libc)
     return (hakl_ctx *)ud;
   if (lua_getfield(L, LUA_REGISTRYINDEX, HAKL_CTX_KEY) == LUA_TLIGHTUSERDATA)
     c = (hakl_ctx *)lua_touserdata(L, -1);
@@ -97,26 +99,33 @@ hakl_ctx *hakl_getctx(lua_State *L) {
 ** Creation and close.
 ** --------------------------------------------------------------------- */
 
+/* A libc state's context comes from libc too: nothing of it in hakmem. */
+static void ctx_free(hakl_ctx *c) {
+  if (c->libc) free(c);
+  else hak_free(c);
+}
+
 lua_State *hakl_newstate(const hakl_config *cfg) {
-  static const hakl_config defaults = {0, false};
+  static const hakl_config defaults = {0, false, false};
   hak_heap_t *heap = NULL;
   hakl_ctx *c;
   lua_State *L;
   if (cfg == NULL) cfg = &defaults;
   /* The context lives outside the state's heap: it must outlive it. */
-  c = (hakl_ctx *)hak_malloc(sizeof *c);
+  c = (hakl_ctx *)(cfg->libc ? malloc(sizeof *c) : hak_malloc(sizeof *c));
   if (c == NULL) return NULL;
-  if (cfg->private_heap && (heap = hak_heap_new()) == NULL) {
+  if (!cfg->libc && cfg->private_heap && (heap = hak_heap_new()) == NULL) {
     hak_free(c);
     return NULL;
   }
   hakl_ctx_init(c, heap, cfg->limit);
   c->own_heap = (heap != NULL);
   c->newstate = true;
-  L = lua_newstate(hakl_alloc, c);
+  c->libc = cfg->libc;
+  L = lua_newstate(c->libc ? hakl_alloc_libc : hakl_alloc, c);
   if (L == NULL) {
     if (heap != NULL) hak_heap_destroy(heap);
-    hak_free(c);
+    ctx_free(c);
     return NULL;
   }
   lua_atpanic(L, hakl_panic);
@@ -136,7 +145,8 @@ lua_State *hakl_newstate(const hakl_config *cfg) {
 void hakl_close(lua_State *L, hakl_account *final) {
   void *ud;
   hakl_ctx *c;
-  c = (lua_getallocf(L, &ud) == hakl_alloc) ? (hakl_ctx *)ud : NULL;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  c = (f == hakl_alloc || f == hakl_alloc_libc) ? (hakl_ctx *)ud : NULL;
   if (c == NULL || !c->newstate) { /* not made by hakl_newstate */
     lua_close(L);
     if (final != NULL) {
@@ -149,7 +159,7 @@ void hakl_close(lua_State *L, hakl_account *final) {
   lua_close(L);
   if (c->own_heap) hak_heap_destroy(c->heap);
   if (final != NULL) *final = c->acct;
-  hak_free(c);
+  ctx_free(c);
 }
 
 void hakl_release(lua_State *L) {

@@ -13,6 +13,10 @@
 **   --gc-pauses[=FILE]    every collector pause timed (gcpause.h): the
 **                         distribution on stderr, as JSON into FILE
 **   --gc-durations        the JSON also lists every step's duration
+**   --threads=T           run the script as a task of a runtime with T
+**                         worker threads (hakrt.h; require "hakrt")
+**   --tasks=N             with --threads: N independent copies of it
+**   --task-mem-limit=SIZE, --slice=MS, --private-heaps   (with --threads)
 **
 ** main only parses the options, makes the state, runs pmain under
 ** lua_pcall, reports, and closes the state (timed).
@@ -30,6 +34,7 @@
 
 #include "gcpause.h"
 #include "hakl.h"
+#include "hklua_threads.h"
 
 #define HK_PROMPT "> "
 #define HK_PROMPT2 ">> "
@@ -60,6 +65,12 @@ typedef struct options {
   bool pauses;
   const char *pauses_file;
   bool durations;         /* --gc-durations */
+  long threads;           /* --threads; 0 = the single-state host */
+  long tasks;             /* --tasks; 0 = not given */
+  size_t task_mem_limit;
+  long slice_ms;          /* -1 = not given */
+  bool private_heaps;
+  bool mem_limit_given;
 } options;
 
 static void print_usage(const options *o, char **argv) {
@@ -88,7 +99,12 @@ static void print_usage(const options *o, char **argv) {
           "  --stats[=json]         memory account at exit, on stderr\n"
           "  --gc=incremental|generational  collector mode (default generational)\n"
           "  --gc-pauses[=FILE]     time every GC pause; JSON into FILE\n"
-          "  --gc-durations         with --gc-pauses=FILE: list every step in the JSON\n",
+          "  --gc-durations         with --gc-pauses=FILE: list every step in the JSON\n"
+          "  --threads=T            run the script as a task of a runtime with T workers\n"
+          "  --tasks=N              with --threads: run N copies; exit 1 if any failed\n"
+          "  --task-mem-limit=SIZE  with --threads: a memory limit per task\n"
+          "  --slice=MS             with --threads: time slice of a task (default 10)\n"
+          "  --private-heaps        with --threads: a hakmem heap per task\n",
           progname);
   fflush(stderr);
 }
@@ -117,6 +133,18 @@ static bool parse_size(const char *s, size_t *out) {
   v <<= shift;
   if (v > (unsigned long long)SIZE_MAX) return false;
   *out = (size_t)v;
+  return true;
+}
+
+/* A whole decimal number in [lo, hi]. */
+static bool parse_long(const char *s, long lo, long hi, long *out) {
+  char *end;
+  long v;
+  if (s == NULL || *s < '0' || *s > '9') return false;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < lo || v > hi) return false;
+  *out = v;
   return true;
 }
 
@@ -154,6 +182,21 @@ static int collect_long(options *o, char **argv, int i) {
   } else if (long_option(arg, "mem-limit", &v)) {
     if (v == NULL || !parse_size(v, &o->mem_limit))
       return bad_value(o, i, "bad size in '%s' (a number with K, M or G)", arg);
+    o->mem_limit_given = true;
+  } else if (long_option(arg, "task-mem-limit", &v)) {
+    if (v == NULL || !parse_size(v, &o->task_mem_limit))
+      return bad_value(o, i, "bad size in '%s' (a number with K, M or G)", arg);
+  } else if (long_option(arg, "threads", &v)) {
+    if (!parse_long(v, 1, 1024, &o->threads))
+      return bad_value(o, i, "bad value in '%s' (a number of threads, 1 to 1024)", arg);
+  } else if (long_option(arg, "tasks", &v)) {
+    if (!parse_long(v, 1, 1000000, &o->tasks))
+      return bad_value(o, i, "bad value in '%s' (a number of tasks, 1 to 1000000)", arg);
+  } else if (long_option(arg, "slice", &v)) {
+    if (!parse_long(v, 0, 60000, &o->slice_ms))
+      return bad_value(o, i, "bad value in '%s' (milliseconds, 0 to 60000; 0 = no preemption)", arg);
+  } else if (strcmp(arg, "--private-heaps") == 0) {
+    o->private_heaps = true;
   } else if (long_option(arg, "stats", &v)) {
     if (v == NULL) o->stats = STATS_TEXT;
     else if (strcmp(v, "json") == 0) o->stats = STATS_JSON;
@@ -768,6 +811,43 @@ static void close_state(lua_State *L, const options *o) {
   hakrt_gcpause_close_end();
 }
 
+/* The options that --threads does not take, and those only it takes. */
+static bool threads_conflict(options *o, int argc, char **argv) {
+  if (o->threads == 0) {
+    if (o->tasks != 0 || o->task_mem_limit != 0 || o->slice_ms >= 0 || o->private_heaps)
+      o->why = "--tasks, --task-mem-limit, --slice and --private-heaps need --threads";
+  } else if (o->flags & (HAS_E | HAS_I)) {
+    o->why = "--threads runs a script file: -e and -i are not supported with it";
+  } else if (o->script >= argc || strcmp(argv[o->script], "-") == 0) {
+    o->why = "--threads needs a script file (not stdin)";
+  } else if (o->pauses) {
+    o->why = "--gc-pauses is not supported with --threads";
+  } else if (o->mem_limit_given) {
+    o->why = "with --threads, the limit is per task: use --task-mem-limit";
+  } else {
+    int i;
+    for (i = 1; i < o->script; i++)
+      if (argv[i][0] == '-' && argv[i][1] == 'l') o->why = "-l is not supported with --threads";
+  }
+  return o->why != NULL;
+}
+
+static int run_threads(const options *o, int argc, char **argv) {
+  hklua_threads_opts t;
+  memset(&t, 0, sizeof t);
+  t.threads = (int)o->threads;
+  t.tasks = o->tasks > 0 ? (int)o->tasks : 1;
+  t.task_mem_limit = o->task_mem_limit;
+  t.slice_ms = o->slice_ms;
+  t.libc = (o->alloc == ALLOC_LIBC);
+  t.private_heaps = o->private_heaps;
+  t.generational = o->generational != 0;
+  t.stats = o->stats == STATS_NONE ? 0 : (o->stats == STATS_TEXT ? 1 : 2);
+  if (o->flags & HAS_V) print_version();
+  return hklua_threads_main(&t, progname, argv[o->script], argc - o->script - 1,
+                            (const char *const *)argv + o->script + 1);
+}
+
 int main(int argc, char **argv) {
   static options opts;
   run r;
@@ -775,6 +855,7 @@ int main(int argc, char **argv) {
   int status, result;
   if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
   opts.generational = 1;
+  opts.slice_ms = -1;
   if (argc < 1 || collect_args(argc, argv, &opts) == HAS_ERROR) {
     print_usage(&opts, argv);
     return EXIT_FAILURE;
@@ -784,6 +865,11 @@ int main(int argc, char **argv) {
     print_usage(&opts, argv);
     return EXIT_FAILURE;
   }
+  if (threads_conflict(&opts, argc, argv)) {
+    print_usage(&opts, argv);
+    return EXIT_FAILURE;
+  }
+  if (opts.threads > 0) return run_threads(&opts, argc, argv);
   host.opts = &opts;
   if (opts.pauses) hakrt_gcpause_start();
   L = make_state(&opts);

@@ -1,0 +1,370 @@
+/*
+** internal.h -- the runtime's types and the declarations shared between
+** its files, grouped under the file that defines them.
+**
+** Locks, and their order (never take an earlier one while holding a
+** later one):  channel lock  ->  rt->lock (the scheduler's)  ->  rt->out_lock.
+** Tasks, channels and messages are reference counted; what a field is
+** guarded by is written beside it.
+*/
+#ifndef HAKRT_INTERNAL_H
+#define HAKRT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <atomic_ops.h>
+#include <lua.h>
+
+#include "hakl.h"
+#include "hakmem.h"
+#include "hakrt.h"
+
+#if defined(__GNUC__)
+#define hakrt_unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define hakrt_unlikely(x) (x)
+#endif
+
+typedef struct hakrt_task hakrt_task;
+typedef struct hakrt_chan hakrt_chan;
+typedef struct hakrt_msg hakrt_msg;
+typedef struct hakrt_worker hakrt_worker;
+
+/* -------------------------------------------------------------------------
+** Messages (message.c): Lua values copied out of one state, into another.
+** ---------------------------------------------------------------------- */
+
+/* What a message holds besides its bytes: a channel (one reference of it)
+** or a buffer's block.  A buffer block is `owned` by the message once the
+** send is committed (the sender's handle is then empty); before that the
+** sender's buffer still owns it and freeing the message leaves it alone. */
+typedef struct hakrt_ref {
+  int kind;          /* HAKRT_REF_CHAN or HAKRT_REF_BUF */
+  bool owned;        /* buffer: the message frees it unless taken */
+  AO_t ptr;          /* hakrt_chan *, or the block (0 once taken) */
+  size_t len;        /* buffer bytes */
+  void *sender_buf;  /* the sender's buffer object, until committed */
+} hakrt_ref;
+
+enum { HAKRT_REF_CHAN = 1, HAKRT_REF_BUF = 2 };
+
+/*
+** A message: `nvalues` encoded values in data[0..len), and refs[0..nrefs).
+** Invariant: every channel in refs holds one reference, released by
+** hakrt_msg_free; a buffer block is freed there if owned and not taken.
+*/
+struct hakrt_msg {
+  hakrt_msg *next;        /* in a channel's queue (channel lock) */
+  hakrt *rt;              /* whose memory functions made it */
+  int nvalues;
+  size_t len, cap;
+  unsigned char *data;
+  hakrt_ref *refs;
+  unsigned nrefs, refcap;
+};
+
+/* Encodes the values at L[first..first+n) (n >= 0) into a new message;
+** raises a Lua error naming the position of a value that cannot travel
+** (function, userdata, thread, a table nested too deeply).  The message
+** is anchored on L's stack in a box (hakrt_msg_box) while it is built, so
+** an error frees it.  Returns the message, its box on top of the stack. */
+hakrt_msg *hakrt_msg_pack(lua_State *L, int first, int n, const char *what);
+/* The box on top of L's stack lets go of its message (the caller owns it now). */
+void hakrt_msg_unbox(lua_State *L, int idx);
+/* The sender's buffers in m become empty: the message owns their blocks. */
+void hakrt_msg_commit(hakrt_msg *m, lua_State *sender);
+/* Pushes the message's values onto L; returns how many.  Raises a Lua error
+** when L runs out of memory (m is untouched then).  Buffers are taken from
+** the message (a second unpack of the same message gets empty ones). */
+int hakrt_msg_unpack(lua_State *L, hakrt_msg *m);
+void hakrt_msg_free(hakrt_msg *m);
+/* A message of n string values, built without a Lua state (the host's
+** spawns and posts); len may be NULL for NUL-terminated strings. */
+hakrt_msg *hakrt_msg_strings(hakrt *rt, int n, const char *const *s, const size_t *len);
+
+/* -------------------------------------------------------------------------
+** Channels (channel.c).
+** ---------------------------------------------------------------------- */
+
+/* Tasks waiting on a channel: a doubly linked list through task->wprev and
+** task->wnext (channel lock). */
+typedef struct hakrt_waitq {
+  hakrt_task *head, *tail;
+} hakrt_waitq;
+
+/*
+** A bounded FIFO of messages.  Invariants (lock): count <= cap except for
+** a message put back at the head by a receive that ran out of memory;
+** recvq is empty while count > 0 unless a woken receiver has not run yet;
+** a closed channel takes no message, and hands out what it holds.
+*/
+struct hakrt_chan {
+  pthread_mutex_t lock;
+  uint64_t id;
+  AO_t refs;              /* handles in states, messages, an inbox owner */
+  size_t cap, count;
+  hakrt_msg *head, *tail;
+  bool closed;
+  hakrt_waitq recvq, sendq;
+  hakrt_task *inbox_of;   /* the task whose inbox this is, or NULL */
+  hakrt *rt;
+};
+
+hakrt_chan *hakrt_chan_new(hakrt *rt, size_t cap);
+void hakrt_chan_retain(hakrt_chan *c);
+void hakrt_chan_release(hakrt_chan *c);
+void hakrt_chan_close(hakrt_chan *c);
+/* Host post: queue m without blocking; 0, or an errno value. */
+int hakrt_chan_offer(hakrt_chan *c, hakrt_msg *m);
+/* Pushes a Lua handle of c (taking one more reference). */
+void hakrt_chan_push(lua_State *L, hakrt_chan *c);
+/* The channel of the handle at idx, or NULL when it is not one. */
+hakrt_chan *hakrt_chan_test(lua_State *L, int idx);
+/* Takes task t out of whatever channel queue it waits in. */
+void hakrt_chan_unwait(hakrt_task *t);
+void hakrt_chan_open_lib(lua_State *L);  /* the handles' metatable */
+
+/* -------------------------------------------------------------------------
+** Buffers (buffer.c).
+** ---------------------------------------------------------------------- */
+
+/* A buffer handle's payload: block == NULL once it was sent. */
+typedef struct hakrt_buf {
+  unsigned char *block;
+  size_t len;
+} hakrt_buf;
+
+hakrt_buf *hakrt_buf_test(lua_State *L, int idx);
+/* A new handle that will own block (charged to L's account by the caller). */
+hakrt_buf *hakrt_buf_push(lua_State *L, unsigned char *block, size_t len);
+void hakrt_buf_open_lib(lua_State *L);
+int hakrt_buf_new(lua_State *L);  /* rt.buffer(n_or_string) */
+
+/* -------------------------------------------------------------------------
+** Tasks (task.c).
+** ---------------------------------------------------------------------- */
+
+enum hakrt_task_state {
+  HAKRT_NEW,       /* spawned, no state yet; in the run queue */
+  HAKRT_RUNNABLE,  /* in the run queue */
+  HAKRT_RUNNING,   /* a worker runs it */
+  HAKRT_PARKED,    /* blocked; a wake makes it RUNNABLE */
+  HAKRT_DONE
+};
+
+/* Why the task's coroutine yielded to its worker (task->yield). */
+enum hakrt_yield {
+  HAKRT_Y_NONE,     /* a plain coroutine.yield at the top: like rt.yield */
+  HAKRT_Y_YIELD,    /* rt.yield */
+  HAKRT_Y_PREEMPT,  /* its slice ran out */
+  HAKRT_Y_BLOCK     /* it waits: park it */
+};
+
+/* What a parked task waits on (for the deadlock report). */
+enum hakrt_wait {
+  HAKRT_W_NONE, HAKRT_W_RECV, HAKRT_W_SEND, HAKRT_W_JOIN, HAKRT_W_SLEEP
+};
+
+/*
+** A task.  Fields under "sched" are guarded by rt->lock; "own" fields are
+** touched only by the worker running the task (or, before it first runs
+** and after it is done, by whoever holds the last reference); "chan"
+** fields by the lock of the channel in `wq_chan`.
+** Invariants: state == RUNNING exactly while one worker runs it; a task
+** is in at most one of: the run queue, a channel's wait queue, a task's
+** joiner list; refs counts the runtime's (while not DONE), every join
+** handle, and every timer entry.
+*/
+struct hakrt_task {
+  uint64_t id;
+  hakrt *rt;
+  /* sched */
+  int state;
+  bool woken;              /* woken while RUNNING: requeue when it parks */
+  int refs;
+  hakrt_task *qnext;       /* run queue */
+  hakrt_task *lprev, *lnext; /* live list */
+  hakrt_task *joiners;     /* tasks waiting in join on this one */
+  hakrt_task *jnext;       /* next joiner of the task this one joins */
+  uint64_t timer_seq;      /* a timer entry is valid while seq matches */
+  int wait;                /* HAKRT_W_*, set before parking */
+  uint64_t wait_id;        /* the channel or task waited on */
+  uint64_t deadline;       /* ns, CLOCK_MONOTONIC; 0 = none */
+  bool failed;
+  bool failure_seen;       /* a join returned its error */
+  hakrt_msg *result;       /* what join returns, once DONE */
+  char *error;             /* message and traceback of a failed task */
+  hakl_account snap;       /* the account as of its last yield */
+  uint64_t run_ns, sent, received, resumes; /* as of its last yield */
+  int last_worker;         /* -1 before it first ran */
+  /* chan */
+  hakrt_task *wprev, *wnext;
+  hakrt_chan *wq_chan;     /* the channel whose queue holds it, or NULL */
+  /* own */
+  lua_State *L, *co;       /* the state; the coroutine that runs the task */
+  hakl_ctx *ctx;
+  int yield;               /* HAKRT_Y_* of the last yield to the worker */
+  bool preempt_req;        /* the slice ran out: yield at a safe point */
+  uint64_t slice_end;      /* hook preemption: ns */
+  hakrt_worker *worker;    /* running it now */
+  uint64_t o_run_ns, o_sent, o_received, o_resumes; /* published to the sched copies */
+  hakrt_msg *start;        /* the code and arguments, until it starts */
+  int kind;                /* HAKRT_START_* */
+  char *name;              /* path or chunk name */
+  size_t limit;
+  bool private_heap;
+  hakrt_chan *inbox;       /* one reference */
+  char *obuf;              /* output not yet written: a partial line */
+  size_t olen, ocap;
+};
+
+enum { HAKRT_START_FILE, HAKRT_START_SOURCE, HAKRT_START_FUNCTION };
+
+/* The task running on this thread's L (any coroutine of a task's state);
+** raises a Lua error outside a task. */
+hakrt_task *hakrt_task_of(lua_State *L);
+/* NULL when L is not a task's. */
+hakrt_task *hakrt_task_test(lua_State *L);
+/* A new task with one reference (the runtime's), not yet scheduled. */
+hakrt_task *hakrt_task_new(hakrt *rt, int kind, const char *name, hakrt_msg *start,
+                           const hakrt_spawn_opts *opts);
+/* Runs t for one slice on worker w (t is RUNNING). */
+void hakrt_task_run(hakrt_task *t, hakrt_worker *w);
+/* Drops a reference (sched lock held). */
+void hakrt_task_unref_locked(hakrt_task *t);
+void hakrt_task_unref(hakrt_task *t);
+/* Raises an error unless the running code can yield to the worker (it is
+** not inside a C call that cannot yield): blocking calls check it first. */
+void hakrt_task_check_yieldable(lua_State *L);
+/* Yields the running task to its worker for reason y (HAKRT_Y_*), with
+** continuation k. */
+int hakrt_task_yield(lua_State *L, int y, lua_KContext ctx, lua_KFunction k);
+/* Takes t out of any wait queue or joiner list (its wait was abandoned). */
+void hakrt_task_cancel_wait(hakrt_task *t);
+/* Copies the task's own counters and account to its sched fields. */
+void hakrt_task_publish_locked(hakrt_task *t);
+/* At hakrt_free: closes the state of a task that never finished. */
+void hakrt_task_discard(hakrt_task *t);
+/* Takes n bytes into / out of the account of the task of L (buffers). */
+bool hakrt_task_charge(hakrt_task *t, size_t n, bool enforce_limit);
+void hakrt_task_uncharge(hakrt_task *t, size_t n);
+
+/* -------------------------------------------------------------------------
+** The scheduler (sched.c).
+** ---------------------------------------------------------------------- */
+
+/* A timer: wake `task` at `when` if its timer_seq is still `seq`. */
+typedef struct hakrt_timer {
+  uint64_t when;
+  uint64_t seq;
+  hakrt_task *task;   /* one reference */
+} hakrt_timer;
+
+/*
+** A worker thread.  cur_co and slice_start are read by the monitor thread
+** and by the preemption signal handler (which runs on this thread).
+*/
+struct hakrt_worker {
+  hakrt *rt;
+  int index;
+  pthread_t thread;
+  bool started;
+  AO_t cur_co;          /* lua_State * executing now, or 0 */
+  AO_t slice_start;     /* ns when the running task was resumed; 0 = none */
+  AO_t kicked;          /* slice_start value already signalled */
+  hakrt_task *task;     /* running now (own) */
+  /* sched */
+  uint64_t resumes, migrations, finished, busy_ns;
+  hak_stats_t heap_snap; /* unused fields stay 0 */
+};
+
+/*
+** The runtime.  "sched" fields are guarded by lock.  Invariants:
+** nlive == tasks in the live list; nrunning == tasks RUNNING; the run
+** queue holds exactly the NEW and RUNNABLE tasks (qlen of them).
+*/
+struct hakrt {
+  hakrt_config cfg;
+  hakrt_preempt preempt;    /* resolved: SIGNAL, HOOK or OFF */
+  pthread_mutex_t lock;
+  pthread_cond_t work;      /* workers: a task is runnable, or stop */
+  pthread_cond_t changed;   /* hakrt_wait: a task finished or parked */
+  /* sched */
+  hakrt_task *qhead, *qtail;
+  AO_t qlen;
+  hakrt_timer *timers;      /* a binary min-heap on `when` */
+  size_t ntimers, timercap;
+  hakrt_task *live;
+  size_t nlive, nrunning, nidle;
+  uint64_t next_id;
+  size_t spawned, finished, failed;
+  size_t failures_seen;     /* failed tasks whose error a join returned */
+  bool stop;
+  uint64_t next_chan_id;    /* sched */
+  hakrt_worker *workers;
+  int nworkers;
+  AO_t next_timer;          /* `when` of the earliest timer, 0 = none */
+  pthread_t monitor;
+  bool monitor_started;
+  AO_t monitor_stop;
+  pthread_mutex_t out_lock;
+  uint64_t started_ns;
+};
+
+uint64_t hakrt_now_ns(void);
+/* Queues a new task (NEW) for its first run; false once stopping. */
+bool hakrt_sched_spawn(hakrt *rt, hakrt_task *t);
+/* Makes a parked task runnable; marks a running one woken (it then runs
+** again as soon as it parks).  Takes rt->lock. */
+void hakrt_sched_wake(hakrt_task *t);
+void hakrt_sched_wake_locked(hakrt_task *t);
+/* After the task's coroutine yielded with HAKRT_Y_BLOCK: parks it (with
+** its deadline as a timer) unless it was woken meanwhile. */
+void hakrt_sched_park(hakrt_task *t);
+/* Requeues a task that yielded or was preempted. */
+void hakrt_sched_requeue(hakrt_task *t);
+/* A task finished: DONE, joiners woken, counts updated. */
+void hakrt_sched_done(hakrt_task *t);
+int hakrt_sched_start(hakrt *rt);
+void hakrt_sched_stop(hakrt *rt);
+/* Writes what every parked task waits on (sched lock held). */
+void hakrt_sched_report_locked(hakrt *rt, FILE *f);
+
+/* -------------------------------------------------------------------------
+** Preemption and coroutines (preempt.c).
+** ---------------------------------------------------------------------- */
+
+/* Installs the signal handler once per process; 0 or errno. */
+int hakrt_preempt_init(hakrt *rt);
+/* Around each resume of a task by worker w. */
+void hakrt_preempt_begin(hakrt_task *t, hakrt_worker *w, lua_State *co);
+void hakrt_preempt_end(hakrt_task *t, hakrt_worker *w);
+/* The monitor thread: signals workers whose task overran its slice. */
+void *hakrt_preempt_monitor(void *arg);
+/* coroutine.resume and coroutine.wrap that pass the runtime's yields
+** through to the worker. */
+void hakrt_preempt_open_coroutines(lua_State *L);
+
+/* -------------------------------------------------------------------------
+** Output (output.c): print and io.write of tasks, whole lines at a time.
+** ---------------------------------------------------------------------- */
+
+void hakrt_output_open(lua_State *L);
+void hakrt_output_flush(hakrt_task *t);  /* the partial line, at the end */
+/* Writes a whole text to cfg.err under the output lock. */
+void hakrt_output_error(hakrt *rt, const char *text);
+
+/* -------------------------------------------------------------------------
+** The module (lib.c) and the runtime's memory (runtime.c).
+** ---------------------------------------------------------------------- */
+
+void hakrt_lib_preload(lua_State *L);
+/* The runtime's own blocks: hakmem's heap of the calling thread, or libc. */
+void *hakrt_mem_alloc(hakrt *rt, size_t n);
+void *hakrt_mem_realloc(hakrt *rt, void *p, size_t n);
+void hakrt_mem_free(hakrt *rt, void *p);
+
+#endif /* HAKRT_INTERNAL_H */

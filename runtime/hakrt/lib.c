@@ -1,0 +1,355 @@
+/*
+** lib.c -- the `hakrt` Lua module, preloaded in every task:
+**   rt.spawn(f_or_path, ...)              -> handle (h:join(), h:id())
+**   rt.spawn_with(opts, f_or_path, ...)   opts: limit (bytes), private_heap
+**   rt.self()  rt.sleep(ms)  rt.yield()  rt.workers()
+**   rt.channel([capacity])  rt.buffer(n_or_string)  rt.inbox()  rt.stats()
+*/
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "internal.h"
+
+#define HANDLE_MT "hakrt.task"
+#define CHANNEL_DEFAULT_CAP 16
+
+/* ------------------------------------------------------------------------
+** Task handles.
+** --------------------------------------------------------------------- */
+
+static hakrt_task *handle_check(lua_State *L, int idx) {
+  return *(hakrt_task **)luaL_checkudata(L, idx, HANDLE_MT);
+}
+
+static int handle_gc(lua_State *L) {
+  hakrt_task **h = (hakrt_task **)luaL_checkudata(L, 1, HANDLE_MT);
+  if (*h != NULL) hakrt_task_unref(*h);
+  *h = NULL;
+  return 0;
+}
+
+static int handle_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)handle_check(L, 1)->id);
+  return 1;
+}
+
+static int handle_tostring(lua_State *L) {
+  lua_pushfstring(L, "task %I", (LUAI_UACINT)handle_check(L, 1)->id);
+  return 1;
+}
+
+/* true, results...  or  false, message (with the traceback). */
+static int join_try(lua_State *L, int status, lua_KContext ctx) {
+  hakrt_task *self = hakrt_task_of(L), *t = handle_check(L, 1), *x;
+  hakrt *rt = self->rt;
+  (void)status;
+  pthread_mutex_lock(&rt->lock);
+  if (t->state == HAKRT_DONE) {
+    if (t->failed && !t->failure_seen) {
+      t->failure_seen = true;
+      rt->failures_seen++;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    lua_settop(L, 1);
+    if (t->failed) {
+      lua_pushboolean(L, 0);
+      lua_pushstring(L, t->error != NULL ? t->error : "failed");
+      return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1 + (t->result != NULL ? hakrt_msg_unpack(L, t->result) : 0);
+  }
+  for (x = t->joiners; x != NULL && x != self; x = x->jnext) {
+  }
+  if (x == NULL) {
+    self->jnext = t->joiners;
+    t->joiners = self;
+  }
+  self->wait = HAKRT_W_JOIN;
+  self->wait_id = t->id;
+  self->deadline = 0;
+  pthread_mutex_unlock(&rt->lock);
+  return hakrt_task_yield(L, HAKRT_Y_BLOCK, ctx, join_try);
+}
+
+static int handle_join(lua_State *L) {
+  hakrt_task *t = handle_check(L, 1);
+  if (t == hakrt_task_of(L)) return luaL_error(L, "a task cannot join itself");
+  hakrt_task_check_yieldable(L);
+  lua_settop(L, 1);
+  return join_try(L, LUA_OK, 0);
+}
+
+static void handle_push(lua_State *L, hakrt_task *t) {
+  hakrt_task **h = (hakrt_task **)lua_newuserdatauv(L, sizeof *h, 0);
+  *h = t; /* the caller took the reference */
+  luaL_setmetatable(L, HANDLE_MT);
+}
+
+/* ------------------------------------------------------------------------
+** Spawning.
+** --------------------------------------------------------------------- */
+
+typedef struct dump_buf {
+  hakrt *rt;
+  char *p;
+  size_t n, cap;
+  bool oom;
+} dump_buf;
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
+  dump_buf *d = (dump_buf *)ud;
+  (void)L;
+  if (d->cap - d->n < n) {
+    size_t cap = d->cap ? d->cap : 1024;
+    char *q;
+    while (cap - d->n < n) cap *= 2;
+    if ((q = (char *)hakrt_mem_realloc(d->rt, d->p, cap)) == NULL) {
+      d->oom = true;
+      return 1;
+    }
+    d->p = q;
+    d->cap = cap;
+  }
+  memcpy(d->p + d->n, p, n);
+  d->n += n;
+  return 0;
+}
+
+/* The function at idx as a binary chunk, pushed as a string. */
+static void push_dump(lua_State *L, int idx, hakrt *rt) {
+  dump_buf d;
+  int i;
+  const char *up;
+  if (lua_iscfunction(L, idx)) luaL_error(L, "cannot spawn a C function");
+  for (i = 1; (up = lua_getupvalue(L, idx, i)) != NULL; i++) {
+    lua_pop(L, 1);
+    if (strcmp(up, "_ENV") != 0)
+      luaL_error(L, "cannot spawn a function with upvalues (it uses '%s'): "
+                    "pass what it needs as arguments", up[0] ? up : "?");
+  }
+  memset(&d, 0, sizeof d);
+  d.rt = rt;
+  lua_pushvalue(L, idx);
+  lua_dump(L, dump_writer, &d, 0);
+  lua_pop(L, 1);
+  if (d.oom) {
+    hakrt_mem_free(rt, d.p);
+    luaL_error(L, "not enough memory");
+  }
+  lua_pushlstring(L, d.p, d.n);
+  hakrt_mem_free(rt, d.p);
+}
+
+/* The code at `first`, its arguments after it. */
+static int spawn_from(lua_State *L, int first, const hakrt_spawn_opts *opts) {
+  hakrt_task *self = hakrt_task_of(L), *t;
+  int top = lua_gettop(L), nargs = top - first, kind, i;
+  const char *name;
+  hakrt_msg *m;
+  if (lua_type(L, first) == LUA_TSTRING) {
+    kind = HAKRT_START_FILE;
+    name = lua_tostring(L, first);
+    m = hakrt_msg_pack(L, first + 1, nargs, "argument");
+  } else {
+    luaL_argexpected(L, lua_type(L, first) == LUA_TFUNCTION, first, "function or script path");
+    kind = HAKRT_START_FUNCTION;
+    name = "=spawned function";
+    push_dump(L, first, self->rt);
+    luaL_checkstack(L, nargs + 2, "too many arguments");
+    for (i = 1; i <= nargs; i++) lua_pushvalue(L, first + i);
+    m = hakrt_msg_pack(L, top + 1, nargs + 1, "argument");
+  }
+  hakrt_msg_commit(m, L);
+  if ((t = hakrt_task_new(self->rt, kind, name, m, opts)) == NULL)
+    return luaL_error(L, "not enough memory");
+  hakrt_msg_unbox(L, -1);
+  t->refs++; /* the handle's */
+  if (!hakrt_sched_spawn(self->rt, t)) {
+    hakrt_task_unref(t);
+    hakrt_task_unref(t);
+    return luaL_error(L, "the runtime is shutting down");
+  }
+  handle_push(L, t);
+  return 1;
+}
+
+static int rt_spawn(lua_State *L) {
+  luaL_checkany(L, 1);
+  return spawn_from(L, 1, NULL);
+}
+
+static int rt_spawn_with(lua_State *L) {
+  hakrt_spawn_opts o;
+  memset(&o, 0, sizeof o);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  if (lua_getfield(L, 1, "limit") != LUA_TNIL) {
+    lua_Integer n = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, n >= 0, 1, "limit must be >= 0");
+    o.mem_limit = (size_t)n;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "private_heap");
+  o.private_heap = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return spawn_from(L, 2, &o);
+}
+
+/* ------------------------------------------------------------------------
+** The rest.
+** --------------------------------------------------------------------- */
+
+static int rt_self(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)hakrt_task_of(L)->id);
+  return 1;
+}
+
+static int rt_workers(lua_State *L) {
+  lua_pushinteger(L, hakrt_task_of(L)->rt->nworkers);
+  return 1;
+}
+
+static int rt_yield(lua_State *L) {
+  hakrt_task_check_yieldable(L);
+  return hakrt_task_yield(L, HAKRT_Y_YIELD, 0, NULL);
+}
+
+/* ctx: the deadline. */
+static int sleep_try(lua_State *L, int status, lua_KContext ctx) {
+  hakrt_task *t = hakrt_task_of(L);
+  (void)status;
+  if (hakrt_now_ns() >= (uint64_t)ctx) return 0;
+  t->wait = HAKRT_W_SLEEP;
+  t->wait_id = 0;
+  t->deadline = (uint64_t)ctx;
+  return hakrt_task_yield(L, HAKRT_Y_BLOCK, ctx, sleep_try);
+}
+
+static int rt_sleep(lua_State *L) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_argcheck(L, ms >= 0, 1, "must be >= 0");
+  hakrt_task_check_yieldable(L);
+  if (ms > 1e12) ms = 1e12;
+  if (ms == 0) return hakrt_task_yield(L, HAKRT_Y_YIELD, 0, NULL);
+  return sleep_try(L, LUA_OK, (lua_KContext)(hakrt_now_ns() + (uint64_t)(ms * 1e6)));
+}
+
+static int rt_channel(lua_State *L) {
+  lua_Integer cap = luaL_optinteger(L, 1, CHANNEL_DEFAULT_CAP);
+  hakrt_chan *c;
+  luaL_argcheck(L, cap >= 1 && cap <= (1 << 30), 1, "capacity must be 1 .. 2^30");
+  if ((c = hakrt_chan_new(hakrt_task_of(L)->rt, (size_t)cap)) == NULL)
+    return luaL_error(L, "not enough memory");
+  hakrt_chan_push(L, c);
+  hakrt_chan_release(c);
+  return 1;
+}
+
+static int rt_inbox(lua_State *L) {
+  hakrt_chan_push(L, hakrt_task_of(L)->inbox);
+  return 1;
+}
+
+static void set_int(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+static void push_task_stats(lua_State *L, const hakrt_task *t) {
+  lua_createtable(L, 0, 10);
+  set_int(L, "id", t->id);
+  set_int(L, "in_use", t->snap.in_use);
+  set_int(L, "peak", t->snap.peak);
+  set_int(L, "limit", t->snap.limit);
+  lua_pushnumber(L, (double)t->run_ns / 1e6);
+  lua_setfield(L, -2, "run_ms");
+  set_int(L, "sent", t->sent);
+  set_int(L, "received", t->received);
+  set_int(L, "resumes", t->resumes);
+  set_int(L, "worker", (uint64_t)(t->last_worker + 1));
+}
+
+static int rt_stats(lua_State *L) {
+  hakrt_task *self = hakrt_task_of(L);
+  hakrt *rt = self->rt;
+  hakrt_task *t;
+  int i;
+  lua_createtable(L, 0, 8);
+  pthread_mutex_lock(&rt->lock);
+  hakrt_task_publish_locked(self);
+  set_int(L, "spawned", rt->spawned);
+  set_int(L, "finished", rt->finished);
+  set_int(L, "failed", rt->failed);
+  set_int(L, "live", rt->nlive);
+  lua_createtable(L, rt->nworkers, 0);
+  for (i = 0; i < rt->nworkers; i++) {
+    const hakrt_worker *w = &rt->workers[i];
+    lua_createtable(L, 0, 4);
+    set_int(L, "resumes", w->resumes);
+    set_int(L, "migrations", w->migrations);
+    set_int(L, "finished", w->finished);
+    lua_pushnumber(L, (double)w->busy_ns / 1e6);
+    lua_setfield(L, -2, "busy_ms");
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "workers");
+  lua_createtable(L, (int)rt->nlive, 0);
+  for (i = 1, t = rt->live; t != NULL; t = t->lnext, i++) {
+    push_task_stats(L, t);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setfield(L, -2, "tasks");
+  pthread_mutex_unlock(&rt->lock);
+  if (!rt->cfg.libc) {
+    hak_stats_t h;
+    hak_stats_get(&h);
+    lua_createtable(L, 0, 6);
+    set_int(L, "in_use", h.in_use);
+    set_int(L, "committed", h.committed);
+    set_int(L, "committed_peak", h.committed_peak);
+    set_int(L, "mapped", h.mapped);
+    set_int(L, "purged", h.purged);
+    set_int(L, "threads", h.threads);
+    lua_setfield(L, -2, "hakmem");
+  }
+  return 1;
+}
+
+static int rt_open(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"spawn", rt_spawn}, {"spawn_with", rt_spawn_with}, {"self", rt_self},
+    {"sleep", rt_sleep}, {"yield", rt_yield}, {"workers", rt_workers},
+    {"channel", rt_channel}, {"buffer", hakrt_buf_new}, {"inbox", rt_inbox},
+    {"stats", rt_stats}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"join", handle_join}, {"id", handle_id}, {NULL, NULL}};
+  if (luaL_newmetatable(L, HANDLE_MT)) {
+    lua_pushcfunction(L, handle_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, handle_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  hakrt_chan_open_lib(L);
+  hakrt_buf_open_lib(L);
+  luaL_newlib(L, funcs);
+  return 1;
+}
+
+int luaopen_hakrt(lua_State *L) {
+  if (hakrt_task_test(L) == NULL) return luaL_error(L, "hakrt: the module works only inside a task");
+  return rt_open(L);
+}
+
+void hakrt_lib_preload(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_hakrt);
+  lua_setfield(L, -2, "hakrt");
+  lua_pop(L, 1);
+  /* The metatables exist before any message arrives. */
+  luaL_requiref(L, "hakrt", luaopen_hakrt, 0);
+  lua_pop(L, 1);
+}

@@ -1,0 +1,240 @@
+/*
+** runtime.c -- the C API of hakrt.h: making and freeing a runtime,
+** spawning and posting from the host, the figures as JSON.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MAX_WORKERS 1024
+
+/* ------------------------------------------------------------------------
+** The runtime's own blocks: messages, channels, tasks.  With hakmem they
+** come from the calling worker's heap, and the thread that frees them
+** (the receiver's worker) frees remotely.
+** --------------------------------------------------------------------- */
+
+void *hakrt_mem_alloc(hakrt *rt, size_t n) {
+  return rt->cfg.libc ? malloc(n) : hak_malloc(n);
+}
+
+void *hakrt_mem_realloc(hakrt *rt, void *p, size_t n) {
+  return rt->cfg.libc ? realloc(p, n) : hak_realloc(p, n);
+}
+
+void hakrt_mem_free(hakrt *rt, void *p) {
+  if (rt->cfg.libc) free(p);
+  else hak_free(p);
+}
+
+/* ------------------------------------------------------------------------
+** Making and freeing.
+** --------------------------------------------------------------------- */
+
+void hakrt_config_init(hakrt_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->slice_ms = 10;
+  cfg->generational = true;
+}
+
+static hakrt_preempt resolve_preempt(const hakrt_config *cfg) {
+  if (cfg->slice_ms == 0 || cfg->preempt == HAKRT_PREEMPT_OFF) return HAKRT_PREEMPT_OFF;
+  if (cfg->preempt != HAKRT_PREEMPT_AUTO) return cfg->preempt;
+#if defined(__SANITIZE_THREAD__)
+  return HAKRT_PREEMPT_HOOK;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  return HAKRT_PREEMPT_HOOK;
+#else
+  return HAKRT_PREEMPT_SIGNAL;
+#endif
+#else
+  return HAKRT_PREEMPT_SIGNAL;
+#endif
+}
+
+hakrt *hakrt_new(const hakrt_config *cfg) {
+  hakrt_config c;
+  hakrt *rt;
+  pthread_condattr_t attr;
+  int err;
+  if (cfg == NULL) hakrt_config_init(&c);
+  else c = *cfg;
+  if (c.workers < 0 || c.workers > MAX_WORKERS) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (c.workers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c.workers = (n > 0 && n <= MAX_WORKERS) ? (int)n : 1;
+  }
+  if (c.out == NULL) c.out = stdout;
+  if (c.err == NULL) c.err = stderr;
+  if ((rt = (hakrt *)calloc(1, sizeof *rt)) == NULL) return NULL;
+  rt->cfg = c;
+  rt->preempt = resolve_preempt(&c);
+  rt->nworkers = c.workers;
+  rt->started_ns = hakrt_now_ns();
+  rt->workers = (hakrt_worker *)calloc((size_t)c.workers, sizeof *rt->workers);
+  if (rt->workers == NULL) {
+    free(rt);
+    errno = ENOMEM;
+    return NULL;
+  }
+  pthread_mutex_init(&rt->lock, NULL);
+  pthread_mutex_init(&rt->out_lock, NULL);
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* timers are monotonic */
+  pthread_cond_init(&rt->work, &attr);
+  pthread_condattr_destroy(&attr);
+  pthread_cond_init(&rt->changed, NULL);
+  if ((err = hakrt_preempt_init(rt)) != 0 || (err = hakrt_sched_start(rt)) != 0) {
+    hakrt_free(rt);
+    errno = err;
+    return NULL;
+  }
+  return rt;
+}
+
+void hakrt_free(hakrt *rt) {
+  hakrt_task *t, *next;
+  size_t i;
+  if (rt == NULL) return;
+  hakrt_sched_stop(rt);
+  /*
+  ** The workers are gone: this thread alone closes what is left.  States
+  ** first (their finalizers run, their handles of other tasks and channels
+  ** are released), then the runtime's references.
+  */
+  for (t = rt->live; t != NULL; t = t->lnext) hakrt_task_discard(t);
+  for (t = rt->live; t != NULL; t = next) {
+    next = t->lnext;
+    t->state = HAKRT_DONE;
+    t->joiners = NULL;
+    hakrt_task_unref_locked(t);
+  }
+  rt->live = NULL;
+  for (i = 0; i < rt->ntimers; i++) hakrt_task_unref_locked(rt->timers[i].task);
+  free(rt->timers);
+  pthread_cond_destroy(&rt->work);
+  pthread_cond_destroy(&rt->changed);
+  pthread_mutex_destroy(&rt->lock);
+  pthread_mutex_destroy(&rt->out_lock);
+  free(rt->workers);
+  free(rt);
+}
+
+/* ------------------------------------------------------------------------
+** The host's tasks and posts.
+** --------------------------------------------------------------------- */
+
+static uint64_t spawn_msg(hakrt *rt, int kind, const char *name, hakrt_msg *m,
+                          const hakrt_spawn_opts *opts) {
+  hakrt_task *t;
+  uint64_t id;
+  if (m == NULL) {
+    errno = ENOMEM;
+    return 0;
+  }
+  if ((t = hakrt_task_new(rt, kind, name, m, opts)) == NULL) {
+    hakrt_msg_free(m);
+    errno = ENOMEM;
+    return 0;
+  }
+  t->refs++; /* ours, until the id is read */
+  if (!hakrt_sched_spawn(rt, t)) {
+    hakrt_task_unref(t);
+    hakrt_task_unref(t);
+    errno = ECANCELED;
+    return 0;
+  }
+  id = t->id;
+  hakrt_task_unref(t);
+  return id;
+}
+
+uint64_t hakrt_spawn_file(hakrt *rt, const char *path, int argc, const char *const *argv,
+                          const hakrt_spawn_opts *opts) {
+  return spawn_msg(rt, HAKRT_START_FILE, path, hakrt_msg_strings(rt, argc, argv, NULL), opts);
+}
+
+uint64_t hakrt_spawn_source(hakrt *rt, const char *source, const char *name, int argc,
+                            const char *const *argv, const hakrt_spawn_opts *opts) {
+  const char **v = (const char **)malloc(((size_t)argc + 1) * sizeof *v);
+  hakrt_msg *m;
+  if (v == NULL) {
+    errno = ENOMEM;
+    return 0;
+  }
+  v[0] = source;
+  if (argc > 0) memcpy(v + 1, argv, (size_t)argc * sizeof *v);
+  m = hakrt_msg_strings(rt, argc + 1, v, NULL);
+  free(v);
+  return spawn_msg(rt, HAKRT_START_SOURCE, name, m, opts);
+}
+
+int hakrt_post(hakrt *rt, uint64_t id, const void *data, size_t len) {
+  hakrt_task *t;
+  hakrt_chan *inbox = NULL;
+  hakrt_msg *m;
+  const char *s = (const char *)data;
+  int err;
+  pthread_mutex_lock(&rt->lock);
+  for (t = rt->live; t != NULL; t = t->lnext)
+    if (t->id == id) {
+      inbox = t->inbox;
+      hakrt_chan_retain(inbox);
+      break;
+    }
+  pthread_mutex_unlock(&rt->lock);
+  if (inbox == NULL) {
+    errno = ESRCH;
+    return -1;
+  }
+  if ((m = hakrt_msg_strings(rt, 1, &s, &len)) == NULL) err = ENOMEM;
+  else if ((err = hakrt_chan_offer(inbox, m)) != 0) hakrt_msg_free(m);
+  hakrt_chan_release(inbox);
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+** Figures.
+** --------------------------------------------------------------------- */
+
+void hakrt_write_stats_json(hakrt *rt, FILE *f) {
+  int i;
+  hakrt_task *t;
+  pthread_mutex_lock(&rt->lock);
+  fprintf(f, "{\"workers\":%d,\"alloc\":\"%s\",\"spawned\":%zu,\"finished\":%zu,"
+             "\"failed\":%zu,\"live\":%zu,\"per_worker\":[",
+          rt->nworkers, rt->cfg.libc ? "libc" : "hakmem", rt->spawned, rt->finished,
+          rt->failed, rt->nlive);
+  for (i = 0; i < rt->nworkers; i++) {
+    const hakrt_worker *w = &rt->workers[i];
+    fprintf(f, "%s{\"resumes\":%llu,\"migrations\":%llu,\"finished\":%llu,\"busy_ms\":%.3f}",
+            i ? "," : "", (unsigned long long)w->resumes, (unsigned long long)w->migrations,
+            (unsigned long long)w->finished, (double)w->busy_ns / 1e6);
+  }
+  fprintf(f, "],\"tasks\":[");
+  for (t = rt->live; t != NULL; t = t->lnext)
+    fprintf(f, "%s{\"id\":%llu,\"in_use\":%zu,\"peak\":%zu,\"run_ms\":%.3f}",
+            t == rt->live ? "" : ",", (unsigned long long)t->id, t->snap.in_use, t->snap.peak,
+            (double)t->run_ns / 1e6);
+  fprintf(f, "]");
+  pthread_mutex_unlock(&rt->lock);
+  if (!rt->cfg.libc) {
+    hak_stats_t h;
+    hak_stats_get(&h);
+    fprintf(f, ",\"hakmem\":{\"in_use\":%zu,\"committed\":%zu,\"committed_peak\":%zu,"
+               "\"mapped\":%zu,\"purged\":%zu}",
+            h.in_use, h.committed, h.committed_peak, h.mapped, h.purged);
+  }
+  fprintf(f, "}\n");
+}

@@ -1,0 +1,358 @@
+/*
+** sched.c -- the scheduler: one run queue shared by the workers, timers,
+** parking and waking, the worker loop, and deadlock detection.
+**
+** One FIFO queue under one lock.  Every scheduling event (a task blocks,
+** wakes, yields, finishes) takes the lock once; none happens on Lua's
+** allocation paths, so at these core counts the lock is not the limit
+** (docs/runtime.md has the measurement).  A FIFO spreads the tasks over
+** the workers: a task resumes on whichever worker is free, which is the
+** point of the exercise for the remote-free path.
+**
+** Every task state change happens under rt->lock, so "no task is running,
+** none is queued, no timer is pending" is one consistent reading: the
+** deadlock test.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+uint64_t hakrt_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------
+** The run queue (lock held).
+** --------------------------------------------------------------------- */
+
+static void queue_push_locked(hakrt *rt, hakrt_task *t) {
+  t->qnext = NULL;
+  if (rt->qtail != NULL) rt->qtail->qnext = t;
+  else rt->qhead = t;
+  rt->qtail = t;
+  AO_store(&rt->qlen, AO_load(&rt->qlen) + 1);
+  if (rt->nidle > 0) pthread_cond_signal(&rt->work);
+}
+
+static hakrt_task *queue_pop_locked(hakrt *rt) {
+  hakrt_task *t = rt->qhead;
+  if (t == NULL) return NULL;
+  rt->qhead = t->qnext;
+  if (rt->qhead == NULL) rt->qtail = NULL;
+  t->qnext = NULL;
+  AO_store(&rt->qlen, AO_load(&rt->qlen) - 1);
+  return t;
+}
+
+/* ------------------------------------------------------------------------
+** Timers: a binary min-heap on `when` (lock held).  An entry whose seq no
+** longer matches its task's timer_seq is stale (the task was woken some
+** other way) and is dropped when it comes up.
+** --------------------------------------------------------------------- */
+
+static void timer_sift_down(hakrt *rt, size_t i) {
+  hakrt_timer *h = rt->timers;
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < rt->ntimers && h[l].when < h[m].when) m = l;
+    if (r < rt->ntimers && h[r].when < h[m].when) m = r;
+    if (m == i) return;
+    hakrt_timer x = h[i];
+    h[i] = h[m];
+    h[m] = x;
+    i = m;
+  }
+}
+
+static void timer_publish(hakrt *rt) {
+  AO_store(&rt->next_timer, rt->ntimers ? (AO_t)rt->timers[0].when : 0);
+}
+
+/* false when out of memory: the task then is woken at once instead. */
+static bool timer_push_locked(hakrt *rt, hakrt_task *t) {
+  size_t i;
+  if (rt->ntimers == rt->timercap) {
+    size_t cap = rt->timercap ? 2 * rt->timercap : 64;
+    hakrt_timer *h = (hakrt_timer *)realloc(rt->timers, cap * sizeof *h);
+    if (h == NULL) return false;
+    rt->timers = h;
+    rt->timercap = cap;
+  }
+  i = rt->ntimers++;
+  while (i > 0 && rt->timers[(i - 1) / 2].when > t->deadline) {
+    rt->timers[i] = rt->timers[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  rt->timers[i].when = t->deadline;
+  rt->timers[i].seq = t->timer_seq;
+  rt->timers[i].task = t;
+  t->refs++;
+  timer_publish(rt);
+  return true;
+}
+
+static void timer_pop_locked(hakrt *rt) {
+  rt->timers[0] = rt->timers[--rt->ntimers];
+  timer_sift_down(rt, 0);
+  timer_publish(rt);
+}
+
+/* Wakes the tasks whose time has come. */
+static void timers_fire_locked(hakrt *rt) {
+  uint64_t now;
+  if (rt->ntimers == 0) return;
+  now = hakrt_now_ns();
+  while (rt->ntimers > 0 && rt->timers[0].when <= now) {
+    hakrt_timer e = rt->timers[0];
+    timer_pop_locked(rt);
+    if (e.task->state == HAKRT_PARKED && e.seq == e.task->timer_seq)
+      hakrt_sched_wake_locked(e.task);
+    hakrt_task_unref_locked(e.task);
+  }
+  if (rt->ntimers == 0 && rt->nrunning == 0) pthread_cond_broadcast(&rt->changed);
+}
+
+/* ------------------------------------------------------------------------
+** Task state changes.
+** --------------------------------------------------------------------- */
+
+bool hakrt_sched_spawn(hakrt *rt, hakrt_task *t) {
+  pthread_mutex_lock(&rt->lock);
+  if (rt->stop) {
+    pthread_mutex_unlock(&rt->lock);
+    return false;
+  }
+  t->id = ++rt->next_id;
+  t->state = HAKRT_NEW;
+  t->lprev = NULL;
+  t->lnext = rt->live;
+  if (rt->live != NULL) rt->live->lprev = t;
+  rt->live = t;
+  rt->nlive++;
+  rt->spawned++;
+  queue_push_locked(rt, t);
+  pthread_mutex_unlock(&rt->lock);
+  return true;
+}
+
+void hakrt_sched_wake_locked(hakrt_task *t) {
+  if (t->state == HAKRT_PARKED) {
+    t->state = HAKRT_RUNNABLE;
+    t->timer_seq++; /* its timer, if any, is stale now */
+    queue_push_locked(t->rt, t);
+  } else if (t->state == HAKRT_RUNNING) {
+    t->woken = true;
+  }
+}
+
+void hakrt_sched_wake(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  pthread_mutex_lock(&rt->lock);
+  hakrt_sched_wake_locked(t);
+  pthread_mutex_unlock(&rt->lock);
+}
+
+void hakrt_sched_park(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  pthread_mutex_lock(&rt->lock);
+  hakrt_task_publish_locked(t);
+  rt->nrunning--;
+  if (t->woken) {
+    t->woken = false;
+    t->state = HAKRT_RUNNABLE;
+    queue_push_locked(rt, t);
+  } else {
+    t->state = HAKRT_PARKED;
+    if (t->deadline != 0 && !timer_push_locked(rt, t)) {
+      t->state = HAKRT_RUNNABLE; /* no room for a timer: retry at once */
+      queue_push_locked(rt, t);
+    }
+  }
+  if (rt->nrunning == 0) pthread_cond_broadcast(&rt->changed);
+  pthread_mutex_unlock(&rt->lock);
+}
+
+void hakrt_sched_requeue(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  pthread_mutex_lock(&rt->lock);
+  hakrt_task_publish_locked(t);
+  rt->nrunning--;
+  t->woken = false;
+  t->state = HAKRT_RUNNABLE;
+  queue_push_locked(rt, t);
+  pthread_mutex_unlock(&rt->lock);
+}
+
+void hakrt_sched_done(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  hakrt_task *j, *next;
+  pthread_mutex_lock(&rt->lock);
+  hakrt_task_publish_locked(t);
+  if (t->state == HAKRT_RUNNING) rt->nrunning--;
+  t->state = HAKRT_DONE;
+  if (t->lprev != NULL) t->lprev->lnext = t->lnext;
+  else rt->live = t->lnext;
+  if (t->lnext != NULL) t->lnext->lprev = t->lprev;
+  t->lprev = t->lnext = NULL;
+  rt->nlive--;
+  rt->finished++;
+  if (t->failed) rt->failed++;
+  if (t->last_worker >= 0) rt->workers[t->last_worker].finished++;
+  for (j = t->joiners; j != NULL; j = next) {
+    next = j->jnext;
+    j->jnext = NULL;
+    hakrt_sched_wake_locked(j);
+  }
+  t->joiners = NULL;
+  pthread_cond_broadcast(&rt->changed);
+  hakrt_task_unref_locked(t); /* the runtime's reference */
+  pthread_mutex_unlock(&rt->lock);
+}
+
+/* ------------------------------------------------------------------------
+** Workers.
+** --------------------------------------------------------------------- */
+
+static void wait_for_work_locked(hakrt *rt) {
+  rt->nidle++;
+  if (rt->ntimers > 0) {
+    uint64_t when = rt->timers[0].when;
+    struct timespec ts;
+    ts.tv_sec = (time_t)(when / 1000000000u);
+    ts.tv_nsec = (long)(when % 1000000000u);
+    pthread_cond_timedwait(&rt->work, &rt->lock, &ts);
+  } else {
+    pthread_cond_wait(&rt->work, &rt->lock);
+  }
+  rt->nidle--;
+}
+
+static void *worker_main(void *arg) {
+  hakrt_worker *w = (hakrt_worker *)arg;
+  hakrt *rt = w->rt;
+  pthread_mutex_lock(&rt->lock);
+  for (;;) {
+    hakrt_task *t;
+    timers_fire_locked(rt);
+    if (rt->stop) break;
+    if ((t = queue_pop_locked(rt)) == NULL) {
+      wait_for_work_locked(rt);
+      continue;
+    }
+    t->state = HAKRT_RUNNING;
+    t->woken = false;
+    rt->nrunning++;
+    if (t->last_worker >= 0 && t->last_worker != w->index) w->migrations++;
+    t->last_worker = w->index;
+    w->resumes++;
+    pthread_mutex_unlock(&rt->lock);
+    {
+      uint64_t t0 = hakrt_now_ns();
+      hakrt_task_run(t, w);
+      t0 = hakrt_now_ns() - t0;
+      pthread_mutex_lock(&rt->lock);
+      w->busy_ns += t0;
+    }
+  }
+  pthread_mutex_unlock(&rt->lock);
+  return NULL;
+}
+
+int hakrt_sched_start(hakrt *rt) {
+  int i, err;
+  for (i = 0; i < rt->nworkers; i++) {
+    hakrt_worker *w = &rt->workers[i];
+    w->rt = rt;
+    w->index = i;
+    if ((err = pthread_create(&w->thread, NULL, worker_main, w)) != 0) return err;
+    w->started = true;
+  }
+  if (rt->preempt == HAKRT_PREEMPT_SIGNAL) {
+    if ((err = pthread_create(&rt->monitor, NULL, hakrt_preempt_monitor, rt)) != 0) return err;
+    rt->monitor_started = true;
+  }
+  return 0;
+}
+
+void hakrt_sched_stop(hakrt *rt) {
+  int i;
+  pthread_mutex_lock(&rt->lock);
+  rt->stop = true;
+  pthread_cond_broadcast(&rt->work);
+  pthread_mutex_unlock(&rt->lock);
+  for (i = 0; i < rt->nworkers; i++)
+    if (rt->workers[i].started) pthread_join(rt->workers[i].thread, NULL);
+  if (rt->monitor_started) {
+    AO_store_release(&rt->monitor_stop, 1);
+    pthread_join(rt->monitor, NULL);
+  }
+}
+
+/* ------------------------------------------------------------------------
+** Waiting for the end, and deadlocks.
+** --------------------------------------------------------------------- */
+
+/* Could the host still wake t (a post to its inbox)? */
+static bool host_may_wake(hakrt *rt, hakrt_task *t) {
+  return rt->cfg.host_posts && t->wait == HAKRT_W_RECV && t->wait_id == t->inbox->id;
+}
+
+static bool deadlocked_locked(hakrt *rt) {
+  hakrt_task *t;
+  if (rt->nlive == 0 || rt->nrunning != 0 || AO_load(&rt->qlen) != 0 || rt->ntimers != 0)
+    return false;
+  for (t = rt->live; t != NULL; t = t->lnext)
+    if (t->state != HAKRT_PARKED || host_may_wake(rt, t)) return false;
+  return true;
+}
+
+void hakrt_sched_report_locked(hakrt *rt, FILE *f) {
+  hakrt_task *t;
+  fprintf(f, "hakrt: deadlock: all %zu live tasks are blocked and nothing can wake them:\n",
+          rt->nlive);
+  for (t = rt->live; t != NULL; t = t->lnext) {
+    unsigned long long id = (unsigned long long)t->id, on = (unsigned long long)t->wait_id;
+    bool inbox = t->inbox != NULL && t->wait_id == t->inbox->id;
+    switch (t->wait) {
+      case HAKRT_W_RECV:
+        if (inbox) fprintf(f, "  task %llu waits to receive from its inbox (channel %llu)\n", id, on);
+        else fprintf(f, "  task %llu waits to receive from channel %llu\n", id, on);
+        break;
+      case HAKRT_W_SEND:
+        fprintf(f, "  task %llu waits to send to channel %llu (full)\n", id, on);
+        break;
+      case HAKRT_W_JOIN:
+        fprintf(f, "  task %llu waits to join task %llu\n", id, on);
+        break;
+      default:
+        fprintf(f, "  task %llu is blocked\n", id);
+    }
+  }
+  fflush(f);
+}
+
+int hakrt_wait(hakrt *rt) {
+  int r;
+  pthread_mutex_lock(&rt->lock);
+  for (;;) {
+    if (rt->nlive == 0) {
+      r = (int)(rt->failed - rt->failures_seen);
+      break;
+    }
+    if (deadlocked_locked(rt)) {
+      pthread_mutex_lock(&rt->out_lock);
+      hakrt_sched_report_locked(rt, rt->cfg.err);
+      pthread_mutex_unlock(&rt->out_lock);
+      r = HAKRT_DEADLOCK;
+      break;
+    }
+    pthread_cond_wait(&rt->changed, &rt->lock);
+  }
+  pthread_mutex_unlock(&rt->lock);
+  return r;
+}

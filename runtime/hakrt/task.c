@@ -1,0 +1,375 @@
+/*
+** task.c -- a task's life: its state and coroutine, one slice of running
+** on a worker, its end (results, error and traceback, close).
+**
+** A task's state is made by the first worker that runs it, so its first
+** blocks come from that worker's heap.  The task runs in a coroutine of
+** that state (task->co); the runtime's blocking calls yield it back to
+** the worker with task->yield saying why, and retry from a continuation
+** when it is resumed, on whichever worker that is.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "internal.h"
+
+#define TASK_KEY "hakrt.self" /* registry: the task of this state */
+
+/* ------------------------------------------------------------------------
+** Finding the task of a state.  The pointer is in the main thread's extra
+** space, which Lua copies into every coroutine made from it; the registry
+** entry tells a task's state from any other.
+** --------------------------------------------------------------------- */
+
+hakrt_task *hakrt_task_test(lua_State *L) {
+  hakrt_task *t;
+  void *mark;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TASK_KEY) != LUA_TLIGHTUSERDATA) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  mark = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  t = *(hakrt_task **)lua_getextraspace(L);
+  return t == mark ? t : NULL;
+}
+
+hakrt_task *hakrt_task_of(lua_State *L) {
+  /* The runtime's functions exist only in task states: the extra space is
+  ** enough on this path. */
+  hakrt_task *t = *(hakrt_task **)lua_getextraspace(L);
+  if (hakrt_unlikely(t == NULL)) luaL_error(L, "hakrt: not inside a task");
+  return t;
+}
+
+bool hakrt_task_charge(hakrt_task *t, size_t n, bool enforce_limit) {
+  return hakl_charge(t->ctx, n, enforce_limit);
+}
+
+void hakrt_task_uncharge(hakrt_task *t, size_t n) {
+  hakl_uncharge(t->ctx, n);
+}
+
+/* ------------------------------------------------------------------------
+** Creation.
+** --------------------------------------------------------------------- */
+
+static char *dup_string(hakrt *rt, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = (char *)hakrt_mem_alloc(rt, n);
+  if (d != NULL) memcpy(d, s, n);
+  return d;
+}
+
+hakrt_task *hakrt_task_new(hakrt *rt, int kind, const char *name, hakrt_msg *start,
+                           const hakrt_spawn_opts *opts) {
+  hakrt_task *t = (hakrt_task *)hakrt_mem_alloc(rt, sizeof *t);
+  if (t == NULL) return NULL;
+  memset(t, 0, sizeof *t);
+  t->rt = rt;
+  t->refs = 1;
+  t->last_worker = -1;
+  t->kind = kind;
+  t->start = start;
+  t->limit = rt->cfg.task_mem_limit;
+  t->private_heap = rt->cfg.private_heaps && !rt->cfg.libc;
+  if (opts != NULL) {
+    if (opts->mem_limit != 0) t->limit = opts->mem_limit;
+    if (opts->private_heap && !rt->cfg.libc) t->private_heap = true;
+  }
+  t->name = dup_string(rt, name);
+  t->inbox = hakrt_chan_new(rt, 64);
+  if (t->name == NULL || t->inbox == NULL) {
+    if (t->inbox != NULL) hakrt_chan_release(t->inbox);
+    hakrt_mem_free(rt, t->name);
+    hakrt_mem_free(rt, t);
+    return NULL;
+  }
+  return t;
+}
+
+static void task_free(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  hakrt_msg_free(t->start);
+  hakrt_msg_free(t->result);
+  hakrt_mem_free(rt, t->error);
+  hakrt_mem_free(rt, t->name);
+  hakrt_mem_free(rt, t->obuf);
+  if (t->inbox != NULL) hakrt_chan_release(t->inbox);
+  hakrt_mem_free(rt, t);
+}
+
+void hakrt_task_unref_locked(hakrt_task *t) {
+  if (--t->refs == 0) task_free(t);
+}
+
+void hakrt_task_unref(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  pthread_mutex_lock(&rt->lock);
+  hakrt_task_unref_locked(t);
+  pthread_mutex_unlock(&rt->lock);
+}
+
+void hakrt_task_publish_locked(hakrt_task *t) {
+  if (t->ctx != NULL) t->snap = t->ctx->acct;
+  t->run_ns = t->o_run_ns;
+  t->sent = t->o_sent;
+  t->received = t->o_received;
+  t->resumes = t->o_resumes;
+}
+
+/* Everything a task's state has before its code runs (protected). */
+static int task_setup(lua_State *L) {
+  hakrt_task *t = (hakrt_task *)lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  hakrt_lib_preload(L);
+  hakrt_output_open(L);
+  hakrt_preempt_open_coroutines(L);
+  lua_gc(L, LUA_GCRESTART);
+  if (t->rt->cfg.generational) lua_gc(L, LUA_GCGEN, 0, 0);
+  else lua_gc(L, LUA_GCINC, 0, 0, 0);
+  return 0;
+}
+
+/* The state and its coroutine; false when memory ran out. */
+static bool task_open(hakrt_task *t) {
+  hakl_config cfg;
+  lua_State *L;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.limit = t->limit;
+  cfg.private_heap = t->private_heap;
+  cfg.libc = t->rt->cfg.libc;
+  if ((L = hakl_newstate(&cfg)) == NULL) return false;
+  lua_gc(L, LUA_GCSTOP); /* none while the libraries load, as lua.c */
+  *(hakrt_task **)lua_getextraspace(L) = t;
+  t->L = L;
+  t->ctx = hakl_getctx(L);
+  lua_pushlightuserdata(L, t);
+  lua_setfield(L, LUA_REGISTRYINDEX, TASK_KEY);
+  lua_pushcfunction(L, task_setup);
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) return false;
+  /* The coroutine stays on the main thread's stack, which nothing else uses. */
+  if ((t->co = lua_newthread(L)) == NULL) return false;
+  return true;
+}
+
+/* ------------------------------------------------------------------------
+** The task's main function, inside its coroutine.
+** --------------------------------------------------------------------- */
+
+static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+/* arg as lua5.4 makes it: arg[0] the script, arg[1..n] its arguments. */
+static void task_arg_table(lua_State *L, const char *path, int nargs) {
+  int i, base = lua_gettop(L) - nargs;
+  lua_createtable(L, nargs, 1);
+  lua_pushstring(L, path);
+  lua_rawseti(L, -2, 0);
+  for (i = 1; i <= nargs; i++) {
+    lua_pushvalue(L, base + i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int task_main(lua_State *L) {
+  hakrt_task *t = hakrt_task_of(L);
+  int n, status;
+  lua_settop(L, 0);
+  n = hakrt_msg_unpack(L, t->start);
+  hakrt_msg_free(t->start);
+  t->start = NULL;
+  if (t->kind == HAKRT_START_FILE) {
+    task_arg_table(L, t->name, n);
+    status = luaL_loadfile(L, t->name);
+    if (status != LUA_OK) return lua_error(L);
+    lua_insert(L, 1);
+  } else {
+    size_t len;
+    const char *code = lua_tolstring(L, 1, &len);
+    status = luaL_loadbufferx(L, code, len, t->name,
+                              t->kind == HAKRT_START_FUNCTION ? "b" : "t");
+    if (status != LUA_OK) return lua_error(L);
+    lua_replace(L, 1);
+    n--;
+  }
+  lua_callk(L, n, LUA_MULTRET, 0, task_main_k);
+  return task_main_k(L, LUA_OK, 0);
+}
+
+/* ------------------------------------------------------------------------
+** Yielding to the worker.
+** --------------------------------------------------------------------- */
+
+void hakrt_task_check_yieldable(lua_State *L) {
+  if (!lua_isyieldable(L))
+    luaL_error(L, "cannot block here: inside a C call that cannot yield "
+                  "(a metamethod, a sort comparison, a gsub function)");
+}
+
+int hakrt_task_yield(lua_State *L, int y, lua_KContext ctx, lua_KFunction k) {
+  hakrt_task *t = hakrt_task_of(L);
+  t->yield = y;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+void hakrt_task_cancel_wait(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  hakrt_task *x, **pp;
+  hakrt_chan_unwait(t);
+  if (t->wait != HAKRT_W_JOIN) return;
+  pthread_mutex_lock(&rt->lock);
+  for (x = rt->live; x != NULL; x = x->lnext)
+    for (pp = &x->joiners; *pp != NULL; pp = &(*pp)->jnext)
+      if (*pp == t) {
+        *pp = t->jnext;
+        break;
+      }
+  pthread_mutex_unlock(&rt->lock);
+}
+
+/* ------------------------------------------------------------------------
+** The end of a task.
+** --------------------------------------------------------------------- */
+
+/* Keeps `text` as the task's error: "task N: text". */
+static void task_set_error(hakrt_task *t, const char *text) {
+  char head[48];
+  size_t hn, n = strlen(text);
+  hn = (size_t)snprintf(head, sizeof head, "task %llu: ", (unsigned long long)t->id);
+  hakrt_mem_free(t->rt, t->error);
+  t->error = (char *)hakrt_mem_alloc(t->rt, hn + n + 1);
+  if (t->error != NULL) {
+    memcpy(t->error, head, hn);
+    memcpy(t->error + hn, text, n + 1);
+  }
+  t->failed = true;
+}
+
+/* Protected: the error at the top of co, as text with co's traceback. */
+static int describe_error(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  const char *msg = lua_tostring(co, -1);
+  if (msg == NULL) {
+    if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING) {
+      lua_xmove(co, L, 1);
+      msg = lua_tostring(L, -1);
+    } else {
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
+    }
+  }
+  luaL_traceback(L, co, msg, 0);
+  return 1;
+}
+
+static void task_failed(hakrt_task *t) {
+  lua_State *L = t->L;
+  hakl_setlimit(t->ctx, 0); /* describing an out-of-memory error needs memory */
+  lua_pushcfunction(L, describe_error);
+  lua_pushvalue(L, 1); /* the coroutine */
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) task_set_error(t, lua_tostring(L, -1));
+  else task_set_error(t, "error (no memory left to describe it)");
+  lua_pop(L, 1);
+}
+
+static int pack_results(lua_State *L) {
+  hakrt_msg_pack(L, 1, lua_gettop(L), "result");
+  return 1;
+}
+
+/* The coroutine returned: its results, packed for join. */
+static void task_returned(hakrt_task *t, int nres) {
+  lua_State *L = t->L;
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, pack_results);
+  if (!lua_checkstack(L, nres + 1)) {
+    lua_pop(t->co, nres);
+    nres = 0;
+  }
+  lua_xmove(t->co, L, nres);
+  if (lua_pcall(L, nres, 1, 0) == LUA_OK) {
+    hakrt_msg **box = (hakrt_msg **)lua_touserdata(L, -1);
+    t->result = *box;
+    hakrt_msg_commit(t->result, L);
+    *box = NULL;
+  } else {
+    task_set_error(t, lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "bad results");
+  }
+  lua_settop(L, base);
+}
+
+static void task_close(hakrt_task *t) {
+  hakrt_task_cancel_wait(t);
+  hakrt_output_flush(t);
+  if (t->L != NULL) {
+    hakl_account final;
+    hakl_close(t->L, &final);
+    t->ctx = NULL;
+    t->snap = final;
+    t->L = t->co = NULL;
+  }
+  hakrt_chan_close(t->inbox);
+}
+
+static void task_finish(hakrt_task *t) {
+  if (t->failed && t->error != NULL) hakrt_output_error(t->rt, t->error);
+  else if (t->failed) hakrt_output_error(t->rt, "task: failed (no memory left to say why)");
+  task_close(t);
+  hakrt_sched_done(t);
+}
+
+void hakrt_task_discard(hakrt_task *t) {
+  if (t->L != NULL && t->private_heap) hakl_claim(t->L);
+  task_close(t);
+}
+
+/* ------------------------------------------------------------------------
+** One slice.
+** --------------------------------------------------------------------- */
+
+void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
+  int status, nres = 0;
+  uint64_t t0;
+  if (t->L == NULL) {
+    if (!task_open(t)) {
+      task_set_error(t, "cannot create the task's state: not enough memory");
+      task_finish(t);
+      return;
+    }
+    lua_pushcfunction(t->co, task_main);
+  } else if (t->private_heap) {
+    hakl_claim(t->L);
+  }
+  t->worker = w;
+  w->task = t;
+  t0 = hakrt_now_ns();
+  hakrt_preempt_begin(t, w, t->co);
+  status = lua_resume(t->co, t->L, 0, &nres);
+  hakrt_preempt_end(t, w);
+  t->o_run_ns += hakrt_now_ns() - t0;
+  t->o_resumes++;
+  w->task = NULL;
+  t->worker = NULL;
+  if (status == LUA_YIELD) {
+    int y = t->yield;
+    t->yield = HAKRT_Y_NONE;
+    lua_pop(t->co, nres);
+    if (t->private_heap) hakl_release(t->L);
+    if (y == HAKRT_Y_BLOCK) hakrt_sched_park(t);
+    else hakrt_sched_requeue(t);
+    return;
+  }
+  if (status == LUA_OK) task_returned(t, nres);
+  else task_failed(t);
+  task_finish(t);
+}
