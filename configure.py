@@ -92,10 +92,12 @@ TESTS = [
     ('fastclose', 'lua'),
     ('hklua', 'lua'),
     ('module', 'lua'),
+    ('runtime', 'rt'),
 ]
 TEST_HELPERS = {
     'core': ['tests/helpers.c'],
     'lua': ['tests/helpers.c'],
+    'rt': [],
 }
 # Plain programs (no Criterion): (name, kind, sources, run) -> tests/<name>.
 # kind 'plain' links nothing of ours (e.g. a program run with
@@ -111,6 +113,7 @@ TEST_PROGRAMS = [
                                 'tests/standalone.c'], ('tsan',)),
     ('plain/churn', 'core', ['tests/plain/churn.c', 'tests/helpers.c',
                              'tests/standalone.c'], ('tsan',)),
+    ('plain/runtime', 'rt', ['tests/plain/runtime.c', 'tests/standalone.c'], ('tsan',)),
     # Run under LD_PRELOAD=libhakmem-override.so by tests/override/run.py.
     ('override/threaded', 'plain', ['tests/override/threaded.c'], False),
     ('override/forker', 'plain', ['tests/override/forker.c'], False),
@@ -608,6 +611,8 @@ def link_kind(kind):
         return [core_lib], core_lib is not None
     if kind == 'lua':
         return [glue_lib, core_lib], lua_ready
+    if kind == 'rt':
+        return [rt_lib, glue_lib, core_lib], rt_lib is not None
     raise SystemExit('configure.py: unknown kind %r' % kind)
 
 
@@ -633,7 +638,7 @@ def link_test(target, kind, sources, extra_libs=()):
         return None
     n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
             implicit=libs,
-            variables={'extra_libs': libs + (lua_link if kind == 'lua' else ['-lm'])
+            variables={'extra_libs': libs + (lua_link if kind in ('lua', 'rt') else ['-lm'])
                        + list(extra_libs)})
     return out(target)
 

@@ -117,6 +117,9 @@ typedef struct hak_stats_s {
 } hak_stats_t;
 
 HAK_API void hak_stats_get(hak_stats_t *out);
+/* The counters alone, without the page walk: safe to call while other
+** threads allocate.  in_use and pages are 0. */
+HAK_API void hak_stats_counters(hak_stats_t *out);
 HAK_API void hak_stats_print(FILE *out);
 
 /* -------------------------------------------------------------------------

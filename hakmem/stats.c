@@ -17,7 +17,8 @@ void stats_committed(intptr_t delta) {
   if (delta > 0) atomic_max(&stats.committed_peak, now);
 }
 
-void hak_stats_get(hak_stats_t *out) {
+void hak_stats_counters(hak_stats_t *out) {
+  memset(out, 0, sizeof *out);
   out->mapped = atomic_load_relaxed(&stats.mapped);
   out->committed = atomic_load_relaxed(&stats.committed);
   out->committed_peak = atomic_load_relaxed(&stats.committed_peak);
@@ -28,6 +29,10 @@ void hak_stats_get(hak_stats_t *out) {
   out->mmap_calls = atomic_load_relaxed(&stats.mmap_calls);
   out->threads = atomic_load_relaxed(&stats.threads);
   out->abandoned = atomic_load_relaxed(&stats.abandoned);
+}
+
+void hak_stats_get(hak_stats_t *out) {
+  hak_stats_counters(out);
   segment_stats_walk(out, NULL);
 }
 

@@ -238,6 +238,10 @@ static int send_try(lua_State *L, int status, lua_KContext ctx) {
     t->sent++;
     return 0;
   }
+  if (!lua_isyieldable(L)) {
+    pthread_mutex_unlock(&c->lock);
+    hakrt_task_check_yieldable(L);
+  }
   waitq_push(c, &c->sendq, t);
   t->wait = HAKRT_W_SEND;
   t->wait_id = c->id;
@@ -286,6 +290,10 @@ static int recv_try(lua_State *L, int status, lua_KContext ctx) {
     lua_pushnil(L);
     lua_pushstring(L, c->closed ? "closed" : "timeout");
     return 2;
+  }
+  if (!lua_isyieldable(L)) {
+    pthread_mutex_unlock(&c->lock);
+    hakrt_task_check_yieldable(L);
   }
   waitq_push(c, &c->recvq, t);
   t->wait = HAKRT_W_RECV;

@@ -276,9 +276,12 @@ static int rt_stats(lua_State *L) {
   hakrt *rt = self->rt;
   hakrt_task *t;
   int i;
-  lua_createtable(L, 0, 8);
+  /* Its own account first, before this call allocates anything. */
   pthread_mutex_lock(&rt->lock);
   hakrt_task_publish_locked(self);
+  pthread_mutex_unlock(&rt->lock);
+  lua_createtable(L, 0, 8);
+  pthread_mutex_lock(&rt->lock);
   set_int(L, "spawned", rt->spawned);
   set_int(L, "finished", rt->finished);
   set_int(L, "failed", rt->failed);
@@ -304,9 +307,8 @@ static int rt_stats(lua_State *L) {
   pthread_mutex_unlock(&rt->lock);
   if (!rt->cfg.libc) {
     hak_stats_t h;
-    hak_stats_get(&h);
+    hak_stats_counters(&h);
     lua_createtable(L, 0, 6);
-    set_int(L, "in_use", h.in_use);
     set_int(L, "committed", h.committed);
     set_int(L, "committed_peak", h.committed_peak);
     set_int(L, "mapped", h.mapped);

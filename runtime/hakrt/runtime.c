@@ -231,10 +231,10 @@ void hakrt_write_stats_json(hakrt *rt, FILE *f) {
   pthread_mutex_unlock(&rt->lock);
   if (!rt->cfg.libc) {
     hak_stats_t h;
-    hak_stats_get(&h);
-    fprintf(f, ",\"hakmem\":{\"in_use\":%zu,\"committed\":%zu,\"committed_peak\":%zu,"
+    hak_stats_counters(&h);
+    fprintf(f, ",\"hakmem\":{\"committed\":%zu,\"committed_peak\":%zu,"
                "\"mapped\":%zu,\"purged\":%zu}",
-            h.in_use, h.committed, h.committed_peak, h.mapped, h.purged);
+            h.committed, h.committed_peak, h.mapped, h.purged);
   }
   fprintf(f, "}\n");
 }
