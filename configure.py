@@ -93,6 +93,7 @@ TESTS = [
     ('hklua', 'lua'),
     ('module', 'lua'),
     ('runtime', 'rt'),
+    ('hklua_threads', 'lua'),
 ]
 TEST_HELPERS = {
     'core': ['tests/helpers.c'],

@@ -1,0 +1,2 @@
+local rt = require "hakrt"
+rt.channel():recv()

@@ -1,0 +1,133 @@
+/*
+** test_hklua_threads.c -- hklua --threads: the runtime's front end, run as
+** a program: its options, exit status, output and error reports.
+*/
+#include <criterion/criterion.h>
+#include <limits.h>
+
+#include "luatest.h"
+
+static char hklua[PATH_MAX], scripts[PATH_MAX];
+
+static void setup(void) {
+  char *b = realpath(lt_builddir(), NULL), *s = realpath(lt_srcdir(), NULL);
+  cr_assert(b != NULL && s != NULL, "build or source directory missing");
+  snprintf(hklua, sizeof hklua, "%s/hklua", b);
+  snprintf(scripts, sizeof scripts, "%s/tests/runtime", s);
+  free(b);
+  free(s);
+  cr_assert_eq(access(hklua, X_OK), 0, "%s is not built", hklua);
+}
+
+/* hklua with up to 6 arguments (NULL-terminated). */
+static lt_result hk(const char *a1, const char *a2, const char *a3, const char *a4,
+                    const char *a5, const char *a6) {
+  char *argv[8] = {hklua, (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5,
+                   (char *)a6, NULL};
+  lt_result r;
+  cr_assert(lt_spawn(argv, NULL, NULL, &r), "cannot run %s", hklua);
+  return r;
+}
+
+static const char *script(const char *name) {
+  return lt_path(1, scripts, name);
+}
+
+static int count_lines(const char *s, const char *with) {
+  int n = 0;
+  const char *p = s;
+  while ((p = strstr(p, with)) != NULL) {
+    n++;
+    p += strlen(with);
+  }
+  return n;
+}
+
+Test(hklua_threads, bad_options_get_a_message_and_the_usage, .init = setup) {
+  static const char *const bad[][3] = {
+    {"--threads=0", NULL, NULL},     {"--threads=x", NULL, NULL},
+    {"--threads", NULL, NULL},       {"--threads=2000", NULL, NULL},
+    {"--tasks=3", NULL, NULL},       {"--threads=2", "--tasks=0", NULL},
+    {"--slice=-1", NULL, NULL},      {"--task-mem-limit=9Q", NULL, NULL},
+    {"--private-heaps", NULL, NULL}, {"--threads=2", "--mem-limit=1M", NULL},
+    {"--threads=2", "--gc-pauses", NULL}};
+  size_t i;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *args[4] = {NULL, NULL, NULL, NULL};
+    lt_result r;
+    const char *nl;
+    int k = 0;
+    while (k < 3 && bad[i][k] != NULL) {
+      args[k] = bad[i][k];
+      k++;
+    }
+    args[k] = script("cli_args.lua");
+    r = hk(args[0], args[1], args[2], args[3], NULL, NULL);
+    nl = strchr(r.err, '\n');
+    cr_expect(r.status == 1, "%s %s: status %d", bad[i][0], bad[i][1] ? bad[i][1] : "", r.status);
+    cr_expect(r.out[0] == '\0', "%s: the script ran: %s", bad[i][0], r.out);
+    cr_expect(nl != NULL && strncmp(nl + 1, "usage: ", 7) == 0, "%s: not one line then the usage:\n%s",
+              bad[i][0], r.err);
+    lt_result_free(&r);
+  }
+}
+
+Test(hklua_threads, needs_a_script_file, .init = setup) {
+  lt_result r = hk("--threads=2", "-e", "print(1)", NULL, NULL, NULL);
+  cr_expect(r.status == 1 && strstr(r.err, "-e and -i") != NULL && r.out[0] == '\0', "%s", r.err);
+  lt_result_free(&r);
+  r = hk("--threads=2", NULL, NULL, NULL, NULL, NULL);
+  cr_expect(r.status == 1 && strstr(r.err, "needs a script file") != NULL, "%s", r.err);
+  lt_result_free(&r);
+}
+
+Test(hklua_threads, runs_the_script_with_its_arguments, .init = setup) {
+  lt_result r = hk("--threads=2", script("cli_args.lua"), "one", "two", NULL, NULL);
+  cr_expect(r.status == 0, "status %d: %s", r.status, r.err);
+  cr_expect_str_eq(r.out, "task\t1\tof\t2\tworkers\tcli_args.lua\tone\t2\tone\ttwo\n");
+  lt_result_free(&r);
+}
+
+Test(hklua_threads, many_copies, .init = setup) {
+  lt_result r = hk("--threads=2", "--tasks=50", script("cli_args.lua"), "x", NULL, NULL);
+  cr_expect(r.status == 0, "status %d: %s", r.status, r.err);
+  cr_expect(count_lines(r.out, "workers\tcli_args.lua\tx\t1\tx\n") == 50, "output:\n%s", r.out);
+  lt_result_free(&r);
+  r = hk("--threads=1", "--alloc=libc", "--tasks=5", script("cli_args.lua"), NULL, NULL);
+  cr_expect(r.status == 0 && count_lines(r.out, "\tof\t1\tworkers") == 5, "libc: %s%s", r.out, r.err);
+  lt_result_free(&r);
+}
+
+Test(hklua_threads, a_failed_copy_fails_the_run, .init = setup) {
+  lt_result r = hk("--threads=2", "--tasks=6", script("cli_fail_even.lua"), NULL, NULL, NULL);
+  cr_expect(r.status == 1, "status %d", r.status);
+  cr_expect(count_lines(r.out, "odd task ok\n") == 3, "the others did not go on:\n%s", r.out);
+  cr_expect(strstr(r.err, "task 2: ") != NULL && strstr(r.err, "even task 2") != NULL &&
+                strstr(r.err, "stack traceback") != NULL,
+            "stderr:\n%s", r.err);
+  lt_result_free(&r);
+}
+
+Test(hklua_threads, deadlock_exits_1, .init = setup) {
+  lt_result r = hk("--threads=2", script("cli_deadlock.lua"), NULL, NULL, NULL, NULL);
+  cr_expect(r.status == 1 && strstr(r.err, "deadlock") != NULL &&
+                strstr(r.err, "task 1 waits to receive from channel") != NULL,
+            "status %d: %s", r.status, r.err);
+  lt_result_free(&r);
+}
+
+Test(hklua_threads, task_mem_limit, .init = setup) {
+  lt_result r = hk("--threads=2", "--task-mem-limit=4M", script("cli_limit.lua"), NULL, NULL, NULL);
+  cr_expect(r.status == 0 && strcmp(r.out, "limited\t4194304\n") == 0, "status %d: %s%s",
+            r.status, r.out, r.err);
+  lt_result_free(&r);
+}
+
+Test(hklua_threads, stats_json, .init = setup) {
+  lt_result r = hk("--threads=2", "--tasks=3", "--stats=json", script("cli_args.lua"), NULL, NULL);
+  cr_expect(r.status == 0, "%s", r.err);
+  cr_expect(strstr(r.err, "{\"workers\":2,\"alloc\":\"hakmem\",\"spawned\":3,\"finished\":3,"
+                          "\"failed\":0,\"live\":0,") != NULL,
+            "stderr:\n%s", r.err);
+  lt_result_free(&r);
+}
