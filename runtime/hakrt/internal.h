@@ -211,6 +211,8 @@ struct hakrt_task {
   uint64_t slice_end;      /* hook preemption: ns */
   hakrt_worker *worker;    /* running it now */
   uint64_t o_run_ns, o_sent, o_received, o_resumes; /* published to the sched copies */
+  hakl_account o_final;    /* the account after the close (ctx is gone then) */
+  bool closed;
   hakrt_msg *start;        /* the code and arguments, until it starts */
   int kind;                /* HAKRT_START_* */
   char *name;              /* path or chunk name */

@@ -117,6 +117,7 @@ void hakrt_task_unref(hakrt_task *t) {
 
 void hakrt_task_publish_locked(hakrt_task *t) {
   if (t->ctx != NULL) t->snap = t->ctx->acct;
+  else if (t->closed) t->snap = t->o_final;
   t->run_ns = t->o_run_ns;
   t->sent = t->o_sent;
   t->received = t->o_received;
@@ -312,10 +313,9 @@ static void task_close(hakrt_task *t) {
   hakrt_task_cancel_wait(t);
   hakrt_output_flush(t);
   if (t->L != NULL) {
-    hakl_account final;
-    hakl_close(t->L, &final);
+    hakl_close(t->L, &t->o_final);
     t->ctx = NULL;
-    t->snap = final;
+    t->closed = true;
     t->L = t->co = NULL;
   }
   hakrt_chan_close(t->inbox);
