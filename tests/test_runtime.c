@@ -77,18 +77,31 @@ static rt_run run(const char *script, const char *source, hakrt_config *cfg_in) 
   return r;
 }
 
-static void expect_script(const char *script, const char *ok_line, int workers, bool libc) {
+static void expect_script_heaps(const char *script, const char *ok_line, int workers, bool libc,
+                               bool private_heaps) {
   hakrt_config cfg;
   rt_run r;
   hakrt_config_init(&cfg);
   cfg.workers = workers;
   cfg.libc = libc;
+  cfg.private_heaps = private_heaps;
   r = run(script, NULL, &cfg);
   cr_expect(r.waited == 0, "%s: %d failed tasks; stderr:\n%s", script, r.waited, r.err);
   cr_expect(strstr(r.out, ok_line) != NULL, "%s: no '%s' in stdout:\n%s\nstderr:\n%s", script,
             ok_line, r.out, r.err);
   free(r.out);
   free(r.err);
+}
+
+static void expect_script(const char *script, const char *ok_line, int workers, bool libc) {
+  expect_script_heaps(script, ok_line, workers, libc, false);
+}
+
+/* A heap per task: released and claimed at every migration, dropped at close. */
+Test(runtime, private_heaps) {
+  expect_script_heaps("migrate.lua", "migrate ok", 2, false, true);
+  expect_script_heaps("buffers.lua", "buffers ok", 2, false, true);
+  expect_script_heaps("messages.lua", "messages ok", 2, false, true);
 }
 
 Test(runtime, messages) { expect_script("messages.lua", "messages ok", 2, false); }
