@@ -133,6 +133,7 @@ BENCHES = [
     ('larson', ['bench/threads/larson.c']),
     ('xmalloc', ['bench/threads/xmalloc.c']),
     ('scaling', ['bench/threads/scaling.c']),
+    ('c_channel', ['bench/runtime/c_channel.c']),
 ]
 # Benchmarks of the Lua glue: (name, sources) -> bench/<name>, linked with
 # the glue, the core and the static Lua library (like hklua, no wrapping).

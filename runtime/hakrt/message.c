@@ -200,9 +200,16 @@ static int pack_fail(packer *P, const char *why) {
 
 static void pack_value(packer *P, int idx);
 
-/* The number seen[v] for the value at idx, 0 if none. */
+/* The number seen[v] for the value at idx, 0 if none.  The table is made
+** at the first table or buffer: scalars-only messages need none. */
 static lua_Integer seen_get(packer *P, int idx) {
   lua_Integer n;
+  if (P->seen == 0) {
+    luaL_checkstack(P->L, 4, "too many values to send");
+    lua_newtable(P->L);
+    P->seen = lua_gettop(P->L);
+    return 0;
+  }
   lua_pushvalue(P->L, idx);
   lua_rawget(P->L, P->seen);
   n = lua_tointeger(P->L, -1);
@@ -211,6 +218,7 @@ static lua_Integer seen_get(packer *P, int idx) {
 }
 
 static void seen_set(packer *P, int idx, lua_Integer n) {
+  if (P->seen == 0) seen_get(P, idx);
   lua_pushvalue(P->L, idx);
   lua_pushinteger(P->L, n);
   lua_rawset(P->L, P->seen);
@@ -308,27 +316,25 @@ static void pack_value(packer *P, int idx) {
 
 hakrt_msg *hakrt_msg_pack(lua_State *L, int first, int n, const char *what) {
   hakrt_task *t = hakrt_task_of(L);
-  packer *P;
+  packer P;  /* an error unwinds past it: it owns nothing */
   hakrt_msg **box;
-  int i;
+  int i, top;
   first = lua_absindex(L, first);
-  /* The packer is big (the path): keep it off the C stack, in the state. */
-  P = (packer *)lua_newuserdatauv(L, sizeof *P, 0);
   box = box_push(L);
+  top = lua_gettop(L);
   if ((*box = msg_new(t->rt)) == NULL) luaL_error(L, "not enough memory");
-  lua_newtable(L);
-  memset(P, 0, sizeof *P);
-  P->L = L;
-  P->m = *box;
-  P->seen = lua_gettop(L);
-  P->what = what;
+  P.L = L;
+  P.m = *box;
+  P.seen = 0;
+  P.ntables = 0;
+  P.depth = 0;
+  P.what = what;
   for (i = 0; i < n; i++) {
-    P->arg = i + 1;
-    pack_value(P, first + i);
+    P.arg = i + 1;
+    pack_value(&P, first + i);
   }
-  P->m->nvalues = n;
-  lua_pop(L, 1);         /* seen */
-  lua_remove(L, -2);     /* the packer; the box stays on top */
+  P.m->nvalues = n;
+  lua_settop(L, top);    /* the seen table, if any; the box stays on top */
   return *box;
 }
 
@@ -392,13 +398,23 @@ static uint64_t unpack_varint(unpacker *U) {
 
 static void unpack_value(unpacker *U, unsigned char tag);
 
+/* The memo table is only needed for tables and buffers: made on demand,
+** in the slot reserved for it below the values. */
+static int unpack_memo(unpacker *U) {
+  if (lua_type(U->L, U->memo) != LUA_TTABLE) {
+    lua_newtable(U->L);
+    lua_replace(U->L, U->memo);
+  }
+  return U->memo;
+}
+
 static void unpack_table(unpacker *U) {
   lua_State *L = U->L;
   unsigned char tag;
   luaL_checkstack(L, 4, "message nested too deeply");
   lua_newtable(L);
   lua_pushvalue(L, -1);
-  lua_rawseti(L, U->memo, ++U->ntables);
+  lua_rawseti(L, unpack_memo(U), ++U->ntables);
   while ((tag = unpack_byte(U)) != 'e') {
     unpack_value(U, tag);
     unpack_value(U, unpack_byte(U));
@@ -435,7 +451,7 @@ static void unpack_value(unpacker *U, unsigned char tag) {
     case 'r': {
       uint64_t k = unpack_varint(U);
       if (k == 0 || k > (uint64_t)U->ntables) unpack_corrupt(U);
-      lua_rawgeti(L, U->memo, (lua_Integer)k);
+      lua_rawgeti(L, unpack_memo(U), (lua_Integer)k);
       break;
     }
     case 'c': {
@@ -448,7 +464,7 @@ static void unpack_value(unpacker *U, unsigned char tag) {
       uint64_t r = unpack_varint(U);
       lua_Integer key = -(lua_Integer)r - 1;
       if (r >= U->m->nrefs || U->m->refs[r].kind != HAKRT_REF_BUF) unpack_corrupt(U);
-      if (lua_rawgeti(L, U->memo, key) == LUA_TNIL) {
+      if (lua_rawgeti(L, unpack_memo(U), key) == LUA_TNIL) {
         /* Empty until the whole message is decoded: an error half-way
         ** must leave every block in the message. */
         lua_pop(L, 1);
@@ -468,6 +484,7 @@ static void unpack_take_buffers(unpacker *U) {
   lua_State *L = U->L;
   hakrt_task *t = hakrt_task_of(L);
   unsigned i;
+  if (lua_type(L, U->memo) != LUA_TTABLE) return; /* no buffer in it */
   for (i = 0; i < U->m->nrefs; i++) {
     hakrt_ref *r = &U->m->refs[i];
     void *p;
@@ -487,7 +504,7 @@ int hakrt_msg_unpack(lua_State *L, hakrt_msg *m) {
   unpacker U;
   int i, base;
   luaL_checkstack(L, m->nvalues + 8, "too many values in a message");
-  lua_newtable(L);
+  lua_pushnil(L); /* the memo's slot */
   U.L = L;
   U.m = m;
   U.pos = 0;
