@@ -119,7 +119,9 @@ noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
 /* The debug build stops at a free that would corrupt the heap. */
 static void free_check(const void *p) {
   if (!segment_is_mapped(p)) hak_fatal("free(%p): foreign pointer, not allocated by hakmem", p);
-  hak_segment_t *seg = segment_of(p);
+  if (segment_is_boundary(p) && !segment_is_aligned_huge(p))
+    hak_fatal("free(%p): pointer into a segment header", p);
+  hak_segment_t *seg = segment_of_block(p);
   if (seg->kind == SEGMENT_HUGE) {
     if ((const uint8_t *)p != (const uint8_t *)seg + seg->huge_offset)
       hak_fatal("free(%p): not the start of a hakmem block", p);
@@ -146,11 +148,23 @@ static void free_check(const void *p) {
 void *hak_malloc(size_t size) { return heap_alloc16(thread_heap, size); }
 void *hak_heap_malloc(hak_heap_t *heap, size_t size) { return heap_alloc16(heap, size); }
 
+/*
+** NULL, or a huge block aligned to 4 MiB or more: the one kind of block
+** whose header is not at `p & ~MASK`.  Testing for both at once costs the
+** fast path nothing over a test for NULL alone.
+*/
+static noinline void free_boundary(void *p) {
+  if (p) huge_free(segment_of_block(p));
+}
+
 void hak_free(void *p) {
-  if (!p) return;
 #if HAK_DEBUG
-  free_check(p);
+  if (p) free_check(p);
 #endif
+  if (unlikely(segment_is_boundary(p))) {
+    free_boundary(p);
+    return;
+  }
   free_block(p);
 }
 
@@ -159,13 +173,18 @@ void hak_free(void *p) {
 ** already a mask and an index.  The debug build checks the size is right.
 */
 void hak_free_sized(void *p, size_t size) {
-  if (!p) return;
 #if HAK_DEBUG
-  free_check(p);
-  if (size > hak_usable_size(p)) hak_fatal("free_sized(%p, %zu): size larger than the block", p, size);
+  if (p) {
+    free_check(p);
+    if (size > hak_usable_size(p)) hak_fatal("free_sized(%p, %zu): size larger than the block", p, size);
+  }
 #else
   (void)size;
 #endif
+  if (unlikely(segment_is_boundary(p))) {
+    free_boundary(p);
+    return;
+  }
   free_block(p);
 }
 
@@ -186,7 +205,7 @@ void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) { return heap
 
 size_t hak_usable_size(const void *p) {
   if (!p) return 0;
-  hak_segment_t *seg = segment_of(p);
+  hak_segment_t *seg = segment_of_block(p);
   if (seg->kind == SEGMENT_HUGE) return seg->size - seg->huge_offset;
   return page_of(seg, p)->block_size;
 }
@@ -198,7 +217,7 @@ size_t hak_usable_size(const void *p) {
 */
 static void *heap_realloc(hak_heap_t *heap, void *p, size_t size, size_t copy_max, size_t align) {
   size_t usable = hak_usable_size(p);
-  hak_segment_t *seg = segment_of(p);
+  hak_segment_t *seg = segment_of_block(p);
   if (seg->kind == SEGMENT_HUGE && size > HAK_LARGE_MAX && seg->huge_offset == segment_header_size()) {
     void *q = huge_realloc(seg, size);
     if (q) return q; /* else it moves like any block */
@@ -230,8 +249,13 @@ void *hak_realloc(void *p, size_t size) { return hak_heap_realloc(thread_heap, p
 
 static bool align_ok(size_t align) { return align != 0 && (align & (align - 1)) == 0; }
 
+/*
+** Any power of two: up to 64 KiB from the classes and spans, above that
+** from a huge segment placed to suit (huge_alloc); an alignment the address
+** space cannot hold fails with ENOMEM, like any impossible size.
+*/
 static void *heap_aligned(hak_heap_t *heap, size_t align, size_t size) {
-  if (!align_ok(align) || align > HAK_SEGMENT_SIZE / 2) {
+  if (!align_ok(align)) {
     errno = EINVAL;
     return NULL;
   }
@@ -243,7 +267,8 @@ void *hak_aligned_alloc(size_t align, size_t size) { return heap_aligned(thread_
 void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t align, size_t size) { return heap_aligned(heap, align, size); }
 
 bool hak_owns(const void *p) {
-  if (!p || !segment_is_mapped(p)) return false;
+  if (segment_is_boundary(p)) return segment_is_aligned_huge(p); /* NULL: false */
+  if (!segment_is_mapped(p)) return false;
   hak_segment_t *seg = segment_of(p);
   if (seg->kind == SEGMENT_HUGE) return (const uint8_t *)p == (const uint8_t *)seg + seg->huge_offset;
   if ((uintptr_t)p - (uintptr_t)seg < HAK_SLICE_SIZE) return false; /* header slice */
@@ -271,7 +296,7 @@ void *hak_heap_realloc8(hak_heap_t *heap, void *p, size_t oldsize, size_t newsiz
     hak_free_sized(p, oldsize);
     return NULL;
   }
-  hak_segment_t *seg = segment_of(p);
+  hak_segment_t *seg = segment_of_block(p);
   if (likely(newsize <= HAK_SMALL_MAX && oldsize <= HAK_SMALL_MAX && seg->kind == SEGMENT_NORMAL)) {
     /* Lua's vectors growing a step: small to small, no large or huge case */
     size_t usable = page_of(seg, p)->block_size;

@@ -449,8 +449,28 @@ void hak_heap_claim(hak_heap_t *heap) {
   if (heap && heap != &heap_empty && !heap->is_default) heap_set_tid(heap, thread_id_assign());
 }
 
+/*
+** A thread without a heap (it never allocated: a thread pool's janitor, a
+** monitoring thread) has no heap to adopt abandoned segments into, and
+** should not get one just to collect: it collects each segment where it
+** is (segment_collect_abandoned) and abandons again the ones still live.
+*/
+static void heap_collect_abandoned(void) {
+  hak_segment_t *live = NULL, *seg;
+  while ((seg = thread_take_abandoned()) != NULL) {
+    if (!segment_collect_abandoned(seg)) continue; /* unmapped */
+    seg->next = live;
+    live = seg;
+  }
+  while ((seg = live) != NULL) {
+    live = seg->next;
+    thread_abandon_segment(seg);
+  }
+}
+
 void hak_collect(bool force) {
   hak_heap_t *heap = thread_heap;
+  if (heap == &heap_empty && force) heap_collect_abandoned();
   if (heap != &heap_empty) heap_collect(heap, force);
   /* abandoned segments nobody adopted: take them, to free what is empty */
   if (force && heap != &heap_empty) {

@@ -40,13 +40,33 @@ static void huge_set_page(hak_segment_t *seg) {
   for (unsigned i = 1; i < HAK_SLICES; i++) slice_set_back(&seg->pages[i], i);
 }
 
-/* `align` <= HAK_SEGMENT_SIZE/2: the block starts at offset max(header, align). */
+/*
+** What a huge segment may make resident: everything but the gap between
+** the header and an aligned block, which nothing ever touches.
+*/
+static size_t huge_committed(const hak_segment_t *seg) {
+  return seg->size - (seg->huge_offset - segment_header_size());
+}
+
+/*
+** The block starts at the header size rounded up to `align` (a power of
+** two), so that it is aligned in a segment aligned to 4 MiB.  Above 2 MiB
+** that offset would be `align` itself, a segment or more into the mapping:
+** the block starts one segment in instead (it is then a segment boundary,
+** see segment_of_block) and the mapping is placed so that the block falls
+** on a multiple of `align`.
+*/
 void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
-  size_t offset = segment_header_size();
-  if (align > offset) offset = align;
-  if (size > SIZE_MAX - offset - HAK_SEGMENT_SIZE) return NULL;
+  size_t header = segment_header_size();
+  size_t offset = (header + align - 1) & ~(align - 1);
+  size_t map_align = HAK_SEGMENT_SIZE, map_offset = 0;
+  if (align > HAK_SEGMENT_SIZE / 2) {
+    offset = HAK_SEGMENT_SIZE;
+    if (align > HAK_SEGMENT_SIZE) map_align = align, map_offset = offset;
+  }
+  if (size > SIZE_MAX - offset - map_align) return NULL;
   size_t total = os_round_page(offset + size);
-  hak_segment_t *seg = os_map_aligned(total, HAK_SEGMENT_SIZE);
+  hak_segment_t *seg = os_map_aligned_at(total, map_align, map_offset);
   if (!seg) return NULL;
   seg->kind = SEGMENT_HUGE;
   seg->size = total;
@@ -54,7 +74,7 @@ void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
   huge_set_page(seg);
   segment_set_owner(seg, heap);
   segment_register(seg);
-  stats_committed((intptr_t)total);
+  stats_committed((intptr_t)huge_committed(seg));
   atomic_add(&stats.huge_blocks, 1);
   pthread_mutex_lock(&huge_lock);
   huge_link(seg);
@@ -64,7 +84,7 @@ void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
 
 static void huge_release(hak_segment_t *seg) {
   segment_unregister(seg);
-  stats_committed(-(intptr_t)seg->size);
+  stats_committed(-(intptr_t)huge_committed(seg));
   atomic_add(&stats.huge_blocks, -1);
   os_unmap(seg, seg->size);
 }

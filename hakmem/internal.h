@@ -45,6 +45,9 @@ size_t class_large_size(size_t size);
 /* A fresh zeroed mapping of `size` bytes at a multiple of `align` (a power
 ** of two >= the OS page), or NULL. */
 void *os_map_aligned(size_t size, size_t align);
+/* The same, placed so that the mapping plus `offset` is a multiple of
+** `align` (offset < align, a multiple of the OS page). */
+void *os_map_aligned_at(size_t size, size_t align, size_t offset);
 void os_unmap(void *p, size_t size);
 /* The range's contents may be dropped; it stays mapped and reads as zero. */
 void os_purge(void *p, size_t size);
@@ -58,6 +61,20 @@ size_t os_round_page(size_t size);
 static inline hak_segment_t *segment_of(const void *p) {
   return (hak_segment_t *)((uintptr_t)p & ~(uintptr_t)HAK_SEGMENT_MASK);
 }
+/*
+** A block at a segment boundary: NULL, or a huge block aligned to 4 MiB or
+** more.  Every other block lies past its segment's header slice, so
+** `p & ~MASK` finds its header; such a block would be the start of its
+** own segment, and its header sits one segment below instead (huge.c).
+*/
+static inline bool segment_is_boundary(const void *p) {
+  return ((uintptr_t)p & HAK_SEGMENT_MASK) == 0;
+}
+/* The segment of block p (not NULL), segment-aligned huge blocks included. */
+static inline hak_segment_t *segment_of_block(const void *p) {
+  if (unlikely(segment_is_boundary(p))) return (hak_segment_t *)((uintptr_t)p - HAK_SEGMENT_SIZE);
+  return segment_of(p);
+}
 /* Marks `slice` as the n-th slice of its span (n = 0: the page itself). */
 static inline void slice_set_back(hak_page_t *slice, unsigned n) {
   slice->slice_back = (uint16_t)(n * sizeof(hak_page_t));
@@ -67,7 +84,11 @@ static inline hak_page_t *page_of(hak_segment_t *seg, const void *p) {
   hak_page_t *slice = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HAK_SLICE_SHIFT];
   return (hak_page_t *)((uint8_t *)slice - slice->slice_back);
 }
-bool segment_is_mapped(const void *p);           /* p's segment is ours */
+/* p's 4 MiB unit is ours: the first unit of a segment, or the unit of a
+** segment-aligned huge block (the override's foreign-pointer test). */
+bool segment_is_mapped(const void *p);
+/* p is a segment-aligned huge block (any p; reads no memory at p). */
+bool segment_is_aligned_huge(const void *p);
 void segment_register(hak_segment_t *seg);       /* map + process list */
 void segment_unregister(hak_segment_t *seg);
 hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices);
@@ -77,6 +98,9 @@ void segment_commit(hak_page_t *page, size_t bytes);
 ** after it are taken.  Owner thread only. */
 bool segment_large_grow(hak_page_t *page, size_t size);
 void segment_purge(hak_heap_t *heap, bool force);
+/* A segment taken off the abandoned list: frees its empty pages and purges
+** its free slices; false if it was empty and got unmapped. */
+bool segment_collect_abandoned(hak_segment_t *seg);
 void segment_free(hak_segment_t *seg);
 void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap);
 size_t segment_header_size(void);
@@ -143,6 +167,11 @@ uintptr_t thread_id_assign(void);
 hak_heap_t *thread_heap_init(void);
 void thread_abandon_segment(hak_segment_t *seg);
 hak_segment_t *thread_take_abandoned(void);
+/* Calls fn on every abandoned segment; the caller holds the list's lock
+** (thread_abandoned_lock, taken after all_lock), so none can be taken and
+** owned meanwhile. */
+void thread_abandoned_lock(bool lock);
+void thread_abandoned_each(void (*fn)(hak_segment_t *seg, void *arg), void *arg);
 
 /* ---- alloc.c ------------------------------------------------------------ */
 void *alloc_slow(hak_heap_t *heap, size_t size, size_t align);

@@ -22,12 +22,15 @@ static void os_account(intptr_t delta) {
 /*
 ** An aligned mapping: over-map by `align`, then unmap the misaligned head
 ** and the tail.  The kernel usually returns addresses next to the previous
-** mapping, so the first plain try is often aligned already.
+** mapping, so the first plain try is often aligned already.  `offset`
+** shifts what is aligned: a huge block aligned to more than a segment
+** starts one segment into its mapping (huge.c), and it is the block that
+** must fall on the multiple of `align`.
 */
-void *os_map_aligned(size_t size, size_t align) {
+void *os_map_aligned_at(size_t size, size_t align, size_t offset) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return NULL;
-  if (((uintptr_t)p & (align - 1)) == 0) {
+  if ((((uintptr_t)p + offset) & (align - 1)) == 0) {
     os_account((intptr_t)size);
     return p;
   }
@@ -35,7 +38,8 @@ void *os_map_aligned(size_t size, size_t align) {
   if (size + align < size) return NULL;
   uint8_t *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) return NULL;
-  uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  /* the first address from raw on that is aligned once offset is added */
+  uint8_t *aligned = (uint8_t *)((((uintptr_t)raw + offset + align - 1) & ~(uintptr_t)(align - 1)) - offset);
   size_t head = (size_t)(aligned - raw);
   size_t tail = align - head;
   if (head) munmap(raw, head);
@@ -43,6 +47,8 @@ void *os_map_aligned(size_t size, size_t align) {
   os_account((intptr_t)size);
   return aligned;
 }
+
+void *os_map_aligned(size_t size, size_t align) { return os_map_aligned_at(size, align, 0); }
 
 void os_unmap(void *p, size_t size) {
   if (munmap(p, size) != 0) hak_warn("munmap(%p, %zu) failed: errno %d", p, size, errno);

@@ -11,7 +11,8 @@
 ** The segment map answers "is this a hakmem segment?" for any address
 ** without touching the address: one bit per 4 MiB of the 48-bit address
 ** space (8 MiB of zero-filled .bss, of which only the touched pages become
-** resident).
+** resident), and as much again for the huge blocks aligned to 4 MiB or
+** more, whose header is one unit below them.
 */
 #include <string.h>
 
@@ -20,7 +21,11 @@
 #define SEGMENT_USABLE_MASK (~(uint64_t)1) /* every slice but the header's */
 #define MAP_UNITS ((uint64_t)1 << (48 - HAK_SEGMENT_SHIFT))
 
+/* Units where a segment (its header) starts. */
 static hak_atomic_t segment_map[MAP_UNITS / 64];
+/* Units where a segment-aligned huge block starts, one unit past its header:
+** the one kind of hakmem pointer outside its segment's first unit. */
+static hak_atomic_t segment_aligned_map[MAP_UNITS / 64];
 
 /* Every live segment, for statistics; guarded by all_lock. */
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -34,22 +39,43 @@ size_t segment_header_size(void) { return os_round_page(sizeof(hak_segment_t)); 
 
 /* ---- the segment map ---------------------------------------------------- */
 
-bool segment_is_mapped(const void *p) {
+static bool segment_map_test(hak_atomic_t *map, const void *p) {
   uint64_t unit = (uint64_t)(uintptr_t)p >> HAK_SEGMENT_SHIFT;
   if (unit >= MAP_UNITS) return false;
-  return (atomic_load_acquire(&segment_map[unit / 64]) >> (unit % 64)) & 1;
+  return (atomic_load_acquire(&map[unit / 64]) >> (unit % 64)) & 1;
 }
 
-static void segment_map_set(hak_segment_t *seg, bool on) {
-  uint64_t unit = (uint64_t)(uintptr_t)seg >> HAK_SEGMENT_SHIFT;
-  if (unit >= MAP_UNITS) hak_fatal("segment %p is outside the 48-bit address space", (void *)seg);
-  hak_atomic_t *word = &segment_map[unit / 64];
+bool segment_is_mapped(const void *p) {
+  return segment_map_test(segment_map, p) || segment_map_test(segment_aligned_map, p);
+}
+
+bool segment_is_aligned_huge(const void *p) {
+  return segment_is_boundary(p) && segment_map_test(segment_aligned_map, p);
+}
+
+static void segment_map_set_unit(hak_atomic_t *map, const void *at, bool on) {
+  uint64_t unit = (uint64_t)(uintptr_t)at >> HAK_SEGMENT_SHIFT;
+  if (unit >= MAP_UNITS) hak_fatal("segment %p is outside the 48-bit address space", at);
+  hak_atomic_t *word = &map[unit / 64];
   uintptr_t bit = (uintptr_t)1 << (unit % 64);
   for (;;) {
     uintptr_t old = atomic_load_relaxed(word);
     uintptr_t val = on ? (old | bit) : (old & ~bit);
     if (atomic_cas_full(word, old, val)) return;
   }
+}
+
+/*
+** The segment's first unit, where its header is; and for a segment-aligned
+** huge block, the block's own unit, in a map of its own: the override
+** tells hakmem's pointers from foreign ones by their unit alone, and a
+** pointer at a unit start is a block only if that second map says so (a
+** unit start in the first map is a header, never a block).
+*/
+static void segment_map_set(hak_segment_t *seg, bool on) {
+  segment_map_set_unit(segment_map, seg, on);
+  if (seg->kind == SEGMENT_HUGE && seg->huge_offset == HAK_SEGMENT_SIZE)
+    segment_map_set_unit(segment_aligned_map, (uint8_t *)seg + HAK_SEGMENT_SIZE, on);
 }
 
 void segment_register(hak_segment_t *seg) {
@@ -339,15 +365,71 @@ void segment_purge(hak_heap_t *heap, bool force) {
   heap->purge_pending = pending;
 }
 
+/*
+** A segment taken off the abandoned list by a thread with no heap to adopt
+** it into (hak_collect on a thread that never allocated).  Nobody owns it
+** while it is off the list, so the taker may act as its owner: it takes
+** what remote freers returned, frees the pages that emptied and purges
+** every free slice now.  Returns false when nothing live was left and the
+** segment got unmapped; else the caller abandons it again.
+*/
+bool segment_collect_abandoned(hak_segment_t *seg) {
+  for (unsigned i = 1; i < HAK_SLICES; i++) {
+    hak_page_t *page = &seg->pages[i];
+    if (page->slice_count == 0) continue;
+    page_collect(page);
+    if (page->used == 0) segment_page_free(page); /* seg->heap is NULL: no heap work */
+  }
+  if (seg->free_mask == SEGMENT_USABLE_MASK) {
+    segment_free(seg);
+    return false;
+  }
+  segment_purge_now(seg, seg->free_mask);
+  return true;
+}
+
 /* ---- statistics --------------------------------------------------------- */
+
+/*
+** Blocks that remote frees returned to an abandoned segment's pages are
+** still in page->used: nobody has taken its thread_free lists.  Called with
+** the abandoned list locked, so nobody can take them meanwhile, and a list
+** that only grows (remote freers push, nobody pops) can be walked.
+*/
+typedef struct stats_freed_s {
+  stats_class_t *per_class; /* NULL: totals only */
+  size_t bytes;             /* freed bytes still counted by their pages */
+} stats_freed_t;
+
+static void segment_stats_abandoned(hak_segment_t *seg, void *arg) {
+  stats_freed_t *freed = arg;
+  stats_class_t *per_class = freed->per_class;
+  for (unsigned i = 1; i < HAK_SLICES; i++) {
+    hak_page_t *page = &seg->pages[i];
+    if (page->slice_count == 0 || page->block_size == 0) continue;
+    size_t n = 0;
+    uintptr_t tf = atomic_load_acquire(&page->thread_free);
+    for (hak_block_t *b = (hak_block_t *)(tf & ~NOTIFY_MASK); b; b = b->next) n++;
+    freed->bytes += n * page->block_size;
+    if (per_class) {
+      per_class[page->class_idx].blocks -= n;
+      per_class[page->class_idx].bytes -= n * page->block_size;
+    }
+  }
+}
 
 /*
 ** Adds every live block to out->in_use.  Reads other threads' page counters
 ** without synchronisation: exact only while they are not allocating.
+** Blocks freed into abandoned segments are not live, though their pages
+** still count them (segment_stats_abandoned).
 */
 void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   size_t in_use = 0;
   pthread_mutex_lock(&all_lock);
+  /* no segment changes hands during the walk: the pages of abandoned ones
+  ** keep the counts this walk reads until their lists are walked */
+  thread_abandoned_lock(true);
   for (hak_segment_t *seg = all_segments; seg; seg = seg->all_next) {
     if (seg->kind == SEGMENT_HUGE) {
       in_use += seg->pages[0].block_size;
@@ -367,6 +449,9 @@ void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
       }
     }
   }
+  stats_freed_t freed = {per_class, 0};
+  thread_abandoned_each(segment_stats_abandoned, &freed);
+  thread_abandoned_lock(false);
   pthread_mutex_unlock(&all_lock);
-  out->in_use = in_use;
+  out->in_use = in_use - freed.bytes;
 }

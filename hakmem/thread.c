@@ -104,3 +104,13 @@ hak_segment_t *thread_take_abandoned(void) {
   }
   return seg;
 }
+
+void thread_abandoned_lock(bool lock) {
+  if (lock) pthread_mutex_lock(&abandoned_lock);
+  else pthread_mutex_unlock(&abandoned_lock);
+}
+
+void thread_abandoned_each(void (*fn)(hak_segment_t *seg, void *arg), void *arg) {
+  for (hak_segment_t *seg = (hak_segment_t *)atomic_load_relaxed(&abandoned); seg; seg = seg->next)
+    fn(seg, arg);
+}

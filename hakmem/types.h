@@ -126,7 +126,10 @@ _Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");
 **   purge_mask (a subset of free_mask & commit_mask) for free slices waiting
 **   for their purge deadline.
 ** - A huge segment (kind SEGMENT_HUGE) holds one block at `huge_offset`
-**   and every descriptor's slice_back leads to pages[0].
+**   and every descriptor's slice_back leads to pages[0].  huge_offset is
+**   the header size rounded up to the block's alignment, or, above 2 MiB,
+**   HAK_SEGMENT_SIZE: that block starts a 4 MiB unit of its own, its header
+**   one unit below (segment_of_block).
 ** - tid is the owning heap's thread (0 when abandoned); frees compare it to
 **   their own thread to choose a local or a remote free.
 ** --------------------------------------------------------------------- */

@@ -208,6 +208,154 @@ Test(alloc, aligned_alloc_on_an_explicit_heap) {
   hak_heap_destroy(h);
 }
 
+/*
+** The sizes where the block kind changes: the top of every class (seen as
+** the usable size of hak_malloc) and every large size up to the huge
+** boundary, then the huge boundary, where the block's mapping grows past
+** a segment, and 3 MiB.  Each test size is a boundary or one byte past it.
+*/
+static size_t boundary_sizes(size_t *out, size_t cap) {
+  size_t count = 0;
+  for (size_t n = 1; n <= HKT_LARGE_MAX && count + 2 <= cap;) {
+    void *p = hak_malloc(n);
+    cr_assert_not_null(p, "hak_malloc(%zu)", n);
+    size_t top = hak_usable_size(p);
+    hak_free(p);
+    if (top > HKT_LARGE_MAX) top = HKT_LARGE_MAX;
+    out[count++] = top;
+    out[count++] = top + 1;
+    n = top + 1;
+  }
+  const size_t more[] = {1, 4 * HKT_MiB - 64 * HKT_KiB, 4 * HKT_MiB - 1, 4 * HKT_MiB,
+                         4 * HKT_MiB + 1, 3 * HKT_MiB};
+  for (size_t k = 0; k < sizeof more / sizeof more[0] && count < cap; k++) out[count++] = more[k];
+  return count;
+}
+
+/* Sixteen bytes at each end of a block: a test of thousands of blocks of
+** megabytes writes only those, yet sees any overlap of two blocks' ends. */
+static void mark_ends(void *p, size_t n, unsigned char v) {
+  size_t k = n < 16 ? n : 16;
+  memset(p, v, k);
+  memset((unsigned char *)p + n - k, v, k);
+}
+
+static bool ends_marked(const void *p, size_t n, unsigned char v) {
+  size_t k = n < 16 ? n : 16;
+  return hkt_check_byte(p, k, v) == k && hkt_check_byte((const unsigned char *)p + n - k, k, v) == k;
+}
+
+/*
+** Every power-of-two alignment from 1 B to 1 GiB, at sizes on both sides of
+** every class, large and huge boundary: two blocks at once, each aligned,
+** usable, owned and apart.  Huge blocks used to start at max(header,
+** alignment), aligned to 4 KiB only: hak_aligned_alloc(8192, 3 MiB).
+*/
+Test(alloc, aligned_alloc_every_alignment_at_every_boundary) {
+  static size_t sizes[512];
+  size_t count = boundary_sizes(sizes, sizeof sizes / sizeof sizes[0]);
+  size_t fails = 0;
+  for (size_t a = 1; a <= ((size_t)1 << 30); a *= 2) {
+    for (size_t k = 0; k < count; k++) {
+      size_t n = sizes[k];
+      void *p = hak_aligned_alloc(a, n), *q = hak_aligned_alloc(a, n);
+      if (!p || !q) {
+        HKT_EXPECT(fails, false, "hak_aligned_alloc(%zu, %zu) returned NULL (errno %d)", a, n,
+                   errno);
+        hak_free(p);
+        hak_free(q);
+        continue;
+      }
+      size_t want = a < 16 ? 16 : a;
+      HKT_EXPECT(fails, hkt_aligned(p, want) && hkt_aligned(q, want),
+                 "hak_aligned_alloc(%zu, %zu) = %p, %p: not %zu-aligned", a, n, p, q, want);
+      HKT_EXPECT(fails, hak_usable_size(p) >= n && hak_usable_size(q) >= n,
+                 "hak_aligned_alloc(%zu, %zu): usable %zu, %zu", a, n, hak_usable_size(p),
+                 hak_usable_size(q));
+      HKT_EXPECT(fails, hak_owns(p) && hak_owns(q),
+                 "hak_aligned_alloc(%zu, %zu) = %p, %p: not owned", a, n, p, q);
+      mark_ends(p, n, 0x11);
+      mark_ends(q, n, 0x22);
+      HKT_EXPECT(fails, ends_marked(p, n, 0x11),
+                 "hak_aligned_alloc(%zu, %zu): blocks %p and %p overlap", a, n, p, q);
+      hak_free(q);
+      hak_free_sized(p, n);
+    }
+  }
+  HKT_EXPECT_NONE(fails, "aligned allocation at every boundary");
+}
+
+/*
+** Alignments above 2 MiB (to 1 GiB, as glibc and mimalloc give them): the
+** block is a segment boundary, its header one segment below.  Everything
+** that takes a block works on it: usable size, realloc, sized free, owns,
+** explicit heaps and their destroy, and the stats see it come and go.
+*/
+Test(alloc, alignments_above_2_mib_are_given) {
+  hak_stats_t s0, s1, s2;
+  hak_free(hak_malloc(1)); /* the thread's heap exists before the baseline */
+  hak_stats_get(&s0);
+  for (size_t a = 4 * HKT_MiB; a <= ((size_t)1 << 30); a *= 2) {
+    const size_t sizes[] = {10, 4096, 3 * HKT_MiB, a + 1};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+      size_t n = sizes[k];
+      hak_stats_t before;
+      hak_stats_get(&before);
+      errno = 0;
+      unsigned char *p = hak_aligned_alloc(a, n);
+      cr_assert_not_null(p, "hak_aligned_alloc(%zu MiB, %zu): errno %d", a >> 20, n, errno);
+      cr_expect(hkt_aligned(p, a), "hak_aligned_alloc(%zu MiB, %zu) = %p", a >> 20, n, (void *)p);
+      cr_expect_geq(hak_usable_size(p), n);
+      cr_expect(hak_owns(p), "hak_owns(%p), aligned to %zu MiB", (void *)p, a >> 20);
+      cr_expect_not(hak_owns(p + 16), "hak_owns(%p + 16)", (void *)p);
+      cr_expect_not(hak_owns(p - 4 * HKT_MiB), "hak_owns(the header below %p)", (void *)p);
+      mark_ends(p, n, 0x33);
+      hak_stats_get(&s1);
+      cr_expect_eq(s1.huge_blocks, before.huge_blocks + 1);
+      cr_expect_geq(s1.in_use, before.in_use + n);
+      cr_expect_leq(s1.committed, before.committed + n + 64 * HKT_KiB,
+                    "an aligned block of %zu B counts %zu B committed", n,
+                    s1.committed - before.committed);
+      if (k == 0) {
+        unsigned char *q = hak_realloc(p, 100000);
+        cr_assert_not_null(q, "hak_realloc of a %zu MiB-aligned block", a >> 20);
+        cr_expect_eq(hkt_check_byte(q, 10, 0x33), 10, "realloc lost the contents");
+        hak_free(q);
+      } else {
+        hak_free_sized(p, n);
+      }
+      hak_stats_get(&s2);
+      cr_expect_eq(s2.huge_blocks, before.huge_blocks, "aligned to %zu MiB, %zu B: not freed",
+                   a >> 20, n);
+      cr_expect_eq(s2.in_use, before.in_use);
+    }
+  }
+  hak_heap_t *h = hak_heap_new();
+  cr_assert_not_null(h);
+  for (size_t a = 4 * HKT_MiB; a <= 64 * HKT_MiB; a *= 2) {
+    void *p = hak_heap_aligned_alloc(h, a, 1000);
+    cr_assert_not_null(p, "hak_heap_aligned_alloc(h, %zu MiB, 1000)", a >> 20);
+    cr_expect(hkt_aligned(p, a));
+    memset(p, 1, 1000);
+  }
+  hak_heap_destroy(h); /* unmaps them */
+  hak_stats_get(&s2);
+  cr_expect_eq(s2.huge_blocks, s0.huge_blocks, "hak_heap_destroy left aligned blocks");
+  cr_expect_eq(s2.mapped, s0.mapped, "mapped %zu, was %zu", s2.mapped, s0.mapped);
+}
+
+/* A power of two too big for the address space is not EINVAL: ENOMEM. */
+Test(alloc, alignment_beyond_the_address_space_is_enomem) {
+  const size_t aligns[] = {(size_t)1 << 47, (size_t)1 << 62, (size_t)1 << 63};
+  for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
+    errno = 0;
+    void *p = hak_aligned_alloc(aligns[k], 64);
+    cr_expect_null(p, "hak_aligned_alloc(2^%d, 64) = %p", __builtin_ctzll(aligns[k]), p);
+    cr_expect_eq(errno, ENOMEM, "hak_aligned_alloc(2^%d, 64): errno %d",
+                 __builtin_ctzll(aligns[k]), errno);
+  }
+}
+
 struct bad_align {
   size_t align;
 };

@@ -138,6 +138,102 @@ Test(collect, live_blocks_survive_collect) {
 }
 
 /* -------------------------------------------------------------------------
+** What exited threads leave.
+** ---------------------------------------------------------------------- */
+
+enum { LEFT_N = 60000 };
+static void *left_blocks[LEFT_N]; /* the exited thread's blocks */
+
+/* Allocates 60000 blocks of mixed sizes (about 100 MB, 25 segments and
+** more) and exits with all of them live: its segments are abandoned. */
+static void *allocate_and_exit(void *arg) {
+  (void)arg;
+  hkt_rng_t rng;
+  hkt_rng_init(&rng, 12);
+  for (int i = 0; i < LEFT_N; i++) {
+    size_t n = i % 100 == 0 ? 200000 : hkt_rng_range(&rng, 16, 3000); /* some large blocks */
+    left_blocks[i] = hak_malloc(n);
+    if (!left_blocks[i]) abort();
+    memset(left_blocks[i], 0x5A, n);
+  }
+  return NULL;
+}
+
+static hak_stats_t collected;
+
+/* A thread that never allocated: it has no heap of its own. */
+static void *collect_on_a_fresh_thread(void *arg) {
+  (void)arg;
+  hak_collect(true);
+  hak_stats_get(&collected);
+  return NULL;
+}
+
+/*
+** A thread exits with its blocks live, another frees them all (remote
+** frees into abandoned segments).  Then in_use says nothing is live, and
+** hak_collect(true) on a thread that never allocated unmaps the segments:
+** it used to do nothing without a heap of its own, and in_use counted the
+** freed blocks as live while nobody took their pages' lists.
+*/
+Test(collect, abandoned_free_memory_is_collected_by_any_thread) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 1000); /* nothing may go back by itself */
+  hak_stats_t s0, s1, s2;
+  hak_stats_get(&s0);
+  hkt_run_thread(allocate_and_exit, NULL);
+  hak_stats_get(&s1);
+  cr_assert_geq(s1.abandoned, s0.abandoned + 20, "only %zu segments abandoned", s1.abandoned);
+  cr_expect_geq(s1.in_use, s0.in_use + 90 * HKT_MiB, "in_use %zu with the blocks live",
+                s1.in_use);
+
+  /* The main thread frees them; it allocates nothing, so it gets no heap. */
+  for (int i = 0; i < LEFT_N; i++) hak_free(left_blocks[i]);
+  hak_stats_get(&s2);
+  cr_expect_eq(s2.in_use, s0.in_use, "in_use %zu after every block was freed (was %zu)",
+               s2.in_use, s0.in_use);
+  FILE *f = tmpfile(); /* the report walks the same pages */
+  cr_assert_not_null(f);
+  hak_stats_print(f);
+  fclose(f);
+
+  hkt_run_thread(collect_on_a_fresh_thread, NULL);
+  cr_expect_eq(collected.abandoned, s0.abandoned, "%zu segments still abandoned",
+               collected.abandoned);
+  cr_expect_leq(collected.segments, s0.segments, "segments %zu -> %zu", s0.segments,
+                collected.segments);
+  cr_expect_leq(collected.committed, s0.committed + HKT_MiB,
+                "committed %zu after the collect (was %zu, %zu with the blocks)",
+                collected.committed, s0.committed, s1.committed);
+  cr_expect_eq(collected.in_use, s0.in_use);
+}
+
+/* Partly live abandoned segments: the free pages go back, the live blocks
+** stay valid and their segments stay abandoned, for adoption. */
+Test(collect, collect_without_a_heap_keeps_live_blocks) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 1000);
+  hak_stats_t s0, s1;
+  hak_stats_get(&s0);
+  hkt_run_thread(allocate_and_exit, NULL);
+  for (int i = 0; i < LEFT_N; i++)
+    if (i % 1000 != 7) hak_free(left_blocks[i]); /* one small block in 1000 stays */
+  hkt_run_thread(collect_on_a_fresh_thread, NULL);
+  hak_stats_get(&s1);
+  cr_expect_gt(s1.abandoned, s0.abandoned, "segments with live blocks stay abandoned");
+  cr_expect_leq(s1.committed, s0.committed + 40 * HKT_MiB, "committed %zu after the collect",
+                s1.committed);
+  size_t fails = 0;
+  for (int i = 7; i < LEFT_N; i += 1000) {
+    HKT_EXPECT(fails, hkt_check_byte(left_blocks[i], 16, 0x5A) == 16,
+               "live block %p changed by the collect", left_blocks[i]);
+    hak_free(left_blocks[i]);
+  }
+  HKT_EXPECT_NONE(fails, "live blocks through a collect without a heap");
+  hkt_run_thread(collect_on_a_fresh_thread, NULL);
+  cr_expect_eq(collected.abandoned, s0.abandoned);
+  cr_expect_eq(collected.in_use, s0.in_use);
+}
+
+/* -------------------------------------------------------------------------
 ** The purge delay.
 ** ---------------------------------------------------------------------- */
 
