@@ -118,6 +118,9 @@ TEST_PROGRAMS = [
     # Run under LD_PRELOAD=libhakmem-override.so by tests/override/run.py.
     ('override/threaded', 'plain', ['tests/override/threaded.c'], False),
     ('override/forker', 'plain', ['tests/override/forker.c'], False),
+    ('override/frees', 'plain', ['tests/override/frees.c'], False),
+    # dlopen, dlclose and thread exits of libhakmem.so, run by itself.
+    ('override/dlclose', 'plain', ['tests/override/dlclose.c'], True),
 ]
 # Test scripts `ninja test` runs after the programs, in every mode (exit
 # status 0 = pass), from the build directory like the others.
@@ -149,6 +152,8 @@ BENCH_SCRIPTS = [
     ('bench-lua-profile', 'bench/lua/profile.py', []),
     ('bench-threads', 'bench/threads/run.py', []),
     ('bench-threads-quick', 'bench/threads/run.py', ['--quick']),
+    ('bench-runtime', 'bench/runtime/run.py', []),
+    ('bench-runtime-quick', 'bench/runtime/run.py', ['--quick']),
 ]
 
 # ---------------------------------------------------------------------------
@@ -549,12 +554,18 @@ if exists(CORE_SOURCES):
     core_objs = [compile_c(s) for s in CORE_SOURCES]
     core_lib = out('libhakmem.a')
     n.build(core_lib, 'ar', core_objs)
-    n.build(out('libhakmem.so'), 'solink', core_objs, variables={'soname': 'libhakmem.so'})
+    # -z nodelete: a dlclose must not unmap the code that thread exits and
+    # live blocks still need (the thread-exit destructor, the segments).
+    n.build(out('libhakmem.so'), 'solink', core_objs,
+            variables={'soname': 'libhakmem.so', 'extra_ldflags': '-Wl,-z,nodelete'})
     everything += [core_lib, out('libhakmem.so')]
     if exists(OVERRIDE_SOURCES):
         n.build(out('libhakmem-override.so'), 'solink',
                 [compile_c(s) for s in OVERRIDE_SOURCES] + core_objs,
-                variables={'soname': 'libhakmem-override.so'})
+                # -Bsymbolic: its calls stay on its own core even in a
+                # program that exports another (hklua, linked with -E)
+                variables={'soname': 'libhakmem-override.so',
+                           'extra_ldflags': '-Wl,-Bsymbolic -Wl,-z,nodelete'})
         everything.append(out('libhakmem-override.so'))
     else:
         skip('libhakmem-override.so', OVERRIDE_SOURCES)
@@ -567,13 +578,15 @@ glue_lib = None
 if core_lib and exists(GLUE_SOURCES):
     # The module links no liblua: the host provides Lua.  It carries its own
     # copy of the core; -Bsymbolic keeps its calls on that copy even in a
-    # host that exports another (hklua, a program linked with libhakmem).
+    # host that exports another (hklua, a program linked with libhakmem);
+    # -z nodelete keeps it mapped after lua_close dlcloses it (its blocks
+    # and its thread-exit destructor outlive the state).
     n.comment('The Lua glue and the Lua module.')
     glue_objs = [compile_c(s, extra_cflags=['$lua_cflags']) for s in GLUE_SOURCES]
     glue_lib = out('libhakmem_lua.a')
     n.build(glue_lib, 'ar', glue_objs)
     n.build(out('lua/hakmem.so'), 'solink', glue_objs + core_objs,
-            variables={'soname': 'hakmem.so', 'extra_ldflags': '-Wl,-Bsymbolic'})
+            variables={'soname': 'hakmem.so', 'extra_ldflags': '-Wl,-Bsymbolic -Wl,-z,nodelete'})
     everything += [glue_lib, out('lua/hakmem.so')]
     n.line()
 elif core_lib:
