@@ -73,6 +73,19 @@ def selected(name, only):
     return not only or any(o in name for o in only)
 
 
+def parse_threads(ap, text, default):
+    """--threads "1,2,4" as a sorted list of counts; default() when not given."""
+    if not text:
+        return default()
+    try:
+        counts = sorted({int(x) for x in text.split(',') if x.strip()})
+    except ValueError:
+        ap.error('--threads takes numbers separated by commas')
+    if not counts or min(counts) < 1:
+        ap.error('--threads: counts must be >= 1')
+    return counts
+
+
 def settle_runs(ap, args, default):
     """Fills in --runs where it was not given (3 with --quick, else
     `default`) and rejects a count below one."""

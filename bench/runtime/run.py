@@ -126,15 +126,7 @@ def parse_args():
     if args.runs is None and args.quick:
         args.runs = 2
     benchlib.settle_runs(ap, args, 5)
-    if args.threads:
-        try:
-            args.threads = sorted({int(x) for x in args.threads.split(',') if x.strip()})
-        except ValueError:
-            ap.error('--threads takes numbers separated by commas')
-        if not args.threads or min(args.threads) < 1:
-            ap.error('--threads: counts must be >= 1')
-    else:
-        args.threads = default_threads()
+    args.threads = benchlib.parse_threads(ap, args.threads, default_threads)
     return args
 
 

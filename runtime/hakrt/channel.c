@@ -218,6 +218,23 @@ static int chan_close_lua(lua_State *L) {
   return 0;
 }
 
+/* Channel lock held: waits in q (where it cannot yield, raises an error
+** instead, before it is queued), releases the lock, yields to the worker. */
+static int chan_block(lua_State *L, hakrt_chan *c, hakrt_waitq *q, int wait, uint64_t deadline,
+                      lua_KContext ctx, lua_KFunction k) {
+  hakrt_task *t = hakrt_task_of(L);
+  if (!lua_isyieldable(L)) {
+    pthread_mutex_unlock(&c->lock);
+    hakrt_task_check_yieldable(L);
+  }
+  waitq_push(c, q, t);
+  t->wait = wait;
+  t->wait_id = c->id;
+  t->deadline = deadline;
+  pthread_mutex_unlock(&c->lock);
+  return hakrt_task_yield(L, HAKRT_Y_BLOCK, ctx, k);
+}
+
 /* Stack: the channel, the values, the message's box on top. */
 static int send_try(lua_State *L, int status, lua_KContext ctx) {
   hakrt_chan *c = chan_check(L, 1);
@@ -238,16 +255,7 @@ static int send_try(lua_State *L, int status, lua_KContext ctx) {
     t->sent++;
     return 0;
   }
-  if (!lua_isyieldable(L)) {
-    pthread_mutex_unlock(&c->lock);
-    hakrt_task_check_yieldable(L);
-  }
-  waitq_push(c, &c->sendq, t);
-  t->wait = HAKRT_W_SEND;
-  t->wait_id = c->id;
-  t->deadline = 0;
-  pthread_mutex_unlock(&c->lock);
-  return hakrt_task_yield(L, HAKRT_Y_BLOCK, ctx, send_try);
+  return chan_block(L, c, &c->sendq, HAKRT_W_SEND, 0, ctx, send_try);
 }
 
 static int chan_send(lua_State *L) {
@@ -291,16 +299,7 @@ static int recv_try(lua_State *L, int status, lua_KContext ctx) {
     lua_pushstring(L, c->closed ? "closed" : "timeout");
     return 2;
   }
-  if (!lua_isyieldable(L)) {
-    pthread_mutex_unlock(&c->lock);
-    hakrt_task_check_yieldable(L);
-  }
-  waitq_push(c, &c->recvq, t);
-  t->wait = HAKRT_W_RECV;
-  t->wait_id = c->id;
-  t->deadline = deadline;
-  pthread_mutex_unlock(&c->lock);
-  return hakrt_task_yield(L, HAKRT_Y_BLOCK, ctx, recv_try);
+  return chan_block(L, c, &c->recvq, HAKRT_W_RECV, deadline, ctx, recv_try);
 }
 
 static int chan_recv(lua_State *L) {
