@@ -38,7 +38,6 @@
 
 #define HK_PROMPT "> "
 #define HK_PROMPT2 ">> "
-#define HK_MAXINPUT 512 /* longest line the REPL reads at once */
 #define HK_EOFMARK "<eof>"
 
 static const char *progname = "hklua";
@@ -478,20 +477,43 @@ static int incomplete(lua_State *L, int status) {
   return 0;
 }
 
+/*
+** One line of input, of any length, without its newline; 0 at the end of
+** input.  lua.c reads at most LUA_MAXINPUT - 1 (511) characters at once and
+** takes the rest for the next line; here the pieces are joined in a Lua
+** buffer (on the stack, so an error frees it).  A NUL byte drops the rest
+** of its piece, as it drops the rest of lua.c's buffer.
+*/
 static int push_line(lua_State *L, int firstline) {
-  char buf[HK_MAXINPUT];
+  luaL_Buffer b;
   size_t len;
-  const char *prompt = get_prompt(L, firstline);
+  bool got = false;
+  const char *line, *prompt = get_prompt(L, firstline);
   fputs(prompt, stdout);
   fflush(stdout);
   lua_pop(L, 1); /* the prompt */
-  if (fgets(buf, sizeof buf, stdin) == NULL) return 0;
-  len = strlen(buf);
-  if (len > 0 && buf[len - 1] == '\n') buf[--len] = '\0';
-  if (firstline && buf[0] == '=') /* 5.2 compatibility kept by 5.4.4 */
-    lua_pushfstring(L, "return %s", buf + 1);
-  else
-    lua_pushlstring(L, buf, len);
+  luaL_buffinit(L, &b);
+  for (;;) {
+    char *piece = luaL_prepbuffer(&b);
+    if (fgets(piece, LUAL_BUFFERSIZE, stdin) == NULL) break;
+    got = true;
+    len = strlen(piece);
+    luaL_addsize(&b, len);
+    if (len > 0 && piece[len - 1] == '\n') {
+      luaL_buffsub(&b, 1);
+      break;
+    }
+  }
+  luaL_pushresult(&b);
+  if (!got) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  line = lua_tolstring(L, -1, &len);
+  if (firstline && line[0] == '=') { /* 5.2 compatibility kept by 5.4.4 */
+    lua_pushfstring(L, "return %s", line + 1);
+    lua_remove(L, -2);
+  }
   return 1;
 }
 
@@ -656,6 +678,7 @@ static struct {
   hakl_account libc_acct;  /* the counted libc allocator's account */
   bool counted;            /* an account exists */
   bool reported;           /* the report was printed */
+  FILE *pauses_out;        /* --gc-pauses=FILE, opened before any Lua runs */
 } host;
 
 static const char *alloc_name(const options *o) {
@@ -725,39 +748,63 @@ static const hakl_account *current_account(void) {
   return host.opts->alloc == ALLOC_LIBC ? &host.libc_acct : &host.ctx->acct;
 }
 
+/*
+** Every report returns false when some of it could not be written, and the
+** exit status is then 1: a run whose figures are lost must not look good.
+** The script's own output is left as lua.c leaves it (print ignores errors).
+*/
+
+/* Whether stderr took everything written to it since the clearerr. */
+static bool stderr_written(void) {
+  return fflush(stderr) == 0 && !ferror(stderr);
+}
+
 /* The account part: printed before the state closes. */
-static void report_stats(void) {
+static bool report_stats(void) {
   const hakl_account *a = current_account();
-  if (host.opts->stats != STATS_NONE && a != NULL) print_stats(stderr, host.opts, a);
+  if (host.opts->stats == STATS_NONE || a == NULL) return true;
+  clearerr(stderr);
+  print_stats(stderr, host.opts, a);
+  return stderr_written();
 }
 
 /* The pause part: after the close, whose time it includes. */
-static void report_pauses(void) {
+static bool report_pauses(void) {
   hakrt_pauses p;
   const options *o = host.opts;
-  if (!o->pauses) return;
+  FILE *f = host.pauses_out;
+  bool ok;
+  if (!o->pauses) return true;
+  clearerr(stderr);
   if (!hakrt_gcpause_summary(&p))
     fprintf(stderr, "%s: out of memory: some pauses were counted but not kept\n", progname);
   hakrt_gcpause_print(stderr, &p, alloc_name(o), gc_name(o));
-  if (o->pauses_file != NULL) {
-    FILE *f = fopen(o->pauses_file, "w");
-    if (f == NULL) {
-      fprintf(stderr, "%s: cannot write %s: %s\n", progname, o->pauses_file, strerror(errno));
-      return;
-    }
+  ok = stderr_written();
+  if (f != NULL) {
+    host.pauses_out = NULL;
     hakrt_gcpause_write_json(f, &p, alloc_name(o), gc_name(o), o->durations);
-    fclose(f);
+    if (ferror(f) | (fclose(f) != 0)) { /* both: fclose also flushes */
+      fprintf(stderr, "%s: cannot write %s: %s\n", progname, o->pauses_file, strerror(errno));
+      ok = false;
+    }
   }
+  return ok;
 }
 
-/* os.exit ends the process without returning to main: report from here
-** (the close, if os.exit did one, is not timed). */
+/*
+** os.exit ends the process without returning to main: report from here
+** (the close, if os.exit did one, is not timed).  A handler cannot change
+** the status exit() was given except by ending the process itself: after
+** a failed report it flushes every stream and leaves with _exit(1).
+*/
 static void report_at_exit(void) {
+  bool ok;
   if (host.reported || host.opts == NULL) return;
   host.reported = true;
-  report_stats();
-  report_pauses();
-  fflush(stderr);
+  ok = report_stats();
+  ok = report_pauses() && ok;
+  fflush(NULL);
+  if (!ok) _exit(EXIT_FAILURE);
 }
 
 /* ------------------------------------------------------------------------
@@ -834,6 +881,7 @@ static bool threads_conflict(options *o, int argc, char **argv) {
 
 static int run_threads(const options *o, int argc, char **argv) {
   hklua_threads_opts t;
+  int status;
   memset(&t, 0, sizeof t);
   t.threads = (int)o->threads;
   t.tasks = o->tasks > 0 ? (int)o->tasks : 1;
@@ -844,8 +892,12 @@ static int run_threads(const options *o, int argc, char **argv) {
   t.generational = o->generational != 0;
   t.stats = o->stats == STATS_NONE ? 0 : (o->stats == STATS_TEXT ? 1 : 2);
   if (o->flags & HAS_V) print_version();
-  return hklua_threads_main(&t, progname, argv[o->script], argc - o->script - 1,
-                            (const char *const *)argv + o->script + 1);
+  clearerr(stderr);
+  status = hklua_threads_main(&t, progname, argv[o->script], argc - o->script - 1,
+                              (const char *const *)argv + o->script + 1);
+  /* --stats went to stderr: lost, it fails the run (see report_stats) */
+  if (t.stats != 0 && !stderr_written()) status = EXIT_FAILURE;
+  return status;
 }
 
 int main(int argc, char **argv) {
@@ -853,6 +905,7 @@ int main(int argc, char **argv) {
   run r;
   lua_State *L;
   int status, result;
+  bool reported;
   if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
   opts.generational = 1;
   opts.slice_ms = -1;
@@ -871,6 +924,11 @@ int main(int argc, char **argv) {
   }
   if (opts.threads > 0) return run_threads(&opts, argc, argv);
   host.opts = &opts;
+  /* Opened now: a file that cannot be written fails before the script runs. */
+  if (opts.pauses_file != NULL && (host.pauses_out = fopen(opts.pauses_file, "w")) == NULL) {
+    fprintf(stderr, "%s: cannot write %s: %s\n", progname, opts.pauses_file, strerror(errno));
+    return EXIT_FAILURE;
+  }
   if (opts.pauses) hakrt_gcpause_start();
   L = make_state(&opts);
   if (L == NULL) {
@@ -888,8 +946,8 @@ int main(int argc, char **argv) {
   result = lua_toboolean(L, -1);
   report(L, status);
   host.reported = true;
-  report_stats();
+  reported = report_stats();
   close_state(L, &opts);
-  report_pauses();
-  return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+  reported = report_pauses() && reported;
+  return (reported && result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -418,3 +418,83 @@ Test(hklua, gc_durations_list_every_step) {
   free(json);
   lt_result_free(&r);
 }
+
+/* Lines longer than lua.c's 511-character buffer are one line, not several. */
+Test(hklua, interactive_reads_long_lines_whole) {
+  static const size_t lens[] = {511, 512, 5000, 60000};
+  size_t i;
+  enter_corpus();
+  for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    size_t n = lens[i], k;
+    /* x = 'aaa...' then the length through the '=' form, itself long */
+    char *input = (char *)malloc(2 * n + 64), *p = input;
+    char want[32];
+    char *argv[] = {hklua, "-i", NULL};
+    lt_result r;
+    p += sprintf(p, "x = '");
+    for (k = 0; k < n; k++) *p++ = 'a';
+    p += sprintf(p, "'\n=");
+    for (k = 0; k < n; k++) *p++ = ' ';
+    sprintf(p, "#x\n");
+    cr_assert(lt_spawn(argv, input, NULL, &r));
+    snprintf(want, sizeof want, "> %zu\n", n);
+    cr_expect_eq(r.status, 0, "%zu: %s", n, r.err);
+    cr_expect_str_eq(r.err, "", "%zu characters", n);
+    cr_expect(strstr(r.out, want) != NULL, "%zu characters: %.300s", n, r.out);
+    lt_result_free(&r);
+    free(input);
+  }
+}
+
+/* `sh -c cmd` with hklua's path in $HK: stderr to /dev/full and the like. */
+static lt_result sh(const char *cmd) {
+  char env[PATH_MAX + 8];
+  char *envp[] = {env, NULL};
+  char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+  lt_result r;
+  snprintf(env, sizeof env, "HK=%s", hklua);
+  cr_assert(lt_spawn(argv, NULL, envp, &r));
+  return r;
+}
+
+/* Every report hklua writes: when it cannot be written, the status is 1
+** (and a file that cannot be opened stops the run before the script). */
+Test(hklua, a_report_that_cannot_be_written_fails_the_run) {
+  static const struct {
+    const char *cmd;
+    const char *out;  /* the script's stdout */
+    const char *err;  /* in stderr; NULL: not checked (stderr is /dev/full) */
+  } cases[] = {
+    {"$HK --gc-pauses=/nonexistent/dir/x -e \"print('ran')\"", "",
+     "cannot write /nonexistent/dir/x"},
+    {"$HK --gc-pauses=/dev/full -e \"print('ran')\"", "ran\n", "cannot write /dev/full"},
+    {"$HK --gc-pauses=/dev/full -e \"print('ran') os.exit(0)\"", "ran\n",
+     "cannot write /dev/full"},
+    {"$HK --gc-pauses=/dev/full -e \"print('ran') os.exit(0, true)\"", "ran\n",
+     "cannot write /dev/full"},
+    {"$HK --gc-pauses -e \"print('ran')\" 2>/dev/full", "ran\n", NULL},
+    {"$HK --stats -e \"print('ran')\" 2>/dev/full", "ran\n", NULL},
+    {"$HK --stats=json --alloc=libc -e \"print('ran')\" 2>/dev/full", "ran\n", NULL},
+    {"$HK --stats -e \"print('ran') os.exit(true)\" 2>/dev/full", "ran\n", NULL},
+    {"$HK --threads=1 --stats args.lua 2>/dev/full", NULL, NULL},
+  };
+  size_t i, fails = 0;
+  enter_corpus();
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lt_result r = sh(cases[i].cmd);
+    HKT_EXPECT(fails, r.status == 1, "%s: status %d\n%s", cases[i].cmd, r.status, r.err);
+    HKT_EXPECT(fails, cases[i].out == NULL || strcmp(r.out, cases[i].out) == 0,
+               "%s: stdout %s", cases[i].cmd, r.out);
+    HKT_EXPECT(fails, cases[i].err == NULL || strstr(r.err, cases[i].err) != NULL,
+               "%s: stderr %s", cases[i].cmd, r.err);
+    lt_result_free(&r);
+  }
+  /* the same runs succeed where the reports can be written */
+  {
+    lt_result r = sh("$HK --gc-pauses=/dev/null --stats -e \"print('ran') os.exit(0)\" "
+                     "&& $HK --threads=1 --stats args.lua >/dev/null 2>&1");
+    HKT_EXPECT(fails, r.status == 0, "status %d\n%s", r.status, r.err);
+    lt_result_free(&r);
+  }
+  HKT_EXPECT_NONE(fails, "reports that cannot be written");
+}
