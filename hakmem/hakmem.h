@@ -97,6 +97,23 @@ HAK_API void hak_collect(bool force);
 ** runs by itself at thread exit).  Its live blocks stay valid. */
 HAK_API void hak_thread_done(void);
 
+/* Batched remote frees.  Between begin and end, the calling thread's frees
+** of blocks owned by other threads' pages are held and grouped by page;
+** each page's group then goes back with one atomic push instead of one per
+** block (closing a Lua state that ran on other threads frees thousands of
+** blocks of a few hundred pages).  Calls nest; the outermost end pushes
+** everything held.  Held blocks stay counted as live, so their pages stay
+** valid; frees of the thread's own blocks are never held. */
+HAK_API void hak_remote_batch_begin(void);
+HAK_API void hak_remote_batch_end(void);
+
+/* What the calling thread did so far (cumulative, this thread only). */
+typedef struct hak_thread_counters_s {
+  uint64_t remote_frees;   /* frees of blocks owned by other threads' pages */
+  uint64_t remote_pushes;  /* atomic pushes they took (fewer when batched) */
+} hak_thread_counters_t;
+HAK_API void hak_thread_counters(hak_thread_counters_t *out);
+
 /* -------------------------------------------------------------------------
 ** Statistics.  The OS-level figures are exact counters.  `in_use` is
 ** counted in whole blocks (so with class rounding) by walking every live

@@ -123,7 +123,10 @@ void page_queue_push_back(page_queue_t *q, hak_page_t *page);
 void page_queue_remove(page_queue_t *q, hak_page_t *page);
 /* Owner side of the notify protocol (see types.h, notify_state_t). */
 void page_set_notify(hak_page_t *page, notify_state_t state);
+/* A free into another thread's page (held when a remote batch is open). */
 void page_push_remote(hak_page_t *page, hak_block_t *block);
+/* Pushes the chain first..last (linked through next) with one CAS. */
+void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last);
 /* Pushes a page on heap->notified, for the heap's next drain. */
 void page_notify(hak_heap_t *heap, hak_page_t *page);
 bool page_contains_free(hak_page_t *page, hak_block_t *block);
@@ -146,6 +149,12 @@ void heap_release_struct(hak_heap_t *heap);
 bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg);
 /* Moves every page out of `from` into `to` (same thread). */
 void heap_absorb(hak_heap_t *to, hak_heap_t *from);
+
+/* ---- remote.c: batched remote frees ------------------------------------ */
+extern __thread unsigned remote_batch_depth tls_initial_exec; /* > 0: a batch is open */
+void remote_batch_add(hak_page_t *page, hak_block_t *block);
+void remote_count_free(void);
+void remote_count_push(void);
 
 /* ---- thread.c ----------------------------------------------------------- */
 extern __thread hak_heap_t *thread_heap tls_initial_exec;

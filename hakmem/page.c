@@ -159,15 +159,30 @@ void page_notify(hak_heap_t *heap, hak_page_t *page) {
 }
 
 /*
-** A free from a thread that does not own the page.  The block goes on
-** thread_free.  If the page is full (NOTIFY_WANTED) its owner is not
-** looking at it, so the first remote freer also pushes the page on the
-** owner heap's `notified` stack: the owner finds it there on its next slow
-** path, without scanning its full pages.  BUSY keeps the heap alive while
-** we push (abandoning or deleting a heap waits for BUSY to clear).
+** A free from a thread that does not own the page.  While the thread has
+** a remote batch open (remote.c) the block is held there and pushed later
+** with its page's other blocks.
 */
 void page_push_remote(hak_page_t *page, hak_block_t *block) {
+  remote_count_free();
+  if (remote_batch_depth != 0) {
+    remote_batch_add(page, block);
+    return;
+  }
+  page_push_remote_list(page, block, block);
+}
+
+/*
+** Pushes the chain first..last on thread_free.  If the page is full
+** (NOTIFY_WANTED) its owner is not looking at it, so the first remote
+** freer also pushes the page on the owner heap's `notified` stack: the
+** owner finds it there on its next slow path, without scanning its full
+** pages.  BUSY keeps the heap alive while we push (abandoning or deleting
+** a heap waits for BUSY to clear).
+*/
+void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last) {
   uintptr_t tf, state;
+  remote_count_push();
   for (;;) {
     tf = atomic_load_relaxed(&page->thread_free);
     state = tf & NOTIFY_MASK;
@@ -175,9 +190,9 @@ void page_push_remote(hak_page_t *page, hak_block_t *block) {
       sched_yield();
       continue;
     }
-    block->next = (hak_block_t *)(tf & ~NOTIFY_MASK);
+    last->next = (hak_block_t *)(tf & ~NOTIFY_MASK);
     uintptr_t next_state = state == NOTIFY_WANTED ? NOTIFY_BUSY : state;
-    if (atomic_cas_full(&page->thread_free, tf, (uintptr_t)block | next_state)) break;
+    if (atomic_cas_full(&page->thread_free, tf, (uintptr_t)first | next_state)) break;
   }
   if (state != NOTIFY_WANTED) return;
   page_notify(page->heap, page);

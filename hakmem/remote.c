@@ -1,0 +1,95 @@
+/*
+** remote.c -- batched remote frees.
+**
+** A thread that frees many blocks of other threads' pages at once (the
+** runtime's collector closing a Lua state that ran on the workers) would
+** pay one CAS on a contended line per block.  Between
+** hak_remote_batch_begin and hak_remote_batch_end, page_push_remote hands
+** such blocks here instead: they are chained per page in a small
+** direct-mapped table, and each chain goes onto its page's thread_free
+** with one CAS (page_push_remote_list) when its slot is needed by another
+** page or the batch ends.  A close frees in the order Lua's lists hold the
+** objects, roughly their allocation order, so neighbours share pages and
+** the chains are long.
+**
+** A held block is still counted in its page's `used`, so the page (and
+** its segment) cannot go away before the block is pushed.
+*/
+#include <string.h>
+
+#include "internal.h"
+
+#define BATCH_SLOTS 64 /* a power of two */
+
+/* One page's held blocks: first..last chained through next. */
+typedef struct batch_slot_s {
+  hak_page_t *page;  /* NULL: the slot is empty */
+  hak_block_t *first, *last;
+} batch_slot_t;
+
+/* The table is a block of the thread's own heap, made by the outermost
+** begin and freed by its end: static TLS stays a few words (a module
+** loaded with dlopen gets little of it). */
+__thread unsigned remote_batch_depth tls_initial_exec;
+static __thread batch_slot_t *batch tls_initial_exec;
+static __thread uint64_t count_frees tls_initial_exec, count_pushes tls_initial_exec;
+
+static unsigned batch_slot_of(const hak_page_t *page) {
+  /* descriptors are 128 bytes apart; Fibonacci hashing spreads neighbours */
+  uint64_t h = ((uint64_t)(uintptr_t)page >> 7) * UINT64_C(0x9E3779B97F4A7C15);
+  return (unsigned)(h >> 58) & (BATCH_SLOTS - 1);
+}
+
+static void batch_flush_slot(batch_slot_t *s) {
+  if (s->page == NULL) return;
+  page_push_remote_list(s->page, s->first, s->last);
+  s->page = NULL;
+}
+
+void remote_count_free(void) { count_frees++; }
+void remote_count_push(void) { count_pushes++; }
+
+/* page_push_remote while a batch is open.  Without a table (its
+** allocation failed) the block is pushed at once: slower, never lost. */
+void remote_batch_add(hak_page_t *page, hak_block_t *block) {
+  batch_slot_t *s;
+  if (batch == NULL) {
+    page_push_remote_list(page, block, block);
+    return;
+  }
+  s = &batch[batch_slot_of(page)];
+  if (s->page == page) { /* prepend: the chain's last block stays last */
+    block->next = s->first;
+    s->first = block;
+    return;
+  }
+  batch_flush_slot(s);
+  block->next = NULL;
+  s->page = page;
+  s->first = s->last = block;
+}
+
+void hak_remote_batch_begin(void) {
+  if (remote_batch_depth++ > 0) return;
+  /* Allocated before the depth is visible to this thread's own frees;
+  ** a failure leaves batch NULL and every block is pushed at once. */
+  remote_batch_depth = 0;
+  batch = (batch_slot_t *)hak_malloc(BATCH_SLOTS * sizeof *batch);
+  if (batch != NULL) memset(batch, 0, BATCH_SLOTS * sizeof *batch);
+  remote_batch_depth = 1;
+}
+
+void hak_remote_batch_end(void) {
+  batch_slot_t *t = batch;
+  if (remote_batch_depth == 0 || --remote_batch_depth > 0) return;
+  if (t == NULL) return;
+  for (unsigned i = 0; i < BATCH_SLOTS; i++) batch_flush_slot(&t[i]);
+  batch = NULL;
+  hak_free(t); /* the thread's own block: a local free, never held */
+}
+
+void hak_thread_counters(hak_thread_counters_t *out) {
+  memset(out, 0, sizeof *out);
+  out->remote_frees = count_frees;
+  out->remote_pushes = count_pushes;
+}
