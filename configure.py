@@ -56,6 +56,8 @@ RUNTIME_SOURCES = [
     'runtime/hakrt/runtime.c',
     'runtime/hakrt/sched.c',
     'runtime/hakrt/task.c',
+    'runtime/hakrt/collector.c',
+    'runtime/hakrt/figures.c',
     'runtime/hakrt/preempt.c',
     'runtime/hakrt/channel.c',
     'runtime/hakrt/message.c',

@@ -41,6 +41,12 @@ static series steps, fulls;
 static uint64_t close_ns;
 static bool close_timed;
 
+/* The runtime's per-thread GC clock (hakrt_gcpause_thread_ns): on once
+** hakrt_gcpause_thread_clock is called, before any other thread starts. */
+static bool thread_clock;
+static _Thread_local uint64_t thread_gc_ns;
+static _Thread_local int thread_depth;
+
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -74,8 +80,30 @@ static void series_push(series *s, uint64_t d) {
 ** Lua stops it internally.  Nested calls (a finalizer run by this step
 ** that triggers an emergency collection) are part of this pause.
 */
+/* The runtime's clock: the outermost collector call of this thread. */
+static void timed_thread(lua_State *L, int isemergency, bool full) {
+  uint64_t t0 = now_ns();
+  thread_depth++;
+  if (full) __real_luaC_fullgc(L, isemergency);
+  else __real_luaC_step(L);
+  thread_depth--;
+  if (thread_depth == 0) thread_gc_ns += now_ns() - t0;
+}
+
+void hakrt_gcpause_thread_clock(void) {
+  thread_clock = true;
+}
+
+uint64_t hakrt_gcpause_thread_ns(void) {
+  return thread_gc_ns;
+}
+
 void __wrap_luaC_step(lua_State *L) {
   uint64_t t0;
+  if (thread_clock) {
+    timed_thread(L, 0, false);
+    return;
+  }
   if (!recording || depth > 0 || lua_gc(L, LUA_GCISRUNNING) != 1) {
     __real_luaC_step(L);
     return;
@@ -89,6 +117,10 @@ void __wrap_luaC_step(lua_State *L) {
 
 void __wrap_luaC_fullgc(lua_State *L, int isemergency) {
   uint64_t t0;
+  if (thread_clock) {
+    timed_thread(L, isemergency, true);
+    return;
+  }
   if (!recording || depth > 0) {
     __real_luaC_fullgc(L, isemergency);
     return;

@@ -42,6 +42,13 @@ void hakrt_gcpause_start(void);
 void hakrt_gcpause_close_begin(void);
 void hakrt_gcpause_close_end(void);
 
+/* The runtime's clock instead of the recording: from now on each thread
+** counts the time of its own collector calls (call it before starting any
+** thread; the recording above stays off). */
+void hakrt_gcpause_thread_clock(void);
+/* Nanoseconds the calling thread has spent in Lua's collector so far. */
+uint64_t hakrt_gcpause_thread_ns(void);
+
 /* Fills *out from what was recorded; returns false when out of memory for
 ** sorting (then only counts, totals and maxima are filled). */
 bool hakrt_gcpause_summary(hakrt_pauses *out);

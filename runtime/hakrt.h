@@ -65,6 +65,24 @@ typedef struct hakrt_config {
                              as lua5.4) */
   bool host_posts;        /* the host may hakrt_post while in hakrt_wait:
                              a task waiting on its inbox is not a deadlock */
+  bool collector;         /* a collector thread closes finished tasks'
+                             states, runs parked tasks' GC and asks the
+                             workers to return memory (default true) */
+  bool idle_gc;           /* the collector collects parked tasks with GC
+                             work pending (default true; needs collector) */
+  bool batch_frees;       /* the collector's remote frees go back one CAS
+                             per page, not per block (default true) */
+  double soft_limit;      /* a task whose account reaches this fraction of
+                             its limit gets a full collection at its next
+                             park or yield (default 0.9; 0 = off) */
+  unsigned watchdog_ms;   /* report (id, traceback) a task that runs this
+                             long without blocking or yielding; 0 = off */
+  unsigned time_limit_ms; /* stop such a task with the error "time limit
+                             exceeded"; 0 = off */
+  uint64_t (*gc_clock)(void); /* nanoseconds the calling thread has spent
+                             in Lua's collector so far, or NULL: then the
+                             GC time on workers is not reported (hklua
+                             passes its luaC_step wrappers' clock) */
   FILE *out;              /* print and io.write of tasks (default stdout) */
   FILE *err;              /* task errors and reports (default stderr) */
 } hakrt_config;

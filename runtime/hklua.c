@@ -70,6 +70,7 @@ typedef struct options {
   long slice_ms;          /* -1 = not given */
   bool private_heaps;
   bool mem_limit_given;
+  hklua_collector_opts col; /* --collector, --idle-gc, ... (with --threads) */
 } options;
 
 static void print_usage(const options *o, char **argv) {
@@ -103,8 +104,9 @@ static void print_usage(const options *o, char **argv) {
           "  --tasks=N              with --threads: run N copies; exit 1 if any failed\n"
           "  --task-mem-limit=SIZE  with --threads: a memory limit per task\n"
           "  --slice=MS             with --threads: time slice of a task (default 10)\n"
-          "  --private-heaps        with --threads: a hakmem heap per task\n",
-          progname);
+          "  --private-heaps        with --threads: a hakmem heap per task\n"
+          "%s",
+          progname, HKLUA_COLLECTOR_USAGE);
   fflush(stderr);
 }
 
@@ -210,6 +212,12 @@ static int collect_long(options *o, char **argv, int i) {
     o->pauses_file = v;
   } else if (strcmp(arg, "--gc-durations") == 0) {
     o->durations = true;
+  } else if (hklua_collector_option(&o->col, arg, why_buf, sizeof why_buf) != 0) {
+    if (o->col.bad) {
+      o->why = why_buf;
+      o->bad = i;
+      return HAS_ERROR;
+    }
   } else {
     o->bad = i;
     return HAS_ERROR;
@@ -863,6 +871,9 @@ static bool threads_conflict(options *o, int argc, char **argv) {
   if (o->threads == 0) {
     if (o->tasks != 0 || o->task_mem_limit != 0 || o->slice_ms >= 0 || o->private_heaps)
       o->why = "--tasks, --task-mem-limit, --slice and --private-heaps need --threads";
+    else if (o->col.given)
+      o->why = "--collector, --idle-gc, --batch-frees, --soft-limit, --watchdog and "
+               "--time-limit need --threads";
   } else if (o->flags & (HAS_E | HAS_I)) {
     o->why = "--threads runs a script file: -e and -i are not supported with it";
   } else if (o->script >= argc || strcmp(argv[o->script], "-") == 0) {
@@ -889,6 +900,7 @@ static int run_threads(const options *o, int argc, char **argv) {
   t.slice_ms = o->slice_ms;
   t.libc = (o->alloc == ALLOC_LIBC);
   t.private_heaps = o->private_heaps;
+  t.col = o->col;
   t.generational = o->generational != 0;
   t.stats = o->stats == STATS_NONE ? 0 : (o->stats == STATS_TEXT ? 1 : 2);
   if (o->flags & HAS_V) print_version();
@@ -909,6 +921,7 @@ int main(int argc, char **argv) {
   if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
   opts.generational = 1;
   opts.slice_ms = -1;
+  hklua_collector_opts_init(&opts.col);
   if (argc < 1 || collect_args(argc, argv, &opts) == HAS_ERROR) {
     print_usage(&opts, argv);
     return EXIT_FAILURE;

@@ -7,6 +7,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The collector thread's options (hakrt_config): defaults from
+** hklua_collector_opts_init; `given` once any was on the command line. */
+typedef struct hklua_collector_opts {
+  bool collector, idle_gc, batch_frees;
+  double soft_limit;
+  unsigned watchdog_ms, time_limit_ms;
+  bool given;
+  bool bad;               /* the last option matched but its value was bad */
+} hklua_collector_opts;
+
+#define HKLUA_COLLECTOR_USAGE \
+  "  --collector=on|off     with --threads: close states and run parked tasks'\n" \
+  "                         GC on a collector thread (default on)\n" \
+  "  --idle-gc=on|off       with --threads: the collector's GC of parked tasks\n" \
+  "  --batch-frees=on|off   with --threads: the collector's remote frees per page\n" \
+  "  --soft-limit=F         with --threads: full GC at F of a task's limit (0.9; 0 = off)\n" \
+  "  --watchdog=MS          with --threads: report a task running MS without yielding\n" \
+  "  --time-limit=MS        with --threads: stop such a task (time limit exceeded)\n"
+
+void hklua_collector_opts_init(hklua_collector_opts *c);
+/* 1 when arg is one of the collector's options (c->bad, with why filled,
+** when its value is bad), else 0. */
+int hklua_collector_option(hklua_collector_opts *c, const char *arg, char *why, size_t whylen);
+
 typedef struct hklua_threads_opts {
   int threads;            /* workers (>= 1) */
   int tasks;              /* copies of the script (>= 1) */
@@ -14,6 +38,7 @@ typedef struct hklua_threads_opts {
   long slice_ms;          /* -1: the runtime's default */
   bool libc;              /* --alloc=libc */
   bool private_heaps;     /* --private-heaps */
+  hklua_collector_opts col;
   bool generational;
   int stats;              /* 0: none, 1: text, 2: json (both: JSON on stderr) */
 } hklua_threads_opts;

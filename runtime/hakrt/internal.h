@@ -152,6 +152,9 @@ enum hakrt_task_state {
   HAKRT_RUNNABLE,  /* in the run queue */
   HAKRT_RUNNING,   /* a worker runs it */
   HAKRT_PARKED,    /* blocked; a wake makes it RUNNABLE */
+  HAKRT_COLLECTING, /* parked, and the collector runs its GC: a wake sets
+                      `woken` and the collector requeues it after the
+                      current step */
   HAKRT_DONE
 };
 
@@ -167,6 +170,15 @@ enum hakrt_yield {
 enum hakrt_wait {
   HAKRT_W_NONE, HAKRT_W_RECV, HAKRT_W_SEND, HAKRT_W_JOIN, HAKRT_W_SLEEP
 };
+
+/* What the collector's work and Lua's GC cost, per task and in total. */
+typedef struct hakrt_gc_figures {
+  uint64_t worker_gc_ns;     /* in Lua's collector on workers (cfg.gc_clock) */
+  uint64_t collector_gc_ns;  /* idle and soft collections on the collector */
+  uint64_t idle_gcs;         /* collections the collector ran for it */
+  uint64_t soft_gcs;         /* full collections its soft limit asked for */
+  uint64_t close_ns;         /* closing its state */
+} hakrt_gc_figures;
 
 /*
 ** A task.  Fields under "sched" are guarded by rt->lock; "own" fields are
@@ -200,6 +212,15 @@ struct hakrt_task {
   hakl_account snap;       /* the account as of its last yield */
   uint64_t run_ns, sent, received, resumes; /* as of its last yield */
   int last_worker;         /* -1 before it first ran */
+  bool gc_queued;          /* in the collector's GC queue (one reference) */
+  bool want_gc;            /* set at its last slice's end: it asks the
+                              collector for a collection when it parks */
+  bool gc_full;            /* what it asks the collector for: a full collection */
+  bool soft_req;           /* ... because of its soft limit */
+  hakrt_task *gnext;       /* collector's GC queue */
+  hakrt_task *cnext;       /* collector's close queue (DONE, one reference) */
+  bool closed_by_collector;
+  hakrt_gc_figures gc;     /* as of its last yield, GC or close */
   /* chan */
   hakrt_task *wprev, *wnext;
   hakrt_chan *wq_chan;     /* the channel whose queue holds it, or NULL */
@@ -209,8 +230,18 @@ struct hakrt_task {
   int yield;               /* HAKRT_Y_* of the last yield to the worker */
   bool preempt_req;        /* the slice ran out: yield at a safe point */
   uint64_t slice_end;      /* hook preemption: ns */
+  uint64_t resume_ns;      /* when the current slice began */
   hakrt_worker *worker;    /* running it now */
   uint64_t o_run_ns, o_sent, o_received, o_resumes; /* published to the sched copies */
+  hakrt_gc_figures o_gc;   /* own while it runs; the collector's while it
+                              holds it (COLLECTING, or closing) */
+  uint64_t gc_mark;        /* allocated bytes when its GC last ran outside
+                              its own pacing (idle or soft) */
+  size_t gc_base;          /* in_use after its last full collection */
+  uint64_t streak_ns;      /* run time since it last blocked or yielded */
+  AO_t collect_stop;       /* a wake arrived while COLLECTING: stop soon */
+  int watch;               /* HAKRT_WATCH_* asked of the hook */
+  bool watch_reported;     /* this streak was reported */
   hakl_account o_final;    /* the account after the close (ctx is gone then) */
   bool closed;
   hakrt_msg *start;        /* the code and arguments, until it starts */
@@ -224,6 +255,7 @@ struct hakrt_task {
 };
 
 enum { HAKRT_START_FILE, HAKRT_START_SOURCE, HAKRT_START_FUNCTION };
+enum { HAKRT_WATCH_NONE, HAKRT_WATCH_REPORT, HAKRT_WATCH_STOP };
 
 /* The task running on this thread's L (any coroutine of a task's state);
 ** raises a Lua error outside a task. */
@@ -250,6 +282,11 @@ void hakrt_task_cancel_wait(hakrt_task *t);
 void hakrt_task_publish_locked(hakrt_task *t);
 /* At hakrt_free: closes the state of a task that never finished. */
 void hakrt_task_discard(hakrt_task *t);
+/* Closes a finished task's state (finalizers, every block) on the calling
+** thread, which owns its private heap if it has one. */
+void hakrt_task_close_state(hakrt_task *t);
+/* Allocated bytes of the task's account so far (cumulative). */
+uint64_t hakrt_task_allocated(const hakrt_task *t);
 /* Takes n bytes into / out of the account of the task of L (buffers). */
 bool hakrt_task_charge(hakrt_task *t, size_t n, bool enforce_limit);
 void hakrt_task_uncharge(hakrt_task *t, size_t n);
@@ -277,11 +314,39 @@ struct hakrt_worker {
   AO_t cur_co;          /* lua_State * executing now, or 0 */
   AO_t slice_start;     /* ns when the running task was resumed; 0 = none */
   AO_t kicked;          /* slice_start value already signalled */
+  AO_t kick_preempt;    /* the signal asks for a preemption */
+  AO_t kick_watch;      /* ... for HAKRT_WATCH_REPORT or _STOP */
+  AO_t watch_sent, stop_sent; /* the streak (by its start) already told */
   hakrt_task *task;     /* running now (own) */
   /* sched */
   uint64_t resumes, migrations, finished, busy_ns;
-  hak_stats_t heap_snap; /* unused fields stay 0 */
+  uint64_t closed, close_ns;      /* states it closed (collector off) */
+  uint64_t maintenance;           /* times it returned memory when asked */
+  hak_thread_counters_t remote;   /* its hakmem counters, as of its last task */
+  AO_t maint_req;       /* the collector asks it to return memory */
+  AO_t streak_base;     /* the running task's streak_ns at its resume */
 };
+
+/*
+** The collector thread (collector.c).  Its queues and figures are "sched"
+** (rt->lock).  Invariants: every task in closeq is DONE and holds one
+** reference for it; pending counts closeq plus the close in progress;
+** every task in gcq has gc_queued set and holds one reference.
+*/
+typedef struct hakrt_collector {
+  pthread_t thread;
+  bool started;
+  pthread_cond_t wake;      /* work queued, or stop */
+  hakrt_task *closeq, *closeq_tail;
+  hakrt_task *gcq, *gcq_tail;
+  size_t pending;
+  bool stop;
+  uint64_t closed, close_ns, idle_gcs, soft_gcs, gc_ns, gc_interrupted;
+  uint64_t maintenance;     /* rounds of asking the workers */
+  hak_thread_counters_t remote; /* the collector thread's hakmem counters */
+  uint64_t activity;        /* closes and collections since the last round */
+  uint64_t quiet_rounds;    /* rounds since the last activity */
+} hakrt_collector;
 
 /*
 ** The runtime.  "sched" fields are guarded by lock.  Invariants:
@@ -314,6 +379,9 @@ struct hakrt {
   AO_t monitor_stop;
   pthread_mutex_t out_lock;
   uint64_t started_ns;
+  hakrt_collector col;
+  hakrt_gc_figures done_gc; /* the figures of finished tasks (sched) */
+  uint64_t watchdog_reports, time_limit_stops; /* sched */
 };
 
 uint64_t hakrt_now_ns(void);
@@ -326,19 +394,44 @@ void hakrt_sched_wake_locked(hakrt_task *t);
 /* After the task's coroutine yielded with HAKRT_Y_BLOCK: parks it (with
 ** its deadline as a timer) unless it was woken meanwhile. */
 void hakrt_sched_park(hakrt_task *t);
+/* Makes t RUNNABLE and puts it in the run queue (lock held). */
+void hakrt_sched_push_locked(hakrt_task *t);
 /* Requeues a task that yielded or was preempted. */
 void hakrt_sched_requeue(hakrt_task *t);
-/* A task finished: DONE, joiners woken, counts updated. */
-void hakrt_sched_done(hakrt_task *t);
+/* A task finished: DONE, joiners woken, counts updated; with the
+** collector on, its state is handed to the collector for closing. */
+void hakrt_sched_done(hakrt_task *t, bool to_collector);
 int hakrt_sched_start(hakrt *rt);
 void hakrt_sched_stop(hakrt *rt);
 /* Writes what every parked task waits on (sched lock held). */
 void hakrt_sched_report_locked(hakrt *rt, FILE *f);
 
 /* -------------------------------------------------------------------------
+** The collector thread (collector.c).
+** ---------------------------------------------------------------------- */
+
+int hakrt_collector_start(hakrt *rt);
+/* Closes what is queued, then stops (after the workers have stopped). */
+void hakrt_collector_stop(hakrt *rt);
+/* rt->lock held: queue a DONE task's state for closing. */
+void hakrt_collector_close_locked(hakrt_task *t);
+/* rt->lock held, t just PARKED: queue its GC if it asked (t->gc_*). */
+void hakrt_collector_offer_locked(hakrt_task *t);
+/* On a worker, after a slice: decides what GC the task asks for, and runs
+** a soft-limit collection there when the collector cannot. */
+void hakrt_collector_after_slice(hakrt_task *t, bool parking);
+/* A worker between tasks: returns memory if the collector asked. */
+void hakrt_collector_worker_maintain(hakrt_worker *w, bool idle);
+/* Adds t's figures to *sum. */
+void hakrt_gc_figures_add(hakrt_gc_figures *sum, const hakrt_gc_figures *t);
+
+/* -------------------------------------------------------------------------
 ** Preemption and coroutines (preempt.c).
 ** ---------------------------------------------------------------------- */
 
+/* A monitor thread is needed: signal preemption, or a watchdog without
+** an always-armed hook. */
+bool hakrt_preempt_monitor_needed(const hakrt *rt);
 /* Installs the signal handler once per process; 0 or errno. */
 int hakrt_preempt_init(hakrt *rt);
 /* Around each resume of a task by worker w. */
@@ -364,6 +457,8 @@ void hakrt_output_error(hakrt *rt, const char *text);
 ** ---------------------------------------------------------------------- */
 
 void hakrt_lib_preload(lua_State *L);
+/* Pushes rt.stats()'s table (figures.c). */
+int hakrt_figures_push(lua_State *L, hakrt *rt);
 /* The runtime's own blocks: hakmem's heap of the calling thread, or libc. */
 void *hakrt_mem_alloc(hakrt *rt, size_t n);
 void *hakrt_mem_realloc(hakrt *rt, void *p, size_t n);

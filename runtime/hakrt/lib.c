@@ -252,71 +252,15 @@ static int rt_inbox(lua_State *L) {
   return 1;
 }
 
-static void set_int(lua_State *L, const char *k, uint64_t v) {
-  lua_pushinteger(L, (lua_Integer)v);
-  lua_setfield(L, -2, k);
-}
-
-static void push_task_stats(lua_State *L, const hakrt_task *t) {
-  lua_createtable(L, 0, 10);
-  set_int(L, "id", t->id);
-  set_int(L, "in_use", t->snap.in_use);
-  set_int(L, "peak", t->snap.peak);
-  set_int(L, "limit", t->snap.limit);
-  lua_pushnumber(L, (double)t->run_ns / 1e6);
-  lua_setfield(L, -2, "run_ms");
-  set_int(L, "sent", t->sent);
-  set_int(L, "received", t->received);
-  set_int(L, "resumes", t->resumes);
-  set_int(L, "worker", (uint64_t)(t->last_worker + 1));
-}
-
+/* rt.stats(): figures.c; its own account first, before this call
+** allocates anything. */
 static int rt_stats(lua_State *L) {
   hakrt_task *self = hakrt_task_of(L);
   hakrt *rt = self->rt;
-  hakrt_task *t;
-  int i;
-  /* Its own account first, before this call allocates anything. */
   pthread_mutex_lock(&rt->lock);
   hakrt_task_publish_locked(self);
   pthread_mutex_unlock(&rt->lock);
-  lua_createtable(L, 0, 8);
-  pthread_mutex_lock(&rt->lock);
-  set_int(L, "spawned", rt->spawned);
-  set_int(L, "finished", rt->finished);
-  set_int(L, "failed", rt->failed);
-  set_int(L, "live", rt->nlive);
-  lua_createtable(L, rt->nworkers, 0);
-  for (i = 0; i < rt->nworkers; i++) {
-    const hakrt_worker *w = &rt->workers[i];
-    lua_createtable(L, 0, 4);
-    set_int(L, "resumes", w->resumes);
-    set_int(L, "migrations", w->migrations);
-    set_int(L, "finished", w->finished);
-    lua_pushnumber(L, (double)w->busy_ns / 1e6);
-    lua_setfield(L, -2, "busy_ms");
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "workers");
-  lua_createtable(L, (int)rt->nlive, 0);
-  for (i = 1, t = rt->live; t != NULL; t = t->lnext, i++) {
-    push_task_stats(L, t);
-    lua_rawseti(L, -2, i);
-  }
-  lua_setfield(L, -2, "tasks");
-  pthread_mutex_unlock(&rt->lock);
-  if (!rt->cfg.libc) {
-    hak_stats_t h;
-    hak_stats_counters(&h);
-    lua_createtable(L, 0, 6);
-    set_int(L, "committed", h.committed);
-    set_int(L, "committed_peak", h.committed_peak);
-    set_int(L, "mapped", h.mapped);
-    set_int(L, "purged", h.purged);
-    set_int(L, "threads", h.threads);
-    lua_setfield(L, -2, "hakmem");
-  }
-  return 1;
+  return hakrt_figures_push(L, rt);
 }
 
 static int rt_open(lua_State *L) {

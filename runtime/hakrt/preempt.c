@@ -39,12 +39,74 @@ static bool someone_waits(hakrt *rt, uint64_t now) {
   return AO_load(&rt->qlen) != 0 || (next != 0 && next <= now);
 }
 
+static void preempt_hook(lua_State *L, lua_Debug *ar);
+
+/* The running task's time since it last blocked or yielded. */
+static uint64_t streak_now(const hakrt_task *t, uint64_t now) {
+  return t->streak_ns + (now - t->resume_ns);
+}
+
+/*
+** The watchdog, in the hook on the task's own thread.  A report writes
+** the task's traceback once per streak; a stop raises "time limit
+** exceeded" and stays armed (a count hook of 1), so a pcall that catches
+** the error meets it again at its next instruction: the error unwinds the
+** whole task.
+*/
+static void watch_fire(lua_State *L, hakrt_task *t) {
+  hakrt *rt = t->rt;
+  if (t->watch == HAKRT_WATCH_STOP) {
+    if (!t->watch_reported) {
+      t->watch_reported = true;
+      pthread_mutex_lock(&rt->lock);
+      rt->time_limit_stops++;
+      pthread_mutex_unlock(&rt->lock);
+    }
+    lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1);
+    lua_pushliteral(L, "time limit exceeded");
+    lua_error(L);
+  }
+  t->watch = HAKRT_WATCH_NONE;
+  if (t->watch_reported) return;
+  t->watch_reported = true;
+  lua_pushfstring(L, "hakrt: watchdog: task %I has run %I ms without blocking or yielding",
+                  (lua_Integer)t->id,
+                  (lua_Integer)(streak_now(t, hakrt_now_ns()) / 1000000u));
+  luaL_traceback(L, L, lua_tostring(L, -1), 0);
+  lua_pushliteral(L, "\n");
+  lua_concat(L, 2);
+  hakrt_output_error(rt, lua_tostring(L, -1));
+  lua_pop(L, 2);
+  pthread_mutex_lock(&rt->lock);
+  rt->watchdog_reports++;
+  pthread_mutex_unlock(&rt->lock);
+}
+
+/* Hook mode: the watchdog's clock, read where the hook reads the slice's. */
+static void watch_check(hakrt_task *t, uint64_t now) {
+  hakrt *rt = t->rt;
+  uint64_t streak = streak_now(t, now);
+  if (rt->cfg.time_limit_ms != 0 && streak >= (uint64_t)rt->cfg.time_limit_ms * 1000000u)
+    t->watch = HAKRT_WATCH_STOP;
+  else if (rt->cfg.watchdog_ms != 0 && !t->watch_reported &&
+           streak >= (uint64_t)rt->cfg.watchdog_ms * 1000000u)
+    t->watch = HAKRT_WATCH_REPORT;
+}
+
 static void preempt_hook(lua_State *L, lua_Debug *ar) {
   hakrt_task *t = *(hakrt_task **)lua_getextraspace(L);
   hakrt *rt;
   (void)ar;
   if (t == NULL) return;
   rt = t->rt;
+  if (rt->preempt == HAKRT_PREEMPT_HOOK && t->worker != NULL) watch_check(t, hakrt_now_ns());
+  if (t->watch != HAKRT_WATCH_NONE && t->worker != NULL) {
+    watch_fire(L, t);
+    if (rt->preempt != HAKRT_PREEMPT_HOOK && !t->preempt_req) {
+      lua_sethook(L, NULL, 0, 0); /* armed for the report only */
+      return;
+    }
+  }
   if (rt->preempt == HAKRT_PREEMPT_HOOK) {
     uint64_t now = hakrt_now_ns();
     if (now < t->slice_end) return;
@@ -66,18 +128,25 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   lua_yield(L, 0);
 }
 
-/* On the worker's thread: the monitor says its task overran. */
+/* On the worker's thread: the monitor says its task overran its slice
+** (w->kick_preempt) or the watchdog's time (w->kick_watch). */
 static void on_preempt_signal(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
   hakrt_worker *w;
+  hakrt_task *t;
   lua_State *co;
   (void)sig;
   (void)uc;
   if (si->si_code != SI_QUEUE || si->si_pid != getpid()) goto out;
   w = (hakrt_worker *)si->si_value.sival_ptr;
   co = (lua_State *)AO_load(&w->cur_co);
-  if (co != NULL && w->task != NULL) {
-    w->task->preempt_req = true;
+  t = w->task;
+  if (co != NULL && t != NULL) {
+    AO_t watch = AO_load(&w->kick_watch);
+    if (AO_load(&w->kick_preempt)) t->preempt_req = true;
+    if (watch != HAKRT_WATCH_NONE && t->watch != HAKRT_WATCH_STOP) t->watch = (int)watch;
+    AO_store(&w->kick_preempt, 0);
+    AO_store(&w->kick_watch, HAKRT_WATCH_NONE);
     lua_sethook(co, preempt_hook, LUA_MASKCOUNT, 1);
   }
 out:
@@ -96,8 +165,14 @@ static void install_handler(void) {
   if (sigaction(PREEMPT_SIGNAL, &sa, NULL) != 0) signal_err = errno;
 }
 
+bool hakrt_preempt_monitor_needed(const hakrt *rt) {
+  if (rt->preempt == HAKRT_PREEMPT_SIGNAL) return true;
+  return rt->preempt != HAKRT_PREEMPT_HOOK &&
+         (rt->cfg.watchdog_ms != 0 || rt->cfg.time_limit_ms != 0);
+}
+
 int hakrt_preempt_init(hakrt *rt) {
-  if (rt->preempt != HAKRT_PREEMPT_SIGNAL) return 0;
+  if (!hakrt_preempt_monitor_needed(rt)) return 0;
   pthread_once(&signal_once, install_handler);
   return signal_err;
 }
@@ -106,10 +181,14 @@ void hakrt_preempt_begin(hakrt_task *t, hakrt_worker *w, lua_State *co) {
   hakrt *rt = t->rt;
   uint64_t now = hakrt_now_ns();
   t->preempt_req = false;
+  t->resume_ns = now;
   t->slice_end = now + (uint64_t)rt->cfg.slice_ms * 1000000u;
-  if (rt->preempt == HAKRT_PREEMPT_HOOK && lua_gethook(co) != preempt_hook)
+  if (t->watch == HAKRT_WATCH_STOP) /* stopped, and resumed: fire at once */
+    lua_sethook(co, preempt_hook, LUA_MASKCOUNT, 1);
+  else if (rt->preempt == HAKRT_PREEMPT_HOOK && lua_gethook(co) != preempt_hook)
     lua_sethook(co, preempt_hook, LUA_MASKCOUNT, HOOK_COUNT);
   AO_store(&w->cur_co, (AO_t)co);
+  AO_store(&w->streak_base, (AO_t)t->streak_ns);
   AO_store(&w->slice_start, (AO_t)now);
 }
 
@@ -119,26 +198,59 @@ void hakrt_preempt_end(hakrt_task *t, hakrt_worker *w) {
   t->preempt_req = false;
 }
 
+/* What the monitor asks of worker w now: a preemption, a watchdog event. */
+static bool monitor_check(hakrt *rt, hakrt_worker *w, uint64_t now, bool waits) {
+  uint64_t slice = (uint64_t)rt->cfg.slice_ms * 1000000u;
+  AO_t start = AO_load(&w->slice_start);
+  bool kick = false;
+  uint64_t origin, streak;
+  if (start == 0) return false;
+  if (rt->preempt == HAKRT_PREEMPT_SIGNAL && waits && now - (uint64_t)start >= slice &&
+      AO_load(&w->kicked) != start) {
+    AO_store(&w->kicked, start);
+    AO_store(&w->kick_preempt, 1);
+    kick = true;
+  }
+  /* A streak is named by when it began: one report and one stop each. */
+  streak = (uint64_t)AO_load(&w->streak_base) + (now - (uint64_t)start);
+  origin = now - streak;
+  if (rt->cfg.time_limit_ms != 0 && streak >= (uint64_t)rt->cfg.time_limit_ms * 1000000u &&
+      AO_load(&w->stop_sent) != origin) {
+    AO_store(&w->stop_sent, origin);
+    AO_store(&w->kick_watch, HAKRT_WATCH_STOP);
+    kick = true;
+  } else if (rt->cfg.watchdog_ms != 0 && streak >= (uint64_t)rt->cfg.watchdog_ms * 1000000u &&
+             AO_load(&w->watch_sent) != origin) {
+    AO_store(&w->watch_sent, origin);
+    AO_store(&w->kick_watch, HAKRT_WATCH_REPORT);
+    kick = true;
+  }
+  return kick;
+}
+
 void *hakrt_preempt_monitor(void *arg) {
   hakrt *rt = (hakrt *)arg;
-  uint64_t slice = (uint64_t)rt->cfg.slice_ms * 1000000u;
-  uint64_t tick = slice / 4;
+  uint64_t tick = (uint64_t)rt->cfg.slice_ms * 1000000u / 4;
   struct timespec ts;
+  if (rt->preempt != HAKRT_PREEMPT_SIGNAL || tick == 0) tick = 50000000u;
+  if (rt->cfg.watchdog_ms != 0 && (uint64_t)rt->cfg.watchdog_ms * 250000u < tick)
+    tick = (uint64_t)rt->cfg.watchdog_ms * 250000u;
+  if (rt->cfg.time_limit_ms != 0 && (uint64_t)rt->cfg.time_limit_ms * 250000u < tick)
+    tick = (uint64_t)rt->cfg.time_limit_ms * 250000u;
   if (tick < 1000000u) tick = 1000000u;
   ts.tv_sec = (time_t)(tick / 1000000000u);
   ts.tv_nsec = (long)(tick % 1000000000u);
   while (!AO_load_acquire(&rt->monitor_stop)) {
     uint64_t now;
+    bool waits;
     int i;
     nanosleep(&ts, NULL);
     now = hakrt_now_ns();
-    if (!someone_waits(rt, now)) continue;
+    waits = someone_waits(rt, now);
     for (i = 0; i < rt->nworkers; i++) {
       hakrt_worker *w = &rt->workers[i];
-      AO_t start = AO_load(&w->slice_start);
-      if (start != 0 && now - (uint64_t)start >= slice && AO_load(&w->kicked) != start) {
+      if (monitor_check(rt, w, now, waits)) {
         union sigval v;
-        AO_store(&w->kicked, start);
         v.sival_ptr = w;
         pthread_sigqueue(w->thread, PREEMPT_SIGNAL, v);
       }

@@ -38,6 +38,10 @@ void hakrt_config_init(hakrt_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->slice_ms = 10;
   cfg->generational = true;
+  cfg->collector = true;
+  cfg->idle_gc = true;
+  cfg->batch_frees = true;
+  cfg->soft_limit = 0.9;
 }
 
 static hakrt_preempt resolve_preempt(const hakrt_config *cfg) {
@@ -202,39 +206,4 @@ int hakrt_post(hakrt *rt, uint64_t id, const void *data, size_t len) {
     return -1;
   }
   return 0;
-}
-
-/* ------------------------------------------------------------------------
-** Figures.
-** --------------------------------------------------------------------- */
-
-void hakrt_write_stats_json(hakrt *rt, FILE *f) {
-  int i;
-  hakrt_task *t;
-  pthread_mutex_lock(&rt->lock);
-  fprintf(f, "{\"workers\":%d,\"alloc\":\"%s\",\"spawned\":%zu,\"finished\":%zu,"
-             "\"failed\":%zu,\"live\":%zu,\"per_worker\":[",
-          rt->nworkers, rt->cfg.libc ? "libc" : "hakmem", rt->spawned, rt->finished,
-          rt->failed, rt->nlive);
-  for (i = 0; i < rt->nworkers; i++) {
-    const hakrt_worker *w = &rt->workers[i];
-    fprintf(f, "%s{\"resumes\":%llu,\"migrations\":%llu,\"finished\":%llu,\"busy_ms\":%.3f}",
-            i ? "," : "", (unsigned long long)w->resumes, (unsigned long long)w->migrations,
-            (unsigned long long)w->finished, (double)w->busy_ns / 1e6);
-  }
-  fprintf(f, "],\"tasks\":[");
-  for (t = rt->live; t != NULL; t = t->lnext)
-    fprintf(f, "%s{\"id\":%llu,\"in_use\":%zu,\"peak\":%zu,\"run_ms\":%.3f}",
-            t == rt->live ? "" : ",", (unsigned long long)t->id, t->snap.in_use, t->snap.peak,
-            (double)t->run_ns / 1e6);
-  fprintf(f, "]");
-  pthread_mutex_unlock(&rt->lock);
-  if (!rt->cfg.libc) {
-    hak_stats_t h;
-    hak_stats_counters(&h);
-    fprintf(f, ",\"hakmem\":{\"committed\":%zu,\"committed_peak\":%zu,"
-               "\"mapped\":%zu,\"purged\":%zu}",
-            h.committed, h.committed_peak, h.mapped, h.purged);
-  }
-  fprintf(f, "}\n");
 }

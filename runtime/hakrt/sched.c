@@ -39,6 +39,11 @@ static void queue_push_locked(hakrt *rt, hakrt_task *t) {
   if (rt->nidle > 0) pthread_cond_signal(&rt->work);
 }
 
+void hakrt_sched_push_locked(hakrt_task *t) {
+  t->state = HAKRT_RUNNABLE;
+  queue_push_locked(t->rt, t);
+}
+
 static hakrt_task *queue_pop_locked(hakrt *rt) {
   hakrt_task *t = rt->qhead;
   if (t == NULL) return NULL;
@@ -110,7 +115,8 @@ static void timers_fire_locked(hakrt *rt) {
   while (rt->ntimers > 0 && rt->timers[0].when <= now) {
     hakrt_timer e = rt->timers[0];
     timer_pop_locked(rt);
-    if (e.task->state == HAKRT_PARKED && e.seq == e.task->timer_seq)
+    if ((e.task->state == HAKRT_PARKED || e.task->state == HAKRT_COLLECTING) &&
+        e.seq == e.task->timer_seq)
       hakrt_sched_wake_locked(e.task);
     hakrt_task_unref_locked(e.task);
   }
@@ -147,6 +153,10 @@ void hakrt_sched_wake_locked(hakrt_task *t) {
     queue_push_locked(t->rt, t);
   } else if (t->state == HAKRT_RUNNING) {
     t->woken = true;
+  } else if (t->state == HAKRT_COLLECTING) {
+    t->woken = true; /* the collector requeues it after its current step */
+    t->timer_seq++;
+    AO_store(&t->collect_stop, 1);
   }
 }
 
@@ -171,6 +181,8 @@ void hakrt_sched_park(hakrt_task *t) {
     if (t->deadline != 0 && !timer_push_locked(rt, t)) {
       t->state = HAKRT_RUNNABLE; /* no room for a timer: retry at once */
       queue_push_locked(rt, t);
+    } else {
+      hakrt_collector_offer_locked(t);
     }
   }
   if (rt->nrunning == 0) pthread_cond_broadcast(&rt->changed);
@@ -188,7 +200,7 @@ void hakrt_sched_requeue(hakrt_task *t) {
   pthread_mutex_unlock(&rt->lock);
 }
 
-void hakrt_sched_done(hakrt_task *t) {
+void hakrt_sched_done(hakrt_task *t, bool to_collector) {
   hakrt *rt = t->rt;
   hakrt_task *j, *next;
   pthread_mutex_lock(&rt->lock);
@@ -209,6 +221,7 @@ void hakrt_sched_done(hakrt_task *t) {
     hakrt_sched_wake_locked(j);
   }
   t->joiners = NULL;
+  if (to_collector) hakrt_collector_close_locked(t);
   pthread_cond_broadcast(&rt->changed);
   hakrt_task_unref_locked(t); /* the runtime's reference */
   pthread_mutex_unlock(&rt->lock);
@@ -240,6 +253,13 @@ static void *worker_main(void *arg) {
     hakrt_task *t;
     timers_fire_locked(rt);
     if (rt->stop) break;
+    if (AO_load(&w->maint_req)) { /* between tasks: a safe point */
+      bool idle = AO_load(&rt->qlen) == 0;
+      pthread_mutex_unlock(&rt->lock);
+      hakrt_collector_worker_maintain(w, idle);
+      pthread_mutex_lock(&rt->lock);
+      continue;
+    }
     if ((t = queue_pop_locked(rt)) == NULL) {
       wait_for_work_locked(rt);
       continue;
@@ -272,7 +292,8 @@ int hakrt_sched_start(hakrt *rt) {
     if ((err = pthread_create(&w->thread, NULL, worker_main, w)) != 0) return err;
     w->started = true;
   }
-  if (rt->preempt == HAKRT_PREEMPT_SIGNAL) {
+  if ((err = hakrt_collector_start(rt)) != 0) return err;
+  if (hakrt_preempt_monitor_needed(rt)) {
     if ((err = pthread_create(&rt->monitor, NULL, hakrt_preempt_monitor, rt)) != 0) return err;
     rt->monitor_started = true;
   }
@@ -287,6 +308,7 @@ void hakrt_sched_stop(hakrt *rt) {
   pthread_mutex_unlock(&rt->lock);
   for (i = 0; i < rt->nworkers; i++)
     if (rt->workers[i].started) pthread_join(rt->workers[i].thread, NULL);
+  hakrt_collector_stop(rt); /* after the workers: it closes what they finished */
   if (rt->monitor_started) {
     AO_store_release(&rt->monitor_stop, 1);
     pthread_join(rt->monitor, NULL);
@@ -340,7 +362,7 @@ int hakrt_wait(hakrt *rt) {
   int r;
   pthread_mutex_lock(&rt->lock);
   for (;;) {
-    if (rt->nlive == 0) {
+    if (rt->nlive == 0 && rt->col.pending == 0) { /* finished, and closed */
       r = (int)(rt->failed - rt->failures_seen);
       break;
     }

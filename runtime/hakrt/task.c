@@ -115,9 +115,18 @@ void hakrt_task_unref(hakrt_task *t) {
   pthread_mutex_unlock(&rt->lock);
 }
 
+uint64_t hakrt_task_allocated(const hakrt_task *t) {
+  const hakl_account *a = &t->ctx->acct;
+  uint64_t n = a->grow_bytes;
+  int i;
+  for (i = 0; i < HAKL_NTYPES; i++) n += a->type_bytes[i];
+  return n;
+}
+
 void hakrt_task_publish_locked(hakrt_task *t) {
   if (t->ctx != NULL) t->snap = t->ctx->acct;
   else if (t->closed) t->snap = t->o_final;
+  t->gc = t->o_gc;
   t->run_ns = t->o_run_ns;
   t->sent = t->o_sent;
   t->received = t->o_received;
@@ -309,28 +318,57 @@ static void task_returned(hakrt_task *t, int nres) {
   lua_settop(L, base);
 }
 
-static void task_close(hakrt_task *t) {
+/* What ends with the task's code, on the worker: its waits, its output,
+** its inbox (senders learn at once that nobody will read). */
+static void task_end(hakrt_task *t) {
   hakrt_task_cancel_wait(t);
   hakrt_output_flush(t);
+  hakrt_chan_close(t->inbox);
+}
+
+void hakrt_task_close_state(hakrt_task *t) {
   if (t->L != NULL) {
     hakl_close(t->L, &t->o_final);
     t->ctx = NULL;
     t->closed = true;
     t->L = t->co = NULL;
   }
-  hakrt_chan_close(t->inbox);
+  hakrt_output_flush(t); /* what its finalizers printed */
 }
 
+/* With the collector on, the state is closed there; else here, timed. */
 static void task_finish(hakrt_task *t) {
-  if (t->failed && t->error != NULL) hakrt_output_error(t->rt, t->error);
-  else if (t->failed) hakrt_output_error(t->rt, "task: failed (no memory left to say why)");
-  task_close(t);
-  hakrt_sched_done(t);
+  hakrt *rt = t->rt;
+  if (t->failed && t->error != NULL) hakrt_output_error(rt, t->error);
+  else if (t->failed) hakrt_output_error(rt, "task: failed (no memory left to say why)");
+  task_end(t);
+  if (rt->cfg.collector && t->L != NULL) {
+    if (t->private_heap) hakl_release(t->L);
+    hakrt_sched_done(t, true);
+    return;
+  }
+  {
+    uint64_t t0 = hakrt_now_ns();
+    hakrt_worker *w = t->last_worker >= 0 ? &rt->workers[t->last_worker] : NULL;
+    hakrt_task_close_state(t);
+    t0 = hakrt_now_ns() - t0;
+    t->o_gc.close_ns += t0;
+    pthread_mutex_lock(&rt->lock);
+    if (w != NULL) {
+      w->closed++;
+      w->close_ns += t0;
+    }
+    hakrt_task_publish_locked(t);
+    hakrt_gc_figures_add(&rt->done_gc, &t->o_gc);
+    pthread_mutex_unlock(&rt->lock);
+  }
+  hakrt_sched_done(t, false);
 }
 
 void hakrt_task_discard(hakrt_task *t) {
   if (t->L != NULL && t->private_heap) hakl_claim(t->L);
-  task_close(t);
+  task_end(t);
+  hakrt_task_close_state(t);
 }
 
 /* ------------------------------------------------------------------------
@@ -338,8 +376,9 @@ void hakrt_task_discard(hakrt_task *t) {
 ** --------------------------------------------------------------------- */
 
 void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
+  uint64_t (*gc_clock)(void) = t->rt->cfg.gc_clock;
   int status, nres = 0;
-  uint64_t t0;
+  uint64_t t0, gc0;
   if (t->L == NULL) {
     if (!task_open(t)) {
       task_set_error(t, "cannot create the task's state: not enough memory");
@@ -352,11 +391,15 @@ void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
   }
   t->worker = w;
   w->task = t;
+  gc0 = gc_clock != NULL ? gc_clock() : 0;
   t0 = hakrt_now_ns();
   hakrt_preempt_begin(t, w, t->co);
   status = lua_resume(t->co, t->L, 0, &nres);
   hakrt_preempt_end(t, w);
-  t->o_run_ns += hakrt_now_ns() - t0;
+  t0 = hakrt_now_ns() - t0;
+  t->o_run_ns += t0;
+  t->streak_ns += t0;
+  if (gc_clock != NULL) t->o_gc.worker_gc_ns += gc_clock() - gc0;
   t->o_resumes++;
   w->task = NULL;
   t->worker = NULL;
@@ -364,6 +407,11 @@ void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
     int y = t->yield;
     t->yield = HAKRT_Y_NONE;
     lua_pop(t->co, nres);
+    if (y != HAKRT_Y_PREEMPT) { /* it gave the worker up: a new streak */
+      t->streak_ns = 0;
+      t->watch_reported = false;
+    }
+    hakrt_collector_after_slice(t, y == HAKRT_Y_BLOCK);
     if (t->private_heap) hakl_release(t->L);
     if (y == HAKRT_Y_BLOCK) hakrt_sched_park(t);
     else hakrt_sched_requeue(t);

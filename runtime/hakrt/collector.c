@@ -1,0 +1,321 @@
+/*
+** collector.c -- the collector thread: closing finished tasks' states,
+** collecting parked tasks' garbage, and asking the workers to give memory
+** back, all off the workers' paths.
+**
+** Close.  A finished task's state goes on closeq; the collector claims it
+** (a private heap moves to its thread) and closes it with a remote batch
+** open (hakmem.h): every block of the state that a worker's page holds is
+** a remote free, and each page's blocks go back with one CAS.
+**
+** Idle GC.  A task that parks after allocating enough since its GC last
+** ran off its own pacing goes on gcq.  The collector marks it COLLECTING
+** (under rt->lock, so no worker can resume it meanwhile), runs Lua's
+** collector on it (a generational minor collection, incremental steps to
+** the end of a cycle, or a full collection when the heap has doubled or
+** its soft limit asks), and hands it back: PARKED, or RUNNABLE when a
+** wake came meanwhile (then it stops after the current step).  Lua's
+** collector then frees the state's garbage on this thread, as remote
+** frees, and its debt is paid before the task runs again.
+**
+** Maintenance.  After closes or collections, the collector asks every
+** worker to return memory (maint_req): a worker does it between tasks, or
+** at once if it is idle, on its own heap (hak_collect: it takes the remote
+** frees, frees empty pages and purges).  The rounds go on for a while
+** after the last activity so that purges past their delay happen with
+** the workers idle.
+*/
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+
+#include "internal.h"
+
+#define ROUND_MS 50          /* between maintenance rounds */
+#define QUIET_ROUNDS 20      /* rounds after the last activity (1 s) */
+#define IDLE_MIN_BYTES (64u << 10)  /* allocation since the last GC worth one */
+#define INC_MAX_STEPS 4096   /* incremental steps per visit at most */
+
+void hakrt_gc_figures_add(hakrt_gc_figures *sum, const hakrt_gc_figures *t) {
+  sum->worker_gc_ns += t->worker_gc_ns;
+  sum->collector_gc_ns += t->collector_gc_ns;
+  sum->idle_gcs += t->idle_gcs;
+  sum->soft_gcs += t->soft_gcs;
+  sum->close_ns += t->close_ns;
+}
+
+/* ------------------------------------------------------------------------
+** On the workers.
+** --------------------------------------------------------------------- */
+
+/*
+** After a slice, on the worker that ran it.  The soft limit: a full
+** collection before allocations start to fail, at most once per eighth of
+** the limit allocated (a heap whose live data sits above the mark would
+** otherwise be collected at every yield).  It runs here unless the task is
+** parking and the collector can take it.  Idle GC: a parking task that
+** allocated enough since its GC last ran asks for the collector.
+*/
+void hakrt_collector_after_slice(hakrt_task *t, bool parking) {
+  hakrt *rt = t->rt;
+  const hakl_account *a = &t->ctx->acct;
+  uint64_t alloc = hakrt_task_allocated(t);
+  bool to_collector = parking && rt->cfg.collector;
+  t->want_gc = t->gc_full = t->soft_req = false;
+  if (a->limit != 0 && rt->cfg.soft_limit > 0 &&
+      (double)a->in_use >= rt->cfg.soft_limit * (double)a->limit &&
+      alloc - t->gc_mark >= a->limit / 8) {
+    if (to_collector) {
+      t->want_gc = t->gc_full = t->soft_req = true;
+      return;
+    }
+    {
+      uint64_t t0 = hakrt_now_ns();
+      lua_gc(t->L, LUA_GCCOLLECT);
+      t->o_gc.worker_gc_ns += hakrt_now_ns() - t0;
+    }
+    t->o_gc.soft_gcs++;
+    t->gc_mark = hakrt_task_allocated(t);
+    t->gc_base = a->in_use;
+    return;
+  }
+  if (!to_collector || !rt->cfg.idle_gc) return;
+  if (alloc - t->gc_mark < IDLE_MIN_BYTES || alloc - t->gc_mark < a->in_use / 16) return;
+  t->want_gc = true;
+  t->gc_full = a->in_use > 2 * t->gc_base + IDLE_MIN_BYTES; /* the heap doubled */
+}
+
+/* A worker between tasks (rt->lock not held). */
+void hakrt_collector_worker_maintain(hakrt_worker *w, bool idle) {
+  if (!AO_load(&w->maint_req)) return;
+  AO_store(&w->maint_req, 0);
+  if (w->rt->cfg.libc) return;
+  hak_collect(idle); /* idle: purge now, nobody waits */
+  w->maintenance++;
+  hak_thread_counters(&w->remote);
+}
+
+/* ------------------------------------------------------------------------
+** Queues (rt->lock held).
+** --------------------------------------------------------------------- */
+
+void hakrt_collector_close_locked(hakrt_task *t) {
+  hakrt_collector *c = &t->rt->col;
+  t->refs++;
+  t->cnext = NULL;
+  if (c->closeq_tail != NULL) c->closeq_tail->cnext = t;
+  else c->closeq = t;
+  c->closeq_tail = t;
+  c->pending++;
+  pthread_cond_signal(&c->wake);
+}
+
+void hakrt_collector_offer_locked(hakrt_task *t) {
+  hakrt_collector *c = &t->rt->col;
+  if (!t->want_gc || t->gc_queued || t->state != HAKRT_PARKED) return;
+  t->want_gc = false;
+  t->gc_queued = true;
+  t->refs++;
+  t->gnext = NULL;
+  if (c->gcq_tail != NULL) c->gcq_tail->gnext = t;
+  else c->gcq = t;
+  c->gcq_tail = t;
+  pthread_cond_signal(&c->wake);
+}
+
+static hakrt_task *closeq_pop_locked(hakrt_collector *c) {
+  hakrt_task *t = c->closeq;
+  if (t == NULL) return NULL;
+  if ((c->closeq = t->cnext) == NULL) c->closeq_tail = NULL;
+  t->cnext = NULL;
+  return t;
+}
+
+static hakrt_task *gcq_pop_locked(hakrt_collector *c) {
+  hakrt_task *t = c->gcq;
+  if (t == NULL) return NULL;
+  if ((c->gcq = t->gnext) == NULL) c->gcq_tail = NULL;
+  t->gnext = NULL;
+  t->gc_queued = false;
+  return t;
+}
+
+/* ------------------------------------------------------------------------
+** The work, on the collector thread (rt->lock not held).
+** --------------------------------------------------------------------- */
+
+static void batch_begin(hakrt *rt) {
+  if (!rt->cfg.libc && rt->cfg.batch_frees) hak_remote_batch_begin();
+}
+
+static void batch_end(hakrt *rt) {
+  if (!rt->cfg.libc && rt->cfg.batch_frees) hak_remote_batch_end();
+}
+
+static void collector_close(hakrt *rt, hakrt_task *t) {
+  uint64_t t0 = hakrt_now_ns();
+  if (t->private_heap && t->L != NULL) hakl_claim(t->L);
+  batch_begin(rt);
+  hakrt_task_close_state(t);
+  batch_end(rt);
+  t0 = hakrt_now_ns() - t0;
+  pthread_mutex_lock(&rt->lock);
+  t->o_gc.close_ns += t0;
+  t->closed_by_collector = true;
+  hakrt_task_publish_locked(t);
+  hakrt_gc_figures_add(&rt->done_gc, &t->gc);
+  rt->col.closed++;
+  rt->col.close_ns += t0;
+  rt->col.pending--;
+  rt->col.activity++;
+  pthread_cond_broadcast(&rt->changed);
+  hakrt_task_unref_locked(t);
+  pthread_mutex_unlock(&rt->lock);
+}
+
+/* Lua's collector on a parked task; returns false when a wake cut it short. */
+static bool collector_gc(hakrt *rt, hakrt_task *t) {
+  lua_State *L = t->L;
+  bool whole = true;
+  if (t->private_heap) hakl_claim(L);
+  batch_begin(rt);
+  if (t->gc_full) {
+    lua_gc(L, LUA_GCCOLLECT);
+  } else if (rt->cfg.generational) {
+    lua_gc(L, LUA_GCSTEP, 0); /* a minor collection */
+  } else {
+    int i;
+    for (i = 0; i < INC_MAX_STEPS; i++) {
+      if (lua_gc(L, LUA_GCSTEP, 0)) break; /* the cycle ended */
+      if (AO_load(&t->collect_stop)) {
+        whole = false;
+        break;
+      }
+    }
+  }
+  batch_end(rt);
+  if (t->private_heap) hakl_release(L);
+  t->gc_mark = hakrt_task_allocated(t);
+  if (t->gc_full) t->gc_base = t->ctx->acct.in_use;
+  return whole;
+}
+
+static void collector_visit(hakrt *rt, hakrt_task *t) {
+  uint64_t t0 = hakrt_now_ns();
+  bool whole = collector_gc(rt, t);
+  t0 = hakrt_now_ns() - t0;
+  pthread_mutex_lock(&rt->lock);
+  t->o_gc.collector_gc_ns += t0;
+  if (t->soft_req) {
+    t->o_gc.soft_gcs++;
+    rt->col.soft_gcs++;
+  } else {
+    t->o_gc.idle_gcs++;
+    rt->col.idle_gcs++;
+  }
+  if (!whole) rt->col.gc_interrupted++;
+  rt->col.gc_ns += t0;
+  rt->col.activity++;
+  t->gc_full = t->soft_req = false;
+  hakrt_task_publish_locked(t);
+  AO_store(&t->collect_stop, 0);
+  if (t->woken) {
+    t->woken = false;
+    hakrt_sched_push_locked(t);
+  } else {
+    t->state = HAKRT_PARKED;
+  }
+  pthread_cond_broadcast(&rt->changed);
+  hakrt_task_unref_locked(t);
+  pthread_mutex_unlock(&rt->lock);
+}
+
+/* A maintenance round: the workers return memory at their next chance;
+** the idle ones are woken for it.  Then the collector's own heap. */
+static void collector_round_locked(hakrt *rt) {
+  hakrt_collector *c = &rt->col;
+  int i;
+  if (c->activity != 0) {
+    c->activity = 0;
+    c->quiet_rounds = 0;
+  } else if (++c->quiet_rounds > QUIET_ROUNDS) {
+    return;
+  }
+  for (i = 0; i < rt->nworkers; i++) AO_store(&rt->workers[i].maint_req, 1);
+  pthread_cond_broadcast(&rt->work);
+  c->maintenance++;
+  pthread_mutex_unlock(&rt->lock);
+  if (!rt->cfg.libc) hak_collect(true);
+  pthread_mutex_lock(&rt->lock);
+  if (!rt->cfg.libc) hak_thread_counters(&c->remote);
+}
+
+static void wait_round_locked(hakrt *rt, uint64_t until) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(until / 1000000000u);
+  ts.tv_nsec = (long)(until % 1000000000u);
+  pthread_cond_timedwait(&rt->col.wake, &rt->lock, &ts);
+}
+
+static void *collector_main(void *arg) {
+  hakrt *rt = (hakrt *)arg;
+  hakrt_collector *c = &rt->col;
+  uint64_t next_round = hakrt_now_ns() + ROUND_MS * 1000000u;
+  hakrt_task *t;
+  pthread_mutex_lock(&rt->lock);
+  for (;;) {
+    if ((t = closeq_pop_locked(c)) != NULL) {
+      pthread_mutex_unlock(&rt->lock);
+      collector_close(rt, t);
+      pthread_mutex_lock(&rt->lock);
+      continue;
+    }
+    if (c->stop) break;
+    if ((t = gcq_pop_locked(c)) != NULL) {
+      if (t->state != HAKRT_PARKED || t->L == NULL) { /* woken meanwhile */
+        hakrt_task_unref_locked(t);
+        continue;
+      }
+      t->state = HAKRT_COLLECTING;
+      pthread_mutex_unlock(&rt->lock);
+      collector_visit(rt, t);
+      pthread_mutex_lock(&rt->lock);
+      continue;
+    }
+    if (hakrt_now_ns() >= next_round) {
+      collector_round_locked(rt);
+      next_round = hakrt_now_ns() + ROUND_MS * 1000000u;
+      continue;
+    }
+    wait_round_locked(rt, next_round);
+  }
+  while ((t = gcq_pop_locked(c)) != NULL) hakrt_task_unref_locked(t);
+  pthread_mutex_unlock(&rt->lock);
+  if (!rt->cfg.libc) hak_collect(true);
+  return NULL;
+}
+
+int hakrt_collector_start(hakrt *rt) {
+  pthread_condattr_t attr;
+  int err;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&rt->col.wake, &attr);
+  pthread_condattr_destroy(&attr);
+  if (!rt->cfg.collector) return 0;
+  if ((err = pthread_create(&rt->col.thread, NULL, collector_main, rt)) != 0) return err;
+  rt->col.started = true;
+  return 0;
+}
+
+void hakrt_collector_stop(hakrt *rt) {
+  if (rt->col.started) {
+    pthread_mutex_lock(&rt->lock);
+    rt->col.stop = true;
+    pthread_cond_signal(&rt->col.wake);
+    pthread_mutex_unlock(&rt->lock);
+    pthread_join(rt->col.thread, NULL);
+    rt->col.started = false;
+  }
+}
