@@ -121,6 +121,11 @@ TEST_PROGRAMS = [
     ('plain/remote_batch', 'core', ['tests/plain/remote_batch.c', 'tests/helpers.c',
                                     'tests/standalone.c'], ('tsan',)),
     ('plain/runtime', 'rt', ['tests/plain/runtime.c', 'tests/standalone.c'], ('tsan',)),
+    # Hosts that define names the static libraries once exported (stats,
+    # page_init, ...) and link them: they build only if nothing clashes.
+    ('embed/core', 'core', ['tests/embed/core.c', 'tests/embed/names.c'], True),
+    ('embed/lua', 'lua', ['tests/embed/lua.c', 'tests/embed/names.c'], True),
+    ('embed/rt', 'rt', ['tests/embed/rt.c', 'tests/embed/names.c'], True),
     # Run under LD_PRELOAD=libhakmem-override.so by tests/override/run.py.
     ('override/threaded', 'plain', ['tests/override/threaded.c'], False),
     ('override/forker', 'plain', ['tests/override/forker.c'], False),
@@ -132,6 +137,7 @@ TEST_PROGRAMS = [
 # status 0 = pass), from the build directory like the others.
 TEST_SCRIPTS = [
     'tests/override/run.py',
+    'tests/check_symbols.py',
 ]
 
 # Micro benchmarks: (name, sources) -> bench/<name> (calls malloc/free) and
@@ -500,6 +506,11 @@ n.line()
 n.rule('cc', '$cc -MMD -MT $out -MF $out.d $cflags $extra_cflags -c $in -o $out',
        description='CC $out', depfile='$out.d', deps='gcc')
 n.rule('ar', 'rm -f $out && ar crs $out $in', description='AR $out')
+# A static library is one object: the partial link of its objects with every
+# hidden symbol made local, so that a host sees only the API (hak_, hakl_,
+# hakrt_, luaopen_): its own `stats` or `page_init` cannot clash with ours.
+n.rule('partial', '$cc -nostdlib -r -o $out $in && objcopy --localize-hidden $out',
+       description='LD -r $out')
 n.rule('link', '$cc $ldflags $extra_ldflags -o $out $in $extra_libs $libs',
        description='LINK $out')
 # Static libraries (libatomic_ops.a) stay private to our shared objects.
@@ -549,6 +560,15 @@ def compile_c(source, variant='', extra_cflags=()):
 everything = []  # outputs of `all`
 
 
+def static_lib(name, objs):
+    """lib<name>.a holding one object, obj/lib<name>.o (the 'partial' rule)."""
+    lib = out('lib%s.a' % name)
+    one = out('obj/lib%s.o' % name)
+    n.build(one, 'partial', objs)
+    n.build(lib, 'ar', one)
+    return lib
+
+
 def skip(target, sources):
     warn('%s skipped: %s not written yet' % (target, missing(sources)))
 
@@ -558,8 +578,7 @@ core_lib = None
 if exists(CORE_SOURCES):
     n.comment('The allocator core.')
     core_objs = [compile_c(s) for s in CORE_SOURCES]
-    core_lib = out('libhakmem.a')
-    n.build(core_lib, 'ar', core_objs)
+    core_lib = static_lib('hakmem', core_objs)
     # -z nodelete: a dlclose must not unmap the code that thread exits and
     # live blocks still need (the thread-exit destructor, the segments).
     n.build(out('libhakmem.so'), 'solink', core_objs,
@@ -589,8 +608,7 @@ if core_lib and exists(GLUE_SOURCES):
     # and its thread-exit destructor outlive the state).
     n.comment('The Lua glue and the Lua module.')
     glue_objs = [compile_c(s, extra_cflags=['$lua_cflags']) for s in GLUE_SOURCES]
-    glue_lib = out('libhakmem_lua.a')
-    n.build(glue_lib, 'ar', glue_objs)
+    glue_lib = static_lib('hakmem_lua', glue_objs)
     n.build(out('lua/hakmem.so'), 'solink', glue_objs + core_objs,
             variables={'soname': 'hakmem.so', 'extra_ldflags': '-Wl,-Bsymbolic -Wl,-z,nodelete'})
     everything += [glue_lib, out('lua/hakmem.so')]
@@ -606,8 +624,7 @@ lua_ready = glue_lib is not None and lua_static is not None
 rt_lib = None
 if lua_ready:
     n.comment('The multi-thread runtime.')
-    rt_lib = out('libhakrt.a')
-    n.build(rt_lib, 'ar', [compile_c(s, extra_cflags=['$lua_cflags']) for s in RUNTIME_SOURCES])
+    rt_lib = static_lib('hakrt', [compile_c(s, extra_cflags=['$lua_cflags']) for s in RUNTIME_SOURCES])
     everything.append(rt_lib)
     n.line()
 

@@ -68,7 +68,7 @@ hak_heap_t *heap_create(bool is_default) {
 ** Points the direct slots of class `cls` at the first page of its queue.
 ** Slot i serves sizes 8i-7 .. 8i; slot 0 (size 0) belongs to the 16 B class.
 */
-void heap_set_direct(hak_heap_t *heap, unsigned cls) {
+static void heap_set_direct(hak_heap_t *heap, unsigned cls) {
   if (cls >= HAK_CLASSES || class_size[cls] > HAK_SMALL_MAX) return;
   hak_page_t *page = heap->queues[cls].first ? heap->queues[cls].first : &page_empty;
   unsigned lo = cls == 0 ? 1 : class_size[cls - 1] / 8 + 1;
@@ -83,6 +83,8 @@ static void heap_set_direct_all(hak_heap_t *heap) {
 }
 
 /* ---- moving pages between queues ---------------------------------------- */
+
+static void heap_drain_notified(hak_heap_t *heap);
 
 /* Puts a page that is in no queue into the right one for its state. */
 static void heap_page_insert(hak_heap_t *heap, hak_page_t *page) {
@@ -161,7 +163,7 @@ void heap_page_retire(hak_page_t *page) {
 ** Takes the stack of full pages that other threads freed into, and puts
 ** each back in its class queue (or frees it, when it is empty).
 */
-void heap_drain_notified(hak_heap_t *heap) {
+static void heap_drain_notified(hak_heap_t *heap) {
   uintptr_t head;
   do {
     head = atomic_load_acquire(&heap->notified);
@@ -300,7 +302,7 @@ void *heap_large_alloc(hak_heap_t *heap, size_t size) {
 /* ---- collect, adopt, absorb ---------------------------------------------- */
 
 /* Frees every empty page of the heap; force: purge and unmap now. */
-void heap_collect(hak_heap_t *heap, bool force) {
+static void heap_collect(hak_heap_t *heap, bool force) {
   heap_drain_notified(heap);
   for (unsigned c = 0; c < HAK_CLASSES; c++) {
     hak_page_t *next;
@@ -362,7 +364,8 @@ static void heap_detach_pages(hak_heap_t *heap, notify_state_t state) {
       if (seg->pages[i].slice_count) page_set_notify(&seg->pages[i], state);
 }
 
-void heap_absorb(hak_heap_t *to, hak_heap_t *from) {
+/* Moves every page out of `from` into `to` (same thread). */
+static void heap_absorb(hak_heap_t *to, hak_heap_t *from) {
   heap_detach_pages(from, NOTIFY_NONE);
   hak_segment_t *seg;
   while ((seg = from->segments) != NULL) {

@@ -137,9 +137,6 @@ extern hak_heap_t heap_empty; /* a thread's heap before its first allocation */
 hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls);
 void heap_page_retire(hak_page_t *page);
 void heap_page_unfull(hak_page_t *page);
-void heap_set_direct(hak_heap_t *heap, unsigned cls);
-void heap_drain_notified(hak_heap_t *heap);
-void heap_collect(hak_heap_t *heap, bool force);
 void *heap_large_alloc(hak_heap_t *heap, size_t size);
 void heap_abandon(hak_heap_t *heap);
 void heap_fork_lock(bool lock);
@@ -147,8 +144,6 @@ hak_heap_t *heap_create(bool is_default);
 void heap_release_struct(hak_heap_t *heap);
 /* Takes an abandoned segment; false if it was empty and got unmapped. */
 bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg);
-/* Moves every page out of `from` into `to` (same thread). */
-void heap_absorb(hak_heap_t *to, hak_heap_t *from);
 
 /* ---- remote.c: batched remote frees ------------------------------------ */
 extern __thread unsigned remote_batch_depth tls_initial_exec; /* > 0: a batch is open */
