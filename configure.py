@@ -139,6 +139,9 @@ TEST_SCRIPTS = [
     'tests/override/run.py',
     'tests/check_symbols.py',
 ]
+# Test scripts run in release mode only: tests/fastpath.py counts the
+# instructions of the release build's fast paths against README.md's table.
+RELEASE_TEST_SCRIPTS = ['tests/fastpath.py']
 
 # Micro benchmarks: (name, sources) -> bench/<name> (calls malloc/free) and
 # bench/<name>_hak (same source, -DBENCH_HAKMEM, linked with libhakmem.a).
@@ -532,7 +535,7 @@ n.rule('configure', 'cd %s && %s%s configure.py %s'
 watched = set()
 for path in (CORE_SOURCES + OVERRIDE_SOURCES + GLUE_SOURCES + HKLUA_SOURCES
              + [s for _, ss in BENCHES + LUA_BENCHES for s in ss] + [s for _, s, _ in BENCH_SCRIPTS]
-             + [s for _, _, ss, _ in TEST_PROGRAMS for s in ss] + TEST_SCRIPTS
+             + [s for _, _, ss, _ in TEST_PROGRAMS for s in ss] + TEST_SCRIPTS + RELEASE_TEST_SCRIPTS
              + ['tests/helpers.c']):
     d = os.path.dirname(path)
     while d and not os.path.isdir(os.path.join(ROOT, d)):
@@ -702,7 +705,7 @@ if core_lib and has_criterion:
     if runs_criterion:
         test_runs = test_bins + test_runs
 if core_lib:
-    for script in TEST_SCRIPTS:
+    for script in TEST_SCRIPTS + (RELEASE_TEST_SCRIPTS if options.mode == 'release' else []):
         if exists([script]):
             test_runs.append(src(script))
         else:
