@@ -7,9 +7,9 @@
 #   python3 configure.py --install-deps   apt-get installs what is missing, then configures
 #
 # Standard library only.  Sources are listed by name below (never globbed):
-# add a new file to its list.  A target whose sources do not all exist yet is
-# skipped with a warning, and the build reruns this script by itself when
-# configure.py changes or a file appears in a source directory.
+# add a new file to its list; a listed file that does not exist is an error.
+# The build reruns this script by itself when configure.py or the peer list
+# (bench/peers.py) changes.  `ninja install` runs packaging/install.sh.
 
 import argparse
 import os
@@ -18,6 +18,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in bench/ from configuring
+sys.path.insert(0, os.path.join(ROOT, 'bench'))
+import peers  # noqa: E402  (bench/peers.py: the allocators compared with)
 
 VERSION = '0.1.0'
 
@@ -171,6 +176,10 @@ BENCH_SCRIPTS = [
     ('bench-runtime-quick', 'bench/runtime/run.py', ['--quick']),
 ]
 
+# `ninja install` runs packaging/install.sh, which writes these pkg-config
+# files from packaging/<name>.pc.in.
+PC_FILES = ['hakmem', 'hakmem-lua']
+
 # ---------------------------------------------------------------------------
 # Flags
 # ---------------------------------------------------------------------------
@@ -190,7 +199,7 @@ MODES = {
 }
 HKLUA_LDFLAGS = ['-Wl,--wrap=luaC_step,--wrap=luaC_fullgc', '-Wl,-E']
 LUA_STATIC_NAME = 'liblua5.4.a'
-MULTIARCH = 'x86_64-linux-gnu'
+MULTIARCH = peers.MULTIARCH
 DEBIAN_LUA_CPATH = ('/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;'
                     '/usr/lib/lua/5.4/?.so;/usr/local/lib/lua/5.4/loadall.so;./?.so')
 
@@ -198,16 +207,13 @@ DEBIAN_LUA_CPATH = ('/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5
 # Dependencies: what each is, how to see it, which Debian package brings it
 # ---------------------------------------------------------------------------
 
-DEBIAN_PACKAGES = ['gcc', 'libc6-dev', 'pkg-config', 'ninja-build',
-                   'liblua5.4-dev', 'lua5.4', 'libatomic-ops-dev', 'libcriterion-dev',
-                   'libmimalloc-dev', 'libjemalloc-dev', 'libgoogle-perftools-dev',
-                   'python3-matplotlib', 'hyperfine', 'valgrind']
-# The allocators every benchmark compares with (LD_PRELOAD); glibc needs none.
-PEERS = [
-    ('mimalloc', ['libmimalloc.so.2'], 'libmimalloc-dev'),
-    ('jemalloc', ['libjemalloc.so.2'], 'libjemalloc-dev'),
-    ('tcmalloc', ['libtcmalloc.so.4', 'libtcmalloc_minimal.so.4'], 'libgoogle-perftools-dev'),
-]
+# What --install-deps installs: the build, the tests (lua5.4 is what
+# hklua is compared with), then the benchmarks: the peers (bench/peers.py),
+# GNU time for their peak RSS, plots and instruction counts.
+DEBIAN_PACKAGES = (['gcc', 'libc6-dev', 'pkg-config', 'ninja-build',
+                    'liblua5.4-dev', 'lua5.4', 'libatomic-ops-dev', 'libcriterion-dev']
+                   + [p.deb for p in peers.PRELOADED]
+                   + ['time', 'python3-matplotlib', 'hyperfine', 'valgrind'])
 
 
 def warn(msg):
@@ -258,13 +264,6 @@ class Platform:
     def pkg_variable(self, name, var):
         r = self.run(['pkg-config', '--variable=' + var, name])
         return r.stdout.strip() if r is not None and r.returncode == 0 else ''
-
-    def find_lib(self, names, dirs):
-        for d in dirs:
-            for n in names:
-                if os.path.exists(os.path.join(d, n)):
-                    return os.path.join(d, n)
-        return None
 
     def python_with(self, module):
         """A Python 3 that can import module: this one first, then Debian's."""
@@ -380,8 +379,6 @@ def q(path):
 # Options
 # ---------------------------------------------------------------------------
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-
 parser = argparse.ArgumentParser(description='Write build.ninja for hakmem.')
 parser.add_argument('--mode', choices=sorted(MODES), default='release',
                     help='release (default), debug, asan or tsan')
@@ -418,17 +415,27 @@ def out(path):
     return os.path.relpath(os.path.join(builddir, path), ninja_dir)
 
 
-def exists(paths):
-    return all(os.path.exists(os.path.join(ROOT, p)) for p in paths)
-
-
-def missing(paths):
-    return ', '.join(p for p in paths if not os.path.exists(os.path.join(ROOT, p)))
+def listed_files():
+    """Every file the lists above name, in their order."""
+    files = (CORE_SOURCES + [CORE_HEADER] + OVERRIDE_SOURCES + GLUE_SOURCES
+             + ['lua_glue/hakl.h'] + RUNTIME_SOURCES + HKLUA_SOURCES
+             + ['tests/test_%s.c' % t[0] for t in TESTS]
+             + [s for t in TESTS for s in TEST_HELPERS[t[1]] + (t[2] if len(t) > 2 else [])]
+             + [s for _, _, ss, _ in TEST_PROGRAMS for s in ss] + TEST_SCRIPTS
+             + RELEASE_TEST_SCRIPTS + ['tests/run_all.py']
+             + [s for _, ss in BENCHES + LUA_BENCHES for s in ss]
+             + [s for _, s, _ in BENCH_SCRIPTS]
+             + ['packaging/install.sh'] + ['packaging/%s.pc.in' % pc for pc in PC_FILES])
+    return list(dict.fromkeys(files))
 
 
 # ---------------------------------------------------------------------------
 # Probes
 # ---------------------------------------------------------------------------
+
+absent = [p for p in listed_files() if not os.path.isfile(os.path.join(ROOT, p))]
+if absent:
+    die('listed in configure.py but missing from %s: %s' % (ROOT, ', '.join(absent)))
 
 needed = []  # (what, Debian package) of required things that are missing
 if not platform.cc_builds():
@@ -436,9 +443,16 @@ if not platform.cc_builds():
 if not platform.has_program('pkg-config'):
     needed.append(('pkg-config', 'pkg-config'))
 else:
-    for pkg, deb in [('lua5.4', 'liblua5.4-dev'), ('atomic_ops', 'libatomic-ops-dev')]:
+    for pkg, deb in [('lua5.4', 'liblua5.4-dev'), ('atomic_ops', 'libatomic-ops-dev'),
+                     ('criterion', 'libcriterion-dev')]:
         if not platform.has_pkg(pkg):
             needed.append((pkg, deb))
+    if platform.has_pkg('lua5.4'):
+        lua_static = os.path.join(platform.pkg_variable('lua5.4', 'libdir'), LUA_STATIC_NAME)
+        if not os.path.exists(lua_static):
+            needed.append((lua_static, 'liblua5.4-dev'))
+if not platform.has_program('lua5.4'):
+    needed.append(('the lua5.4 interpreter (the tests compare hklua with it)', 'lua5.4'))
 if needed:
     die('missing %s; run `python3 configure.py --install-deps` (as root) or '
         '`apt-get install %s`' % (', '.join('%s (Debian package %s)' % n for n in needed),
@@ -450,28 +464,18 @@ if mode_ldflags and not platform.cc_builds(mode_cflags + mode_ldflags):
         % (' '.join(cc), ' '.join(mode_ldflags)))
 
 lua_cflags = platform.pkg('lua5.4', '--cflags')
-lua_static = os.path.join(platform.pkg_variable('lua5.4', 'libdir'), LUA_STATIC_NAME)
-if not os.path.exists(lua_static):
-    warn('%s not found (Debian package liblua5.4-dev): hklua and the Lua tests are skipped'
-         % lua_static)
-    lua_static = None
 atomic_cflags = platform.pkg('atomic_ops', '--cflags')
 atomic_libs = platform.pkg('atomic_ops', '--libs')
+criterion_cflags = platform.pkg('criterion', '--cflags')
+criterion_libs = platform.pkg('criterion', '--libs')
 
-has_criterion = platform.has_pkg('criterion')
-if has_criterion:
-    criterion_cflags = platform.pkg('criterion', '--cflags')
-    criterion_libs = platform.pkg('criterion', '--libs')
-else:
-    warn('criterion not found (Debian package libcriterion-dev): no tests')
-
+# Only the benchmarks' tools are optional: without them a runner leaves a
+# peer out or draws no plot, and says so.
 if not platform.has_program('ninja'):
     warn('ninja not found (Debian package ninja-build): needed to build')
-
-libdirs = ['/usr/lib/' + MULTIARCH, '/usr/lib', '/usr/local/lib']
-for name, files, deb in PEERS:
-    if not platform.find_lib(files, libdirs):
-        warn('%s not found (Debian package %s): benchmarks skip it' % (files[0], deb))
+for peer in peers.PRELOADED:
+    if not peers.find(peer):
+        warn('%s not found (Debian package %s): benchmarks skip it' % (peer.libs[0], peer.deb))
 
 bench_python = platform.python_with('matplotlib')
 if not bench_python:
@@ -500,10 +504,9 @@ n.variable('ldflags', [escape(x) for x in ['-pthread'] + mode_ldflags
                        + shlex.split(os.environ.get('LDFLAGS', ''))])
 n.variable('libs', [escape(x) for x in atomic_libs])
 n.variable('lua_cflags', [escape(x) for x in lua_cflags])
-n.variable('lua_static', escape(lua_static or ''))
-if has_criterion:
-    n.variable('criterion_cflags', [escape(x) for x in criterion_cflags])
-    n.variable('criterion_libs', [escape(x) for x in criterion_libs])
+n.variable('lua_static', escape(lua_static))
+n.variable('criterion_cflags', [escape(x) for x in criterion_cflags])
+n.variable('criterion_libs', [escape(x) for x in criterion_libs])
 n.line()
 
 n.rule('cc', '$cc -MMD -MT $out -MF $out.d $cflags $extra_cflags -c $in -o $out',
@@ -522,8 +525,7 @@ n.rule('solink', '$cc -shared $ldflags $extra_ldflags -Wl,-soname,$soname -Wl,--
 n.line()
 
 # Rerun with the same arguments (and compiler environment) when configure.py
-# changes or a file appears in a source directory: a skipped target then
-# builds as soon as its sources exist.
+# or the peer list it reads changes.
 args = ['--mode=' + options.mode, '--prefix=' + options.prefix]
 if options.builddir:
     args.append('--builddir=' + builddir)
@@ -532,19 +534,8 @@ env = ''.join('%s=%s ' % (k, shlex.quote(os.environ[k]))
 n.rule('configure', 'cd %s && %s%s configure.py %s'
        % (q(ROOT), escape(env), q(sys.executable), escape(' '.join(shlex.quote(a) for a in args))),
        description='CONFIGURE', generator=True)
-watched = set()
-for path in (CORE_SOURCES + OVERRIDE_SOURCES + GLUE_SOURCES + HKLUA_SOURCES
-             + [s for _, ss in BENCHES + LUA_BENCHES for s in ss] + [s for _, s, _ in BENCH_SCRIPTS]
-             + [s for _, _, ss, _ in TEST_PROGRAMS for s in ss] + TEST_SCRIPTS + RELEASE_TEST_SCRIPTS
-             + ['tests/helpers.c']):
-    d = os.path.dirname(path)
-    while d and not os.path.isdir(os.path.join(ROOT, d)):
-        d = os.path.dirname(d)
-    if d:
-        # Absolute: a directory must not name a target (`bench` is one).
-        watched.add(os.path.join(ROOT, d))
 n.build(os.path.relpath(ninja_file, ninja_dir), 'configure',
-        implicit=[src('configure.py')] + sorted(watched))
+        implicit=[src('configure.py'), src('bench/peers.py')])
 n.line()
 
 objects = {}  # (source, variant) -> object path, each source compiled once
@@ -572,89 +563,60 @@ def static_lib(name, objs):
     return lib
 
 
-def skip(target, sources):
-    warn('%s skipped: %s not written yet' % (target, missing(sources)))
+n.comment('The allocator core.')
+core_objs = [compile_c(s) for s in CORE_SOURCES]
+core_lib = static_lib('hakmem', core_objs)
+# -z nodelete: a dlclose must not unmap the code that thread exits and
+# live blocks still need (the thread-exit destructor, the segments).
+n.build(out('libhakmem.so'), 'solink', core_objs,
+        variables={'soname': 'libhakmem.so', 'extra_ldflags': '-Wl,-z,nodelete'})
+n.build(out('libhakmem-override.so'), 'solink',
+        [compile_c(s) for s in OVERRIDE_SOURCES] + core_objs,
+        # -Bsymbolic: its calls stay on its own core even in a
+        # program that exports another (hklua, linked with -E)
+        variables={'soname': 'libhakmem-override.so',
+                   'extra_ldflags': '-Wl,-Bsymbolic -Wl,-z,nodelete'})
+everything += [core_lib, out('libhakmem.so'), out('libhakmem-override.so')]
+n.line()
 
-
-# The core.
-core_lib = None
-if exists(CORE_SOURCES):
-    n.comment('The allocator core.')
-    core_objs = [compile_c(s) for s in CORE_SOURCES]
-    core_lib = static_lib('hakmem', core_objs)
-    # -z nodelete: a dlclose must not unmap the code that thread exits and
-    # live blocks still need (the thread-exit destructor, the segments).
-    n.build(out('libhakmem.so'), 'solink', core_objs,
-            variables={'soname': 'libhakmem.so', 'extra_ldflags': '-Wl,-z,nodelete'})
-    everything += [core_lib, out('libhakmem.so')]
-    if exists(OVERRIDE_SOURCES):
-        n.build(out('libhakmem-override.so'), 'solink',
-                [compile_c(s) for s in OVERRIDE_SOURCES] + core_objs,
-                # -Bsymbolic: its calls stay on its own core even in a
-                # program that exports another (hklua, linked with -E)
-                variables={'soname': 'libhakmem-override.so',
-                           'extra_ldflags': '-Wl,-Bsymbolic -Wl,-z,nodelete'})
-        everything.append(out('libhakmem-override.so'))
-    else:
-        skip('libhakmem-override.so', OVERRIDE_SOURCES)
-    n.line()
-else:
-    skip('the core (libhakmem.a and everything else)', CORE_SOURCES)
-
-# The Lua glue and the module.
-glue_lib = None
-if core_lib and exists(GLUE_SOURCES):
-    # The module links no liblua: the host provides Lua.  It carries its own
-    # copy of the core; -Bsymbolic keeps its calls on that copy even in a
-    # host that exports another (hklua, a program linked with libhakmem);
-    # -z nodelete keeps it mapped after lua_close dlcloses it (its blocks
-    # and its thread-exit destructor outlive the state).
-    n.comment('The Lua glue and the Lua module.')
-    glue_objs = [compile_c(s, extra_cflags=['$lua_cflags']) for s in GLUE_SOURCES]
-    glue_lib = static_lib('hakmem_lua', glue_objs)
-    n.build(out('lua/hakmem.so'), 'solink', glue_objs + core_objs,
-            variables={'soname': 'hakmem.so', 'extra_ldflags': '-Wl,-Bsymbolic -Wl,-z,nodelete'})
-    everything += [glue_lib, out('lua/hakmem.so')]
-    n.line()
-elif core_lib:
-    skip('libhakmem_lua.a and lua/hakmem.so', GLUE_SOURCES)
+# The module links no liblua: the host provides Lua.  It carries its own
+# copy of the core; -Bsymbolic keeps its calls on that copy even in a
+# host that exports another (hklua, a program linked with libhakmem);
+# -z nodelete keeps it mapped after lua_close dlcloses it (its blocks
+# and its thread-exit destructor outlive the state).
+n.comment('The Lua glue and the Lua module.')
+glue_objs = [compile_c(s, extra_cflags=['$lua_cflags']) for s in GLUE_SOURCES]
+glue_lib = static_lib('hakmem_lua', glue_objs)
+n.build(out('lua/hakmem.so'), 'solink', glue_objs + core_objs,
+        variables={'soname': 'hakmem.so', 'extra_ldflags': '-Wl,-Bsymbolic -Wl,-z,nodelete'})
+everything += [glue_lib, out('lua/hakmem.so')]
+n.line()
 
 # Everything that links the static Lua library (hklua, Lua tests): whole
 # archive, so that C modules loaded by hklua find every Lua API function.
 lua_link = ['-Wl,--whole-archive', '$lua_static', '-Wl,--no-whole-archive', '-lm', '-ldl']
-lua_ready = glue_lib is not None and lua_static is not None
 
-rt_lib = None
-if lua_ready:
-    n.comment('The multi-thread runtime.')
-    rt_lib = static_lib('hakrt', [compile_c(s, extra_cflags=['$lua_cflags']) for s in RUNTIME_SOURCES])
-    everything.append(rt_lib)
-    n.line()
+n.comment('The multi-thread runtime.')
+rt_lib = static_lib('hakrt', [compile_c(s, extra_cflags=['$lua_cflags']) for s in RUNTIME_SOURCES])
+everything.append(rt_lib)
+n.line()
 
-if lua_ready and exists(HKLUA_SOURCES):
-    n.comment('hklua: a lua5.4-compatible host with timed GC pauses, and the runtime.')
-    n.build(out('hklua'), 'link',
-            [compile_c(s, extra_cflags=['$lua_cflags']) for s in HKLUA_SOURCES],
-            implicit=[rt_lib, glue_lib, core_lib],
-            variables={'extra_ldflags': [escape(x) for x in HKLUA_LDFLAGS],
-                       'extra_libs': [rt_lib, glue_lib, core_lib] + lua_link})
-    everything.append(out('hklua'))
-    n.line()
-elif lua_ready:
-    skip('hklua', HKLUA_SOURCES)
+n.comment('hklua: a lua5.4-compatible host with timed GC pauses, and the runtime.')
+n.build(out('hklua'), 'link',
+        [compile_c(s, extra_cflags=['$lua_cflags']) for s in HKLUA_SOURCES],
+        implicit=[rt_lib, glue_lib, core_lib],
+        variables={'extra_ldflags': [escape(x) for x in HKLUA_LDFLAGS],
+                   'extra_libs': [rt_lib, glue_lib, core_lib] + lua_link})
+everything.append(out('hklua'))
+n.line()
 
-
-def link_kind(kind):
-    """(libraries to link, ready?) for a test or program of this kind."""
-    if kind == 'plain':
-        return [], True
-    if kind == 'core':
-        return [core_lib], core_lib is not None
-    if kind == 'lua':
-        return [glue_lib, core_lib], lua_ready
-    if kind == 'rt':
-        return [rt_lib, glue_lib, core_lib], rt_lib is not None
-    raise SystemExit('configure.py: unknown kind %r' % kind)
+# What a test or program of each kind links.
+KIND_LIBS = {
+    'plain': [],
+    'core': [core_lib],
+    'lua': [glue_lib, core_lib],
+    'rt': [rt_lib, glue_lib, core_lib],
+}
 
 
 # Tests.  Criterion cannot start under ThreadSanitizer (its arena needs a
@@ -668,15 +630,8 @@ test_runs = []      # what `ninja test` runs
 
 
 def link_test(target, kind, sources, extra_libs=()):
-    """Builds a test binary of this kind; its output, or None when the
-    libraries it needs or its sources are missing (said, then skipped)."""
-    libs, ready = link_kind(kind)
-    if not ready:
-        warn('%s skipped: needs the %s libraries' % (target, kind))
-        return None
-    if not exists(sources):
-        skip(target, sources)
-        return None
+    """Builds a test binary of this kind; returns its output."""
+    libs = KIND_LIBS[kind]
     n.build(out(target), 'link', [compile_c(s, extra_cflags=test_cflags) for s in sources],
             implicit=libs,
             variables={'extra_libs': libs + (lua_link if kind in ('lua', 'rt') else ['-lm'])
@@ -684,53 +639,33 @@ def link_test(target, kind, sources, extra_libs=()):
     return out(target)
 
 
-if core_lib:
-    n.comment('Tests.')
-    for name, kind, sources, runs in TEST_PROGRAMS:
-        target = link_test('tests/' + name, kind, sources)
-        if not target:
-            continue
-        test_programs.append(target)
-        if runs is True or (runs and options.mode in runs):
-            test_runs.append(target)
-if core_lib and has_criterion:
-    for name, kind, *extra in TESTS:
-        sources = ['tests/test_%s.c' % name] + TEST_HELPERS[kind] + (extra[0] if extra else [])
-        target = link_test('tests/test_' + name, kind, sources, ['$criterion_libs'])
-        if target:
-            test_bins.append(target)
-    if test_bins and not runs_criterion:
-        warn('tsan: the Criterion tests are built but not run (Criterion cannot start '
-             'under ThreadSanitizer); `ninja test` runs the test programs only')
-    if runs_criterion:
-        test_runs = test_bins + test_runs
-if core_lib:
-    for script in TEST_SCRIPTS + (RELEASE_TEST_SCRIPTS if options.mode == 'release' else []):
-        if exists([script]):
-            test_runs.append(src(script))
-        else:
-            skip(script, [script])
+n.comment('Tests.')
+for name, kind, sources, runs in TEST_PROGRAMS:
+    target = link_test('tests/' + name, kind, sources)
+    test_programs.append(target)
+    if runs is True or (runs and options.mode in runs):
+        test_runs.append(target)
+for name, kind, *extra in TESTS:
+    sources = ['tests/test_%s.c' % name] + TEST_HELPERS[kind] + (extra[0] if extra else [])
+    test_bins.append(link_test('tests/test_' + name, kind, sources, ['$criterion_libs']))
+if runs_criterion:
+    test_runs = test_bins + test_runs
+else:
+    warn('tsan: the Criterion tests are built but not run (Criterion cannot start '
+         'under ThreadSanitizer); `ninja test` runs the test programs only')
+test_runs += [src(script) for script in TEST_SCRIPTS
+              + (RELEASE_TEST_SCRIPTS if options.mode == 'release' else [])]
 n.line()
 
 # Micro benchmarks.
 bench_bins = []
 for name, sources in BENCHES:
-    if not core_lib:
-        break
-    if not exists(sources):
-        skip('bench/' + name, sources)
-        continue
     n.build(out('bench/' + name), 'link', [compile_c(s) for s in sources])
     n.build(out('bench/%s_hak' % name), 'link',
             [compile_c(s, '_hak', ['-DBENCH_HAKMEM']) for s in sources],
             implicit=[core_lib], variables={'extra_libs': [core_lib]})
     bench_bins += [out('bench/' + name), out('bench/%s_hak' % name)]
 for name, sources in LUA_BENCHES:
-    if not lua_ready:
-        break
-    if not exists(sources):
-        skip('bench/' + name, sources)
-        continue
     n.build(out('bench/' + name), 'link',
             [compile_c(s, extra_cflags=['$lua_cflags']) for s in sources],
             implicit=[glue_lib, core_lib],
@@ -741,113 +676,47 @@ n.line()
 
 # ninja test: tests/run_all.py runs each test binary (a .py script with this
 # Python) in the build directory, and repeats why any failed at the end.
-if test_runs:
-    n.comment('ninja test: every test binary, one after the other.')
-    n.rule('run_tests',
-           '%s %s %s %s %s $tests'
-           % (q(sys.executable), q(os.path.join(ROOT, 'tests', 'run_all.py')), q(builddir), q(ROOT), options.mode),
-           description='TEST', pool='console')
-    n.build('run-test', 'run_tests', test_runs,
-            implicit=[t for t in everything if t not in bench_bins],
-            variables={'tests': [os.path.relpath(os.path.join(ninja_dir, t), builddir)
-                                 for t in test_runs]})
-    n.build('test', 'phony', 'run-test')
-    n.line()
-else:
-    # Nothing to run is a failure, not a silent pass.
-    why = 'no test can be built%s yet' % ('' if runs_criterion else ' and run under tsan')
-    warn('`ninja test` fails: ' + why)
-    n.rule('no_tests', 'echo %s; exit 1' % q('ninja test: ' + why), description='TEST')
-    n.build('run-test', 'no_tests')
-    n.build('test', 'phony', 'run-test')
-    n.line()
+n.comment('ninja test: every test binary, one after the other.')
+n.rule('run_tests',
+       '%s %s %s %s %s $tests'
+       % (q(sys.executable), q(os.path.join(ROOT, 'tests', 'run_all.py')), q(builddir), q(ROOT),
+          options.mode),
+       description='TEST', pool='console')
+n.build('run-test', 'run_tests', test_runs,
+        implicit=[t for t in everything if t not in bench_bins],
+        variables={'tests': [os.path.relpath(os.path.join(ninja_dir, t), builddir)
+                             for t in test_runs]})
+n.build('test', 'phony', 'run-test')
+n.line()
 
-# Benchmark scripts (written elsewhere); they find the binaries in builddir.
-# A command target is `run-<name>`, a file never made, so it always runs;
-# `<name>` is a phony alias (bench/ is also a directory).
+# Benchmark scripts; they find the binaries in builddir.  A command target
+# is `run-<name>`, a file never made, so it always runs; `<name>` is a
+# phony alias (bench/ is also a directory).
 n.rule('script', 'cd $root && %s $script --builddir %s $args' % (q(bench_python), q(builddir)),
        description='RUN $script', pool='console')
 for target, script, script_args in BENCH_SCRIPTS:
-    if not exists([script]):
-        skip('`ninja %s`' % target, [script])
-        continue
     n.build('run-' + target, 'script', implicit=everything,
             variables={'script': src(script), 'args': script_args})
     n.build(target, 'phony', 'run-' + target)
 n.line()
 
-# ninja install: PREFIX and DESTDIR from the environment, like make.
-if core_lib:
-    cpath = ';' + platform.lua_cpath() + ';'
-    lines = [
-        '#!/bin/sh',
-        '# Written by configure.py: `ninja install` runs it.  PREFIX and DESTDIR come',
-        '# from the environment (PREFIX defaults to the one given to configure.py).',
-        'set -eu',
-        'PREFIX=${PREFIX:-%s}' % shlex.quote(options.prefix),
-        'DESTDIR=${DESTDIR:-}',
-        'B=%s' % shlex.quote(builddir),
-        'S=%s' % shlex.quote(ROOT),
-        'libdir=$PREFIX/lib/%s' % MULTIARCH,
-        'includedir=$PREFIX/include',
-        'bindir=$PREFIX/bin',
-        '# The Lua module goes where lua5.4 looks (its package.cpath, read by configure.py).',
-        'case %s in' % shlex.quote(cpath),
-        '  *";$libdir/lua/5.4/?.so;"*) luadir=$libdir/lua/5.4 ;;',
-        '  *";$PREFIX/lib/lua/5.4/?.so;"*) luadir=$PREFIX/lib/lua/5.4 ;;',
-        '  *) luadir=$libdir/lua/5.4',
-        '     echo "note: $luadir is not in lua5.4\'s package.cpath: set LUA_CPATH" ;;',
-        'esac',
-        'install -d "$DESTDIR$libdir/pkgconfig" "$DESTDIR$includedir"',
-        'install -m 644 "$B/libhakmem.a" "$DESTDIR$libdir/"',
-        'install -m 755 "$B/libhakmem.so" "$DESTDIR$libdir/"',
-        'install -m 644 "$S/%s" "$DESTDIR$includedir/"' % CORE_HEADER,
-    ]
-    if out('libhakmem-override.so') in everything:
-        lines.append('install -m 755 "$B/libhakmem-override.so" "$DESTDIR$libdir/"')
-    if glue_lib:
-        lines += ['install -m 644 "$B/libhakmem_lua.a" "$DESTDIR$libdir/"',
-                  'install -m 644 "$S/lua_glue/hakl.h" "$DESTDIR$includedir/"',
-                  'install -d "$DESTDIR$luadir"',
-                  'install -m 755 "$B/lua/hakmem.so" "$DESTDIR$luadir/"',
-                  # hakmem-lua.pc: the glue for hosts that embed Lua
-                  'cat > "$DESTDIR$libdir/pkgconfig/hakmem-lua.pc" <<EOF',
-                  'prefix=$PREFIX',
-                  'libdir=$libdir',
-                  'includedir=$includedir',
-                  '',
-                  'Name: hakmem-lua',
-                  'Description: hakmem as the lua_Alloc of Lua 5.4 states',
-                  'Version: %s' % VERSION,
-                  'Requires: hakmem lua5.4',
-                  'Libs: -L\\${libdir} -lhakmem_lua',
-                  'Cflags: -I\\${includedir}',
-                  'EOF']
-    if out('hklua') in everything:
-        lines += ['install -d "$DESTDIR$bindir"',
-                  'install -m 755 "$B/hklua" "$DESTDIR$bindir/"']
-    lines += [
-        'cat > "$DESTDIR$libdir/pkgconfig/hakmem.pc" <<EOF',
-        'prefix=$PREFIX',
-        'libdir=$libdir',
-        'includedir=$includedir',
-        '',
-        'Name: hakmem',
-        'Description: a memory allocator for embedded scripting VMs (Lua 5.4 first)',
-        'Version: %s' % VERSION,
-        'Libs: -L\\${libdir} -lhakmem',
-        'Libs.private: %s -pthread' % ' '.join(atomic_libs),
-        'Cflags: -I\\${includedir}',
-        'EOF',
-        'echo "installed hakmem into $DESTDIR$PREFIX"',
-    ]
-    install_script = os.path.join(builddir, 'install.sh')
-    with open(install_script, 'w') as script:
-        script.write('\n'.join(lines) + '\n')
-    n.rule('install', 'sh %s' % q(install_script), description='INSTALL', pool='console')
-    n.build('run-install', 'install', implicit=everything)
-    n.build('install', 'phony', 'run-install')
-    n.line()
+# ninja install: packaging/install.sh with what this script found; PREFIX
+# and DESTDIR from the environment win, like make.
+install_env = {
+    'HAKMEM_BUILDDIR': builddir,
+    'HAKMEM_SRCDIR': ROOT,
+    'HAKMEM_PREFIX': options.prefix,
+    'HAKMEM_MULTIARCH': MULTIARCH,
+    'HAKMEM_LUA_CPATH': platform.lua_cpath(),
+    'HAKMEM_VERSION': VERSION,
+    'HAKMEM_LIBS_PRIVATE': ' '.join(atomic_libs + ['-pthread']),
+}
+n.rule('install', '%s sh %s' % (' '.join('%s=%s' % (k, q(v)) for k, v in install_env.items()),
+                                q(os.path.join(ROOT, 'packaging', 'install.sh'))),
+       description='INSTALL', pool='console')
+n.build('run-install', 'install', implicit=everything)
+n.build('install', 'phony', 'run-install')
+n.line()
 
 # With build.ninja at the root (release), short names work too: `ninja hklua`.
 if ninja_dir != builddir:

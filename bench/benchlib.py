@@ -1,9 +1,11 @@
 """What the benchmark runners share (Python 3 standard library only).
 
-The peers and how to load them, the interleaved runs of benchmark children,
-statistics over repeated runs and the tables they make, the machine a run
-happened on, the files in bench/out/, and the marked sections of
-bench/RESULTS.md that each runner rewrites without touching the others'.
+The peers found on this machine (the list itself is bench/peers.py, which
+configure.py reads too), the interleaved runs of benchmark children,
+statistics over repeated runs, the one table renderer (Markdown or plain
+text, from a list of columns), the machine a run happened on, the files in
+bench/out/, and the marked sections of bench/RESULTS.md that each runner
+rewrites without touching the others'.
 """
 
 import collections
@@ -17,42 +19,27 @@ import statistics
 import subprocess
 import sys
 
+import peers as peer_list
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 RESULTS_MD = os.path.join(BENCH_DIR, 'RESULTS.md')
 OUT_DIR = os.path.join(BENCH_DIR, 'out')
-LIBDIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib', '/usr/local/lib']
-
-# The peers, in the order every table shows them: (name, candidate files).
-# glibc is the baseline: no preload at all.  hakmem is not here: it runs
-# through its own binary or option, never through LD_PRELOAD.
-PEERS = [
-    ('mimalloc', ['libmimalloc.so.2']),
-    ('jemalloc', ['libjemalloc.so.2']),
-    ('tcmalloc', ['libtcmalloc_minimal.so.4', 'libtcmalloc.so.4']),
-]
-ALLOCATORS = ['glibc', 'mimalloc', 'jemalloc', 'tcmalloc', 'hakmem']
-
-
-def find_peer(files):
-    """The first of `files` found in the usual library directories, or None."""
-    for d in LIBDIRS:
-        for f in files:
-            path = os.path.join(d, f)
-            if os.path.exists(path):
-                return path
-    return None
+# glibc, the peers, hakmem: the order of every table (bench/peers.py).
+ALLOCATORS = peer_list.ALLOCATORS
 
 
 def peer_libs(warn):
-    """{name: path} of the peers present; `warn(msg)` for each one missing."""
+    """{name: library to preload} of the peers present (glibc needs none);
+    `warn(msg)` for each one missing."""
     found = {}
-    for name, files in PEERS:
-        path = find_peer(files)
+    for peer in peer_list.PRELOADED:
+        path = peer_list.find(peer)
         if path:
-            found[name] = path
+            found[peer.name] = path
         else:
-            warn('%s not found (%s): skipped' % (name, ' or '.join(files)))
+            warn('%s not found (%s, Debian package %s): skipped'
+                 % (peer.name, ' or '.join(peer.libs), peer.deb))
     return found
 
 
@@ -264,43 +251,75 @@ def in_order(values):
 
 
 # ---------------------------------------------------------------------------
-# Tables of throughput rows (rows made of throughput() plus 'alloc',
-# 'vs_glibc' and the runner's own columns)
+# Tables: every runner describes its tables as a list of columns, and
+# table() renders them as Markdown (RESULTS.md) or as text (the terminal)
 # ---------------------------------------------------------------------------
+
+# head: the heading; cell(row): the cell's text; align: 'l' or 'r';
+# text: False for a column that only the Markdown table shows (a spread
+# that would make a terminal's lines too long).
+Column = collections.namedtuple('Column', 'head cell align text')
+
+
+def column(head, cell, align='r', text=True):
+    return Column(head, cell, align, text)
+
+
+def table(columns, rows, style='md'):
+    """`rows` through `columns`: a Markdown table (style 'md') or columns
+    padded to their widest cell and two spaces apart ('text')."""
+    if style == 'text':
+        columns = [c for c in columns if c.text]
+    cells = [[c.cell(r) for c in columns] for r in rows]
+    if style == 'md':
+        out = ['| ' + ' | '.join(c.head for c in columns) + ' |',
+               '|' + ''.join('---:|' if c.align == 'r' else '---|' for c in columns)]
+        out += ['| ' + ' | '.join(line) + ' |' for line in cells]
+        return '\n'.join(out)
+    if style != 'text':
+        raise ValueError('table style %r (md or text)' % style)
+    widths = [max([len(c.head)] + [len(line[i]) for line in cells])
+              for i, c in enumerate(columns)]
+
+    def line(values):
+        return '  '.join(v.rjust(w) if c.align == 'r' else v.ljust(w)
+                         for v, w, c in zip(values, widths, columns)).rstrip()
+    return '\n'.join([line([c.head for c in columns])] + [line(x) for x in cells])
+
 
 def ratio(x):
     """A ratio as tables show it: '1.23×', or '–' where there is none."""
     return '%.2f×' % x if x else '–'
 
 
-def throughput_md(rows, label, vs_head, vs_cell):
-    """The Markdown table: row[label], the allocator, Mops/s and peak RSS
-    (median, min–max), the ratio to glibc, and one more comparison column
-    headed `vs_head`, whose cell is vs_cell(row)."""
-    out = ['| benchmark | allocator | Mops/s median | min–max | vs glibc | %s '
-           '| peak RSS MiB median | min–max |' % vs_head,
-           '|---|---|---:|---:|---:|---:|---:|---:|']
-    for row in rows:
-        o, m = row['ops_per_s'], row['peak_rss_kb']
-        out.append('| %s | %s | %.2f | %.2f–%.2f | %s | %s | %.1f | %.1f–%.1f |' % (
-            row[label], row['alloc'], o['median'] / 1e6, o['min'] / 1e6, o['max'] / 1e6,
-            ratio(row['vs_glibc']), vs_cell(row), m['median'] / 1024, m['min'] / 1024,
-            m['max'] / 1024))
-    return '\n'.join(out)
+def num(x, fmt='%.2f'):
+    """A number as tables show it, '–' for None."""
+    return '–' if x is None else fmt % x
 
 
-def throughput_text(rows, label, widths, vs_head, vs_cell):
-    """The same for a terminal, in columns: `widths` are those of the
-    label, the allocator and the extra comparison; peak RSS median only."""
-    lw, aw, vw = widths
-    out = ['%-*s %-*s %9s %17s %8s %*s %9s' % (lw, 'benchmark', aw, 'allocator', 'Mops/s',
-                                              'min-max', 'vs glibc', vw, vs_head, 'RSS MiB')]
-    for row in rows:
-        o, m = row['ops_per_s'], row['peak_rss_kb']
-        out.append('%-*s %-*s %9.2f %8.2f-%-8.2f %8s %*s %9.1f' % (
-            lw, row[label], aw, row['alloc'], o['median'] / 1e6, o['min'] / 1e6,
-            o['max'] / 1e6, ratio(row['vs_glibc']), vw, vs_cell(row), m['median'] / 1024))
-    return '\n'.join(out)
+def spread(s, fmt, div=1):
+    """'min–max' of a summary(), each divided by `div` and formatted."""
+    return (fmt + '–' + fmt) % (s['min'] / div, s['max'] / div)
+
+
+def throughput_columns(label, vs_head, vs_cell):
+    """The columns of a table of throughput rows (throughput() plus 'alloc',
+    'vs_glibc' and the runner's own keys): row[label], the allocator,
+    Mops/s and peak RSS (median, min–max), the ratio to glibc, and one
+    more comparison headed `vs_head`, whose cell is vs_cell(row)."""
+    def mops(row):
+        return row['ops_per_s']
+
+    def mib(row):
+        return row['peak_rss_kb']
+    return [column('benchmark', lambda r: r[label], 'l'),
+            column('allocator', lambda r: r['alloc'], 'l'),
+            column('Mops/s median', lambda r: '%.2f' % (mops(r)['median'] / 1e6)),
+            column('min–max', lambda r: spread(mops(r), '%.2f', 1e6)),
+            column('vs glibc', lambda r: ratio(r['vs_glibc'])),
+            column(vs_head, vs_cell),
+            column('peak RSS MiB median', lambda r: '%.1f' % (mib(r)['median'] / 1024)),
+            column('min–max', lambda r: spread(mib(r), '%.1f', 1024), text=False)]
 
 
 def method_md(command, runs):

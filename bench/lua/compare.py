@@ -401,54 +401,44 @@ def fmt(x, f='%.2f', none='–'):
     return none if x is None else f % x
 
 
-def table_md(rows, mode, pauses):
-    head = ['workload', 'allocator', 'time s (min–max)', 'vs glibc', 'peak RSS MiB',
-            'RSS vs glibc']
+def suite_columns(pauses, with_mode):
+    """The columns of the suite's table; with_mode: the GC mode first (one
+    table for both modes), pauses: hklua's pause figures."""
+    col = benchlib.column
+    cols = [col('mode', lambda r: r['gc_mode'], 'l')] if with_mode else []
+    cols += [col('workload', lambda r: r['workload'], 'l'),
+             col('allocator', lambda r: r['alloc'], 'l'),
+             col('time s (min–max)', lambda r: '%.3f (%.3f–%.3f)' % (
+                 r['time_median_s'], r['time_min_s'], r['time_max_s'])),
+             col('vs glibc', lambda r: fmt(r['time_vs_glibc'])),
+             col('peak RSS MiB', lambda r: fmt(r['rss_median_mib'], '%.1f')),
+             col('RSS vs glibc', lambda r: fmt(r['rss_vs_glibc']))]
     if pauses:
-        head += ['GC steps', 'p50 µs', 'p99 µs', 'max µs', 'full ms', 'close ms']
-    out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 2 + '---:|' * (len(head) - 2)]
-    for r in rows:
-        if r['gc_mode'] != mode:
-            continue
-        cells = [r['workload'], r['alloc'],
-                 '%.3f (%.3f–%.3f)' % (r['time_median_s'], r['time_min_s'], r['time_max_s']),
-                 fmt(r['time_vs_glibc']), fmt(r['rss_median_mib'], '%.1f'),
-                 fmt(r['rss_vs_glibc'])]
-        if pauses:
-            cells += [fmt(r['gc_steps'], '%.0f'), fmt(r['gc_p50_us'], '%.1f'),
-                      fmt(r['gc_p99_us'], '%.1f'), fmt(r['gc_max_us'], '%.0f'),
-                      fmt(r['full_total_ms'], '%.1f'), fmt(r['close_ms'], '%.1f')]
-        out.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(out)
+        cols += [col('GC steps', lambda r: fmt(r['gc_steps'], '%.0f')),
+                 col('p50 µs', lambda r: fmt(r['gc_p50_us'], '%.1f')),
+                 col('p99 µs', lambda r: fmt(r['gc_p99_us'], '%.1f')),
+                 col('max µs', lambda r: fmt(r['gc_max_us'], '%.0f')),
+                 col('full ms', lambda r: fmt(r['full_total_ms'], '%.1f')),
+                 col('close ms', lambda r: fmt(r['close_ms'], '%.1f'))]
+    return cols
 
 
-def geomean_md(gm):
-    out = ['| GC mode | allocator | time vs glibc | peak RSS vs glibc |',
-           '|---|---|---:|---:|']
-    for mode, by in gm.items():
-        for a, g in by.items():
-            out.append('| %s | %s | %s | %s |' % (mode, a, fmt(g['time'], '%.3f'),
-                                                  fmt(g['rss'], '%.3f')))
-    return '\n'.join(out)
+def table_md(rows, mode, pauses):
+    return benchlib.table(suite_columns(pauses, False),
+                          [r for r in rows if r['gc_mode'] == mode], 'md')
 
 
 def table_text(rows, pauses):
-    out = ['%-12s %-14s %-9s %8s %17s %6s %8s %6s' % (
-        'mode', 'workload', 'alloc', 'time s', 'min-max', 'vs gl', 'RSS MiB', 'vs gl')
-        + ('  %7s %8s %8s %8s %8s' % ('steps', 'p50 us', 'p99 us', 'max us', 'close ms')
-           if pauses else '')]
-    for r in rows:
-        line = '%-12s %-14s %-9s %8.3f %8.3f-%-8.3f %6s %8s %6s' % (
-            r['gc_mode'], r['workload'], r['alloc'], r['time_median_s'], r['time_min_s'],
-            r['time_max_s'], fmt(r['time_vs_glibc']), fmt(r['rss_median_mib'], '%.1f'),
-            fmt(r['rss_vs_glibc']))
-        if pauses:
-            line += '  %7s %8s %8s %8s %8s' % (
-                fmt(r['gc_steps'], '%.0f'), fmt(r['gc_p50_us'], '%.1f'),
-                fmt(r['gc_p99_us'], '%.1f'), fmt(r['gc_max_us'], '%.0f'),
-                fmt(r['close_ms'], '%.1f'))
-        out.append(line)
-    return '\n'.join(out)
+    return benchlib.table(suite_columns(pauses, True), rows, 'text')
+
+
+def geomean_md(gm):
+    col = benchlib.column
+    return benchlib.table(
+        [col('GC mode', lambda x: x[0], 'l'), col('allocator', lambda x: x[1], 'l'),
+         col('time vs glibc', lambda x: fmt(x[2]['time'], '%.3f')),
+         col('peak RSS vs glibc', lambda x: fmt(x[2]['rss'], '%.3f'))],
+        [(mode, a, g) for mode, by in gm.items() for a, g in by.items()], 'md')
 
 
 CSV_FIELDS = ['gc_mode', 'workload', 'size', 'alloc', 'runs', 'time_median_s', 'time_min_s',

@@ -78,13 +78,13 @@ def section(rows, builddir, failures):
              '(quick size, incremental GC) and allocator under callgrind. "allocator" '
              'is everything inside the state\'s allocation function (hakl_alloc for '
              'hakmem; Lua\'s l_alloc and the malloc it calls for the others), '
-             'memcpy of reallocations included.' % benchlib.shown(builddir), '',
-             '| workload | allocator | instructions (M) | in the allocator (M) | share |',
-             '|---|---|---:|---:|---:|']
-    for r in rows:
-        lines.append('| %s | %s | %.1f | %.2f | %.2f%% |' % (
-            r['workload'], r['alloc'], r['ir'] / 1e6, r['alloc_ir'] / 1e6,
-            100.0 * r['alloc_ir'] / r['ir']))
+             'memcpy of reallocations included.' % benchlib.shown(builddir), '']
+    col = benchlib.column
+    lines.append(benchlib.table(
+        [col('workload', lambda r: r['workload'], 'l'), col('allocator', lambda r: r['alloc'], 'l'),
+         col('instructions (M)', lambda r: '%.1f' % (r['ir'] / 1e6)),
+         col('in the allocator (M)', lambda r: '%.2f' % (r['alloc_ir'] / 1e6)),
+         col('share', lambda r: '%.2f%%' % (100.0 * r['alloc_ir'] / r['ir']))], rows, 'md'))
     by = {}
     for r in rows:
         by.setdefault(r['workload'], {})[r['alloc']] = r

@@ -117,15 +117,13 @@ def callgrind(jobs, failures):
     return out
 
 
-def callgrind_md(ir):
-    labels = benchlib.in_order(label for label, _ in ir)
+def callgrind_table(ir, style):
+    """A row per benchmark, a column per allocator."""
     allocs = [a for a in benchlib.ALLOCATORS if any(x == a for _, x in ir)]
-    out = ['| benchmark | ' + ' | '.join(allocs) + ' |',
-           '|---|' + '---:|' * len(allocs)]
-    for label in labels:
-        out.append('| %s | %s |' % (label, ' | '.join(
-            '%.1f' % ir[(label, a)] if (label, a) in ir else '–' for a in allocs)))
-    return '\n'.join(out)
+    cols = [benchlib.column('benchmark', lambda label: label, 'l')]
+    cols += [benchlib.column(a, lambda label, a=a: benchlib.num(ir.get((label, a)), '%.1f'))
+             for a in allocs]
+    return benchlib.table(cols, benchlib.in_order(label for label, _ in ir), style)
 
 
 def check_checksums(results, failures):
@@ -155,16 +153,9 @@ def tabulate(results):
     return rows
 
 
-def vs_mimalloc(row):
-    return benchlib.ratio(row['vs_mimalloc'])
-
-
-def table_md(rows):
-    return benchlib.throughput_md(rows, 'bench', 'vs mimalloc', vs_mimalloc)
-
-
-def table_text(rows):
-    return benchlib.throughput_text(rows, 'bench', (18, 9, 8), 'vs mi', vs_mimalloc)
+def throughput_table(rows, style):
+    return benchlib.table(benchlib.throughput_columns(
+        'bench', 'vs mimalloc', lambda row: benchlib.ratio(row['vs_mimalloc'])), rows, style)
 
 
 def goal_line(rows):
@@ -193,11 +184,11 @@ def main():
     ir = callgrind(jobs, failures) if args.callgrind else {}
 
     print()
-    print(table_text(rows))
+    print(throughput_table(rows, 'text'))
     print(goal_line(rows))
     if ir:
         print('\ninstructions per operation (callgrind, %d operations):' % CALLGRIND_OPS)
-        print(callgrind_md(ir))
+        print(callgrind_table(ir, 'text'))
 
     raw = benchlib.out_file('micro.json')
     benchlib.write_json(raw, {
@@ -212,12 +203,13 @@ def main():
         command = 'bench/micro/run.py --builddir %s --runs %d' % (
             benchlib.shown(args.builddir), args.runs)
         body = ['## Micro-benchmarks', '', benchlib.method_md(command, args.runs), '',
-                benchlib.machine_md(mach), '', table_md(rows), '', goal_line(rows)]
+                benchlib.machine_md(mach), '', throughput_table(rows, 'md'), '',
+                goal_line(rows)]
         if ir:
             body += ['', 'Instructions per operation, counted by callgrind inside the '
                      'measured loop (one run of %d operations each; the loop around the '
                      'allocator calls is the same code for every allocator):'
-                     % CALLGRIND_OPS, '', callgrind_md(ir)]
+                     % CALLGRIND_OPS, '', callgrind_table(ir, 'md')]
         benchlib.write_section('micro', body, failures)
 
     return benchlib.exit_status(failures)

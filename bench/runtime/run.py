@@ -358,11 +358,6 @@ def tabulate(jobs, shape, results):
     return rows
 
 
-def cell(s, fmt, scale=1.0):
-    spread = (fmt + '–' + fmt) % (s['min'] * scale, s['max'] * scale)
-    return fmt % (s['median'] * scale), spread
-
-
 def vs_cell(row, key):
     best = row.get('best_' + key)
     if not best:
@@ -370,57 +365,31 @@ def vs_cell(row, key):
     return '%s %s' % (benchlib.ratio(row.get('vs_best_' + key)), best)
 
 
-def kind_md(rows, kind):
-    """The Markdown table of one kind: per figure the median, min–max and
-    the ratio to the best peer's median, then peak RSS the same way."""
+def kind_table(rows, kind, style):
+    """The table of one kind: per figure the median, min–max and the ratio
+    to the best peer's median, then peak RSS the same way; '' when none."""
     mine = [r for r in rows if r['kind'] == kind]
     if not mine:
         return ''
-    figs = FIGURES[kind] + [RSS]
-    head = '| workload | allocator |'
-    rule = '|---|---|'
-    for _, title, _, higher in figs:
-        head += ' %s median | min–max | ÷ best peer (%s better) |' % (
-            title, '>1' if higher else '<1')
-        rule += '---:|---:|---|'
+    cols = [benchlib.column('workload', lambda r: r['label'], 'l'),
+            benchlib.column('allocator', lambda r: r['alloc'], 'l')]
+    for key, title, fmt, higher in FIGURES[kind] + [RSS]:
+        div = 1024 if key == 'peak_rss_kb' else 1
+
+        def median(r, key=key, fmt=fmt, div=div):
+            return fmt % (r[key]['median'] / div) if r[key] else '–'
+
+        def minmax(r, key=key, fmt=fmt, div=div):
+            return benchlib.spread(r[key], fmt, div) if r[key] else '–'
+
+        def vs(r, key=key):
+            return vs_cell(r, key) if r[key] else '–'
+        cols += [benchlib.column('%s median' % title, median),
+                 benchlib.column('min–max', minmax, text=False),
+                 benchlib.column('÷ best peer (%s better)' % ('>1' if higher else '<1'), vs, 'l')]
     if kind in ('scaling', 'spawn'):
-        head += ' speedup over T=1 |'
-        rule += '---:|'
-    out = [head, rule]
-    for r in mine:
-        line = '| %s | %s |' % (r['label'], r['alloc'])
-        for key, _, fmt, _ in figs:
-            if not r[key]:
-                line += ' – | – | – |'
-                continue
-            scale = 1 / 1024.0 if key == 'peak_rss_kb' else 1.0
-            med, spread = cell(r[key], fmt, scale)
-            line += ' %s | %s | %s |' % (med, spread, vs_cell(r, key))
-        if kind in ('scaling', 'spawn'):
-            line += ' %s |' % benchlib.ratio(r['speedup'])
-        out.append(line)
-    return '\n'.join(out)
-
-
-def kind_text(rows, kind):
-    """The same for a terminal: medians and the ratios to the best peer."""
-    mine = [r for r in rows if r['kind'] == kind]
-    if not mine:
-        return ''
-    figs = FIGURES[kind] + [RSS]
-    out = ['%-18s %-9s' % ('workload', 'allocator') +
-           ''.join(' %16s %15s' % (title, '/best') for _, title, _, _ in figs) +
-           (' %8s' % 'speedup' if kind in ('scaling', 'spawn') else '')]
-    for r in mine:
-        line = '%-18s %-9s' % (r['label'], r['alloc'])
-        for key, _, fmt, _ in figs:
-            scale = 1 / 1024.0 if key == 'peak_rss_kb' else 1.0
-            line += ' %16s %15s' % (fmt % (r[key]['median'] * scale) if r[key] else '–',
-                                    vs_cell(r, key))
-        if kind in ('scaling', 'spawn'):
-            line += ' %8s' % benchlib.ratio(r['speedup'])
-        out.append(line)
-    return '\n'.join(out)
+        cols.append(benchlib.column('speedup over T=1', lambda r: benchlib.ratio(r['speedup'])))
+    return benchlib.table(cols, mine, style)
 
 
 def goal_lines(rows):
@@ -528,7 +497,7 @@ def main():
     kinds = benchlib.in_order(shape[j.label][0] for j in jobs)
     print()
     for kind in kinds:
-        print(kind_text(rows, kind) + '\n')
+        print(kind_table(rows, kind, 'text') + '\n')
     print(goal_lines(rows))
 
     raw = benchlib.out_file('runtime.json')
@@ -550,7 +519,7 @@ def main():
         titles = {'scaling': 'Scaling (%d copies)' % COPIES, 'messages': 'Messages',
                   'buffers': '64 KiB buffers', 'spawn': 'Spawn'}
         for kind in kinds:
-            body += ['', '### ' + titles[kind], '', kind_md(rows, kind)]
+            body += ['', '### ' + titles[kind], '', kind_table(rows, kind, 'md')]
         body += ['', goal_lines(rows)]
         benchlib.write_section('runtime', body, failures)
 

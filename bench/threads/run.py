@@ -157,39 +157,33 @@ def tabulate(jobs, shape, results):
     return rows
 
 
-def table_md(rows):
+def throughput_table(rows, style):
     def best(r):
         if not r['best_peer']:
             return '–'
         return '%s (%s)' % (benchlib.ratio(r['vs_best_peer']), r['best_peer'])
-    return benchlib.throughput_md(rows, 'label', 'vs best peer', best)
+    return benchlib.table(benchlib.throughput_columns('label', 'vs best peer', best), rows, style)
 
 
-def speedup_md(rows):
-    """Speedup over T = 1 for the benchmarks that ran at T = 1."""
+def speedup_table(rows, style):
+    """Speedup over T = 1 for the benchmarks that ran at T = 1: a row per
+    benchmark and allocator, a column per thread count; '' when none."""
     benches = [b for b, _, _ in BENCHMARKS
                if any(r['bench'] == b and r['threads'] == 1 for r in rows)]
-    if not benches:
-        return ''
     counts = sorted({r['threads'] for r in rows if r['bench'] in benches and r['threads'] > 1})
     if not counts:
         return ''
-    out = ['| benchmark | allocator | ' + ' | '.join('T=%d' % t for t in counts) + ' |',
-           '|---|---|' + '---:|' * len(counts)]
+    speedups = {}  # (bench, alloc) -> {threads: speedup}, in table order
     for b in benches:
         for a in ALLOCS:
             cells = {r['threads']: r['speedup'] for r in rows if r['bench'] == b and r['alloc'] == a}
-            if not cells:
-                continue
-            out.append('| %s | %s | %s |' % (
-                b, a, ' | '.join(benchlib.ratio(cells.get(t)) for t in counts)))
-    return '\n'.join(out)
-
-
-def table_text(rows):
-    def best(r):
-        return '%s %s' % (benchlib.ratio(r['vs_best_peer']), r['best_peer'] or '')
-    return benchlib.throughput_text(rows, 'label', (14, 15, 14), 'vs best peer', best)
+            if cells:
+                speedups[(b, a)] = cells
+    cols = [benchlib.column('benchmark', lambda k: k[0], 'l'),
+            benchlib.column('allocator', lambda k: k[1], 'l')]
+    cols += [benchlib.column('T=%d' % t, lambda k, t=t: benchlib.ratio(speedups[k].get(t)))
+             for t in counts]
+    return benchlib.table(cols, list(speedups), style)
 
 
 def goal_lines(rows):
@@ -232,8 +226,8 @@ def main():
     rows = tabulate(jobs, shape, results)
 
     print()
-    print(table_text(rows))
-    sp = speedup_md(rows)
+    print(throughput_table(rows, 'text'))
+    sp = speedup_table(rows, 'text')
     if sp:
         print('\nSpeedup over T=1:\n' + sp)
     print('\n' + goal_lines(rows))
@@ -255,9 +249,10 @@ def main():
                 'random slots with blocks of 8..1000 B and hand their slots on to successor '
                 'threads; xmalloc: half the threads allocate batches, the other half free '
                 'them; scaling: bench/micro\'s random_mixed, one instance per thread.', '',
-                benchlib.machine_md(mach), '', table_md(rows)]
+                benchlib.machine_md(mach), '', throughput_table(rows, 'md')]
         if sp:
-            body += ['', 'Speedup over each allocator\'s own T = 1 median:', '', sp]
+            body += ['', 'Speedup over each allocator\'s own T = 1 median:', '',
+                     speedup_table(rows, 'md')]
         body += ['', goal_lines(rows)]
         benchlib.write_section('threads', body, failures)
 
