@@ -8,11 +8,13 @@
 #
 # Standard library only.  Sources are listed by name below (never globbed):
 # add a new file to its list; a listed file that does not exist is an error.
-# The build reruns this script by itself when configure.py or the peer list
-# (bench/peers.py) changes.  `ninja install` runs packaging/install.sh.
+# The build reruns this script by itself when configure.py, the peer list
+# (bench/peers.py) or the rockspec changes.  `ninja install` runs
+# packaging/install.sh.
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -143,6 +145,7 @@ TEST_PROGRAMS = [
 TEST_SCRIPTS = [
     'tests/override/run.py',
     'tests/check_symbols.py',
+    'tests/luarocks/run.py',
 ]
 # Test scripts run in release mode only: tests/fastpath.py counts the
 # instructions of the release build's fast paths against README.md's table.
@@ -179,6 +182,10 @@ BENCH_SCRIPTS = [
 # `ninja install` runs packaging/install.sh, which writes these pkg-config
 # files from packaging/<name>.pc.in.
 PC_FILES = ['hakmem', 'hakmem-lua']
+# LuaRocks builds the module from this rockspec (`luarocks make`), which
+# lists CORE_SOURCES and GLUE_SOURCES again: this script checks that the
+# two lists agree.
+ROCKSPEC = 'hakmem-%s-1.rockspec' % VERSION
 
 # ---------------------------------------------------------------------------
 # Flags
@@ -208,10 +215,12 @@ DEBIAN_LUA_CPATH = ('/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5
 # ---------------------------------------------------------------------------
 
 # What --install-deps installs: the build, the tests (lua5.4 is what
-# hklua is compared with), then the benchmarks: the peers (bench/peers.py),
-# GNU time for their peak RSS, plots and instruction counts.
+# hklua is compared with; luarocks builds the rockspec), then the
+# benchmarks: the peers (bench/peers.py), GNU time for their peak RSS,
+# plots and instruction counts.
 DEBIAN_PACKAGES = (['gcc', 'libc6-dev', 'pkg-config', 'ninja-build',
-                    'liblua5.4-dev', 'lua5.4', 'libatomic-ops-dev', 'libcriterion-dev']
+                    'liblua5.4-dev', 'lua5.4', 'libatomic-ops-dev', 'libcriterion-dev',
+                    'luarocks']
                    + [p.deb for p in peers.PRELOADED]
                    + ['time', 'python3-matplotlib', 'hyperfine', 'valgrind'])
 
@@ -425,8 +434,16 @@ def listed_files():
              + RELEASE_TEST_SCRIPTS + ['tests/run_all.py']
              + [s for _, ss in BENCHES + LUA_BENCHES for s in ss]
              + [s for _, s, _ in BENCH_SCRIPTS]
-             + ['packaging/install.sh'] + ['packaging/%s.pc.in' % pc for pc in PC_FILES])
+             + ['packaging/install.sh'] + ['packaging/%s.pc.in' % pc for pc in PC_FILES]
+             + [ROCKSPEC])
     return list(dict.fromkeys(files))
+
+
+def rockspec_sources():
+    """The files of the rockspec's `local sources = { ... }` list."""
+    with open(os.path.join(ROOT, ROCKSPEC)) as f:
+        m = re.search(r'^local sources = \{(.*?)^\}', f.read(), re.S | re.M)
+    return re.findall(r'"([^"]+)"', m.group(1)) if m else []
 
 
 # ---------------------------------------------------------------------------
@@ -436,6 +453,9 @@ def listed_files():
 absent = [p for p in listed_files() if not os.path.isfile(os.path.join(ROOT, p))]
 if absent:
     die('listed in configure.py but missing from %s: %s' % (ROOT, ', '.join(absent)))
+if rockspec_sources() != CORE_SOURCES + GLUE_SOURCES:
+    die('%s: its `local sources` must list CORE_SOURCES then GLUE_SOURCES, as configure.py '
+        'does: %s' % (ROCKSPEC, ', '.join(CORE_SOURCES + GLUE_SOURCES)))
 
 needed = []  # (what, Debian package) of required things that are missing
 if not platform.cc_builds():
@@ -453,6 +473,8 @@ else:
             needed.append((lua_static, 'liblua5.4-dev'))
 if not platform.has_program('lua5.4'):
     needed.append(('the lua5.4 interpreter (the tests compare hklua with it)', 'lua5.4'))
+if not platform.has_program('luarocks'):
+    needed.append(('luarocks (the tests build the rockspec)', 'luarocks'))
 if needed:
     die('missing %s; run `python3 configure.py --install-deps` (as root) or '
         '`apt-get install %s`' % (', '.join('%s (Debian package %s)' % n for n in needed),
@@ -525,7 +547,7 @@ n.rule('solink', '$cc -shared $ldflags $extra_ldflags -Wl,-soname,$soname -Wl,--
 n.line()
 
 # Rerun with the same arguments (and compiler environment) when configure.py
-# or the peer list it reads changes.
+# or what it reads (the peer list, the rockspec) changes.
 args = ['--mode=' + options.mode, '--prefix=' + options.prefix]
 if options.builddir:
     args.append('--builddir=' + builddir)
@@ -535,7 +557,7 @@ n.rule('configure', 'cd %s && %s%s configure.py %s'
        % (q(ROOT), escape(env), q(sys.executable), escape(' '.join(shlex.quote(a) for a in args))),
        description='CONFIGURE', generator=True)
 n.build(os.path.relpath(ninja_file, ninja_dir), 'configure',
-        implicit=[src('configure.py'), src('bench/peers.py')])
+        implicit=[src('configure.py'), src('bench/peers.py'), src(ROCKSPEC)])
 n.line()
 
 objects = {}  # (source, variant) -> object path, each source compiled once
