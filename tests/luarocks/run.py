@@ -2,7 +2,7 @@
 """The rockspec's test: `luarocks make` in the source checkout builds and
 installs the hakmem module, and Debian's lua5.4 requires it and uses it.
 
-    tests/luarocks/run.py          (`ninja test` runs it in release mode)
+    tests/luarocks/run.py          (`ninja test` runs it, in release mode only)
 
 Into a temporary tree (`luarocks --lua-version=5.4 --tree=DIR make`, no
 network), then lua5.4 with LUA_CPATH naming only that tree: the module must
