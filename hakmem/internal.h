@@ -148,8 +148,8 @@ bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg);
 /* ---- remote.c: batched remote frees ------------------------------------ */
 extern __thread unsigned remote_batch_depth tls_initial_exec; /* > 0: a batch is open */
 void remote_batch_add(hak_page_t *page, hak_block_t *block);
-void remote_count_free(void);
-void remote_count_push(void);
+/* hak_thread_counters' figures, counted on the remote paths. */
+extern __thread uint64_t remote_frees tls_initial_exec, remote_pushes tls_initial_exec;
 
 /* ---- thread.c ----------------------------------------------------------- */
 extern __thread hak_heap_t *thread_heap tls_initial_exec;

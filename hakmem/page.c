@@ -164,7 +164,7 @@ void page_notify(hak_heap_t *heap, hak_page_t *page) {
 ** with its page's other blocks.
 */
 void page_push_remote(hak_page_t *page, hak_block_t *block) {
-  remote_count_free();
+  remote_frees++;
   if (remote_batch_depth != 0) {
     remote_batch_add(page, block);
     return;
@@ -182,7 +182,7 @@ void page_push_remote(hak_page_t *page, hak_block_t *block) {
 */
 void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last) {
   uintptr_t tf, state;
-  remote_count_push();
+  remote_pushes++;
   for (;;) {
     tf = atomic_load_relaxed(&page->thread_free);
     state = tf & NOTIFY_MASK;

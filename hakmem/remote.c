@@ -32,7 +32,7 @@ typedef struct batch_slot_s {
 ** loaded with dlopen gets little of it). */
 __thread unsigned remote_batch_depth tls_initial_exec;
 static __thread batch_slot_t *batch tls_initial_exec;
-static __thread uint64_t count_frees tls_initial_exec, count_pushes tls_initial_exec;
+__thread uint64_t remote_frees tls_initial_exec, remote_pushes tls_initial_exec;
 
 static unsigned batch_slot_of(const hak_page_t *page) {
   /* descriptors are 128 bytes apart; Fibonacci hashing spreads neighbours */
@@ -45,9 +45,6 @@ static void batch_flush_slot(batch_slot_t *s) {
   page_push_remote_list(s->page, s->first, s->last);
   s->page = NULL;
 }
-
-void remote_count_free(void) { count_frees++; }
-void remote_count_push(void) { count_pushes++; }
 
 /* page_push_remote while a batch is open.  Without a table (its
 ** allocation failed) the block is pushed at once: slower, never lost. */
@@ -90,6 +87,6 @@ void hak_remote_batch_end(void) {
 
 void hak_thread_counters(hak_thread_counters_t *out) {
   memset(out, 0, sizeof *out);
-  out->remote_frees = count_frees;
-  out->remote_pushes = count_pushes;
+  out->remote_frees = remote_frees;
+  out->remote_pushes = remote_pushes;
 }

@@ -50,7 +50,10 @@ Test(hklua_threads, bad_options_get_a_message_and_the_usage, .init = setup) {
     {"--tasks=3", NULL, NULL},       {"--threads=2", "--tasks=0", NULL},
     {"--slice=-1", NULL, NULL},      {"--task-mem-limit=9Q", NULL, NULL},
     {"--private-heaps", NULL, NULL}, {"--threads=2", "--mem-limit=1M", NULL},
-    {"--threads=2", "--gc-pauses", NULL}};
+    {"--threads=2", "--gc-pauses", NULL}, {"--collector=off", NULL, NULL},
+    {"--threads=2", "--collector=maybe", NULL}, {"--threads=2", "--idle-gc=", NULL},
+    {"--threads=2", "--soft-limit=1.5", NULL}, {"--threads=2", "--soft-limit=x", NULL},
+    {"--threads=2", "--watchdog=-3", NULL},    {"--threads=2", "--time-limit=9e99", NULL}};
   size_t i;
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     const char *args[4] = {NULL, NULL, NULL, NULL};
@@ -129,5 +132,32 @@ Test(hklua_threads, stats_json, .init = setup) {
   cr_expect(strstr(r.err, "{\"workers\":2,\"alloc\":\"hakmem\",\"spawned\":3,\"finished\":3,"
                           "\"failed\":0,\"live\":0,") != NULL,
             "stderr:\n%s", r.err);
+  lt_result_free(&r);
+}
+
+/* The collector's switches and figures from the command line. */
+Test(hklua_threads, collector_options_and_figures, .init = setup) {
+  static const char *const modes[] = {"--collector=on", "--collector=off", "--idle-gc=off",
+                                      "--batch-frees=off"};
+  size_t i;
+  for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    lt_result r = hk("--threads=2", "--stats=json", modes[i], script("collector.lua"), NULL, NULL);
+    bool on = i != 1;
+    cr_expect(r.status == 0 && strstr(r.out, "collector ok") != NULL, "%s: status %d\n%s%s",
+              modes[i], r.status, r.out, r.err);
+    cr_expect(strstr(r.err, on ? "\"collector\":{\"state\":\"on\"" : "\"collector\":{\"state\":\"off\"") != NULL,
+              "%s: %s", modes[i], r.err);
+    cr_expect(strstr(r.err, "\"worker_gc_time\":\"measured\"") != NULL, "%s", r.err);
+    lt_result_free(&r);
+  }
+}
+
+Test(hklua_threads, watchdog_and_time_limit, .init = setup) {
+  lt_result r = hk("--threads=2", "--watchdog=50", "--time-limit=300", script("watchdog.lua"), NULL,
+                   NULL);
+  cr_expect(r.status == 0 && strstr(r.out, "watchdog ok") != NULL, "status %d\n%s%s", r.status,
+            r.out, r.err);
+  cr_expect(strstr(r.err, "hakrt: watchdog: task 2 has run") != NULL, "%s", r.err);
+  cr_expect(strstr(r.err, "task 2: time limit exceeded") != NULL, "%s", r.err);
   lt_result_free(&r);
 }

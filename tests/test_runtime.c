@@ -19,6 +19,15 @@
 #include "hakrt.h"
 #include "luatest.h"
 
+/* The collector's scripts take a scale: sanitizer and debug builds run
+** them smaller (the scripts of tests/runtime read it as their first
+** argument). */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || HAK_DEBUG
+#define SCRIPT_SCALE "4"
+#else
+#define SCRIPT_SCALE "1"
+#endif
+
 /* What one run of the runtime left: hakrt_wait's result and the output. */
 typedef struct rt_run {
   int waited;
@@ -45,7 +54,8 @@ static void script_path(char *buf, size_t n, const char *name) {
 /* Runs tests/runtime/<script> as one task (or a source chunk) on `workers`
 ** workers and checks that nothing stays allocated once the runtime is
 ** freed. */
-static rt_run run(const char *script, const char *source, hakrt_config *cfg_in) {
+static rt_run run_args(const char *script, const char *source, hakrt_config *cfg_in, int argc,
+                       const char *const *argv) {
   hakrt_config cfg;
   hakrt *rt;
   rt_run r;
@@ -62,7 +72,7 @@ static rt_run run(const char *script, const char *source, hakrt_config *cfg_in) 
   cr_assert(rt != NULL, "hakrt_new: %s", strerror(errno));
   if (script != NULL) {
     script_path(path, sizeof path, script);
-    cr_assert(hakrt_spawn_file(rt, path, 0, NULL, NULL) > 0, "spawn %s", path);
+    cr_assert(hakrt_spawn_file(rt, path, argc, argv, NULL) > 0, "spawn %s", path);
   } else {
     cr_assert(hakrt_spawn_source(rt, source, "=test", 0, NULL, NULL) > 0, "spawn source");
   }
@@ -75,6 +85,10 @@ static rt_run run(const char *script, const char *source, hakrt_config *cfg_in) 
   r.out = slurp(cfg.out);
   r.err = slurp(cfg.err);
   return r;
+}
+
+static rt_run run(const char *script, const char *source, hakrt_config *cfg_in) {
+  return run_args(script, source, cfg_in, 0, NULL);
 }
 
 static void expect_script_heaps(const char *script, const char *ok_line, int workers, bool libc,
@@ -252,6 +266,187 @@ Test(runtime, free_closes_blocked_tasks) {
   cr_expect(r.waited == HAKRT_DEADLOCK, "hakrt_wait said %d", r.waited);
   free(r.out);
   free(r.err);
+}
+
+/* ------------------------------------------------------------------------
+** The collector thread.
+** --------------------------------------------------------------------- */
+
+typedef struct col_cfg {
+  int workers;
+  bool collector, idle_gc, batch_frees, generational, private_heaps;
+  size_t limit;
+  double soft;
+  unsigned watchdog_ms, time_limit_ms;
+} col_cfg;
+
+static col_cfg col_default(void) {
+  col_cfg c = {2, true, true, true, true, false, 0, 0.9, 0, 0};
+  return c;
+}
+
+static rt_run run_col(const char *script, col_cfg c) {
+  hakrt_config cfg;
+  hakrt_config_init(&cfg);
+  cfg.workers = c.workers;
+  cfg.collector = c.collector;
+  cfg.idle_gc = c.idle_gc;
+  cfg.batch_frees = c.batch_frees;
+  cfg.generational = c.generational;
+  cfg.private_heaps = c.private_heaps;
+  cfg.task_mem_limit = c.limit;
+  cfg.soft_limit = c.soft;
+  cfg.watchdog_ms = c.watchdog_ms;
+  cfg.time_limit_ms = c.time_limit_ms;
+  {
+    static const char *const scale[] = {SCRIPT_SCALE};
+    return run_args(script, NULL, &cfg, 1, scale);
+  }
+}
+
+/* A figure "name=N" in the output, or -1. */
+static long figure(const char *out, const char *name) {
+  const char *p = strstr(out, name);
+  long v;
+  if (p == NULL || sscanf(p + strlen(name), "=%ld", &v) != 1) return -1;
+  return v;
+}
+
+static void free_run(rt_run *r) {
+  free(r->out);
+  free(r->err);
+}
+
+/* States closed on the collector while the workers allocate and free into
+** the same pages; the script checks who closed them. */
+Test(runtime, collector_closes_states) {
+  col_cfg c = col_default();
+  int i;
+  for (i = 0; i < 3; i++) {
+    rt_run r;
+    c.collector = i != 1;
+    c.private_heaps = i == 2;
+    r = run_col("collector.lua", c);
+    cr_expect(r.waited == 0 && strstr(r.out, "collector ok") != NULL, "collector %s%s:\n%s%s",
+              c.collector ? "on" : "off", c.private_heaps ? ", private heaps" : "", r.out, r.err);
+    free_run(&r);
+  }
+}
+
+/* Accounts exact to the byte after the collector ran the tasks' GC. */
+Test(runtime, accounts_exact_after_idle_gc) {
+  col_cfg c = col_default();
+  int i;
+  for (i = 0; i < 4; i++) {
+    rt_run r;
+    long idle;
+    c.idle_gc = i != 1;
+    c.generational = i != 2;
+    c.private_heaps = i == 3;
+    r = run_col("accounts.lua", c);
+    idle = figure(r.out, "idle_gcs");
+    cr_expect(r.waited == 0 && strstr(r.out, "accounts ok") != NULL, "run %d:\n%s%s", i, r.out, r.err);
+    if (c.idle_gc) cr_expect(idle > 0, "run %d: the collector never collected a parked task", i);
+    else cr_expect(idle == 0, "idle GC off, yet %ld idle collections", idle);
+    free_run(&r);
+  }
+}
+
+/* A worker resuming a task while the collector runs its GC (incremental
+** steps, so a wake cuts the cycle short). */
+Test(runtime, resume_while_collecting) {
+  col_cfg c = col_default();
+  rt_run r;
+  c.generational = false;
+  r = run_col("resume_collecting.lua", c);
+  cr_expect(r.waited == 0 && strstr(r.out, "resume ok") != NULL, "%s%s", r.out, r.err);
+  cr_expect(figure(r.out, "idle_gcs") >= 1, "the collector never took the parked task: %s", r.out);
+  cr_log_info("%s", r.out);
+  free_run(&r);
+}
+
+/* The soft limit fires before the hard one, on the worker (at a yield) and
+** on the collector (at a park); without it allocations fail. */
+Test(runtime, soft_limit_before_hard) {
+  col_cfg c = col_default();
+  int i;
+  c.limit = 8u << 20;
+  for (i = 0; i < 3; i++) {
+    rt_run r;
+    c.collector = i != 1;
+    c.soft = i == 2 ? 0 : 0.9;
+    r = run_col("softlimit.lua", c);
+    cr_expect(r.waited == 0 && strstr(r.out, "softlimit ok") != NULL, "run %d:\n%s%s", i, r.out, r.err);
+    if (c.soft > 0)
+      cr_expect(figure(r.out, "soft_gcs") > 0 && figure(r.out, "failed_allocs") == 0,
+                "run %d: the soft limit did not prevent failures: %s", i, r.out);
+    else
+      cr_expect(figure(r.out, "soft_gcs") == 0 && figure(r.out, "failed_allocs") > 0,
+                "without a soft limit no allocation failed: %s", r.out);
+    free_run(&r);
+  }
+}
+
+/* The watchdog reports a spinning task, the time limit stops it. */
+Test(runtime, watchdog_and_time_limit) {
+  col_cfg c = col_default();
+  int workers;
+  c.watchdog_ms = 50;
+  c.time_limit_ms = 300;
+  for (workers = 1; workers <= 2; workers++) {
+    rt_run r;
+    c.workers = workers;
+    r = run_col("watchdog.lua", c);
+    cr_expect(r.waited == 0 && strstr(r.out, "watchdog ok") != NULL, "%d workers:\n%s%s", workers,
+              r.out, r.err);
+    cr_expect(strstr(r.err, "hakrt: watchdog: task 2 has run") != NULL &&
+                  strstr(r.err, "stack traceback") != NULL,
+              "no watchdog report:\n%s", r.err);
+    cr_expect(strstr(r.err, "task 2: time limit exceeded") != NULL, "stderr:\n%s", r.err);
+    free_run(&r);
+  }
+}
+
+/* Shutdown while the collector still has states to close: nothing left
+** (run() checks hakmem's bytes). */
+Test(runtime, shutdown_with_collector_busy) {
+  col_cfg c = col_default();
+  int i;
+  for (i = 0; i < 2; i++) {
+    rt_run r;
+    c.private_heaps = i == 1;
+    r = run_col("burst.lua", c);
+    cr_expect(r.waited == 0 && strstr(r.out, "burst ok") != NULL, "%s%s", r.out, r.err);
+    free_run(&r);
+  }
+}
+
+/* Every switch off and on gives the same output. */
+Test(runtime, switches_same_output) {
+  static const char *const scripts[] = {"collector.lua", "channels.lua", "deepcopy.lua", "burst.lua"};
+  size_t s;
+  for (s = 0; s < sizeof scripts / sizeof scripts[0]; s++) {
+    char *first = NULL;
+    int mask;
+    for (mask = 0; mask < 8; mask++) {
+      col_cfg c = col_default();
+      rt_run r;
+      c.collector = mask & 1;
+      c.idle_gc = (mask & 2) != 0;
+      c.batch_frees = (mask & 4) != 0;
+      r = run_col(scripts[s], c);
+      cr_expect(r.waited == 0, "%s, switches %d: %s", scripts[s], mask, r.err);
+      if (first == NULL) {
+        first = r.out;
+        r.out = NULL;
+      } else {
+        cr_expect(strcmp(first, r.out) == 0, "%s: switches %d print\n%s\ninstead of\n%s",
+                  scripts[s], mask, r.out, first);
+      }
+      free_run(&r);
+    }
+    free(first);
+  }
 }
 
 Test(runtime, bad_config) {

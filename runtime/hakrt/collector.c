@@ -90,10 +90,14 @@ void hakrt_collector_after_slice(hakrt_task *t, bool parking) {
 void hakrt_collector_worker_maintain(hakrt_worker *w, bool idle) {
   if (!AO_load(&w->maint_req)) return;
   AO_store(&w->maint_req, 0);
+  hak_thread_counters_t c;
   if (w->rt->cfg.libc) return;
   hak_collect(idle); /* idle: purge now, nobody waits */
+  hak_thread_counters(&c);
+  pthread_mutex_lock(&w->rt->lock);
   w->maintenance++;
-  hak_thread_counters(&w->remote);
+  w->remote = c;
+  pthread_mutex_unlock(&w->rt->lock);
 }
 
 /* ------------------------------------------------------------------------
@@ -167,6 +171,7 @@ static void collector_close(hakrt *rt, hakrt_task *t) {
   hakrt_gc_figures_add(&rt->done_gc, &t->gc);
   rt->col.closed++;
   rt->col.close_ns += t0;
+  if (!rt->cfg.libc) hak_thread_counters(&rt->col.remote);
   rt->col.pending--;
   rt->col.activity++;
   pthread_cond_broadcast(&rt->changed);

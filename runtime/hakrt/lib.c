@@ -4,6 +4,7 @@
 **   rt.spawn_with(opts, f_or_path, ...)   opts: limit (bytes), private_heap
 **   rt.self()  rt.sleep(ms)  rt.yield()  rt.workers()
 **   rt.channel([capacity])  rt.buffer(n_or_string)  rt.inbox()  rt.stats()
+**   rt.now()  (monotonic seconds)
 */
 #include <string.h>
 
@@ -252,6 +253,12 @@ static int rt_inbox(lua_State *L) {
   return 1;
 }
 
+/* rt.now(): seconds on the monotonic clock (for latencies across tasks). */
+static int rt_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)hakrt_now_ns() / 1e9);
+  return 1;
+}
+
 /* rt.stats(): figures.c; its own account first, before this call
 ** allocates anything. */
 static int rt_stats(lua_State *L) {
@@ -268,7 +275,7 @@ static int rt_open(lua_State *L) {
     {"spawn", rt_spawn}, {"spawn_with", rt_spawn_with}, {"self", rt_self},
     {"sleep", rt_sleep}, {"yield", rt_yield}, {"workers", rt_workers},
     {"channel", rt_channel}, {"buffer", hakrt_buf_new}, {"inbox", rt_inbox},
-    {"stats", rt_stats}, {NULL, NULL}};
+    {"stats", rt_stats}, {"now", rt_now}, {NULL, NULL}};
   static const luaL_Reg methods[] = {{"join", handle_join}, {"id", handle_id}, {NULL, NULL}};
   if (luaL_newmetatable(L, HANDLE_MT)) {
     lua_pushcfunction(L, handle_gc);

@@ -73,8 +73,6 @@ static void watch_fire(lua_State *L, hakrt_task *t) {
                   (lua_Integer)t->id,
                   (lua_Integer)(streak_now(t, hakrt_now_ns()) / 1000000u));
   luaL_traceback(L, L, lua_tostring(L, -1), 0);
-  lua_pushliteral(L, "\n");
-  lua_concat(L, 2);
   hakrt_output_error(rt, lua_tostring(L, -1));
   lua_pop(L, 2);
   pthread_mutex_lock(&rt->lock);

@@ -26,6 +26,6 @@ for i = 1, 4 do
   assert(resumes >= 300)
 end
 local moved = 0
-for _, w in ipairs(rt.stats().workers) do moved = moved + w.migrations end
+for _, w in ipairs(rt.stats().per_worker) do moved = moved + w.migrations end
 if rt.workers() > 1 then assert(moved > 0, "no task migrated") end
 print("migrate ok", moved)

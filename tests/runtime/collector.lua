@@ -1,0 +1,56 @@
+-- States closed on the collector while the workers allocate and free into
+-- the same pages: 200 (/ scale) short tasks finish (each state, built on the
+-- workers, is closed on the collector: all its frees are remote) while two
+-- long tasks churn small tables.  Every result is checked.
+local rt = require "hakrt"
+local scale = tonumber((...)) or 1
+local N = 200 // scale
+local stop = rt.channel(2)
+
+local function churn(stop)
+  local rt = require "hakrt"
+  local keep, n = {}, 0
+  while true do
+    for i = 1, 500 do keep[(n + i) % 300 + 1] = {n, tostring(n + i)} end
+    n = n + 500
+    local v, why = stop:recv(0)
+    if v ~= nil or why == "closed" then break end
+    rt.yield()
+  end
+  for i = 1, 300 do assert(type(keep[i]) == "table") end
+  return n
+end
+
+local churners = {rt.spawn(churn, stop), rt.spawn(churn, stop)}
+local short = {}
+for i = 1, N do
+  short[i] = rt.spawn(function(i)
+    local t = {}
+    for j = 1, 300 do t[j] = {i, j, string.rep("x", j % 40)} end
+    local sum = 0
+    for j = 1, #t do sum = sum + t[j][2] end
+    setmetatable(t, {__gc = function() end}) -- a finalizer runs at the close
+    return sum
+  end, i)
+end
+for i = 1, N do
+  local ok, sum = short[i]:join()
+  assert(ok and sum == 300 * 301 // 2, "short task " .. i)
+end
+stop:send(true)
+stop:send(true)
+for _, c in ipairs(churners) do
+  local ok, n = c:join()
+  assert(ok and n > 0)
+end
+local s = rt.stats()
+if s.collector.state == "on" then
+  assert(s.collector.closed + s.collector.pending >= N,
+         "collector closed " .. s.collector.closed)
+  assert(s.per_worker[1].closed == 0)
+else
+  local closed = 0
+  for _, w in ipairs(s.per_worker) do closed = closed + w.closed end
+  assert(closed >= N and s.collector.closed == 0)
+end
+print("collector ok")
