@@ -76,6 +76,7 @@ RUNTIME_SOURCES = [
 # hklua: these plus the runtime, the glue, the core and the static liblua5.4.a.
 HKLUA_SOURCES = [
     'runtime/hklua.c',
+    'runtime/hklua_lua.c',
     'runtime/hklua_threads.c',
     'runtime/gcpause.c',
 ]

@@ -1,5 +1,6 @@
 /*
-** hklua.c -- a lua5.4-compatible host that runs its state on hakmem.
+** hklua.c -- a lua5.4-compatible host that runs its state on hakmem: what
+** hklua adds to lua.c, whose logic is hklua_lua.c (hklua.h between them).
 **
 ** For scripts it behaves like Debian's lua5.4 (5.4.4): the same options
 ** (-e -l -i -v -E -W -- -), LUA_INIT, the `arg` table, tracebacks, the
@@ -18,11 +19,11 @@
 **   --tasks=N             with --threads: N independent copies of it
 **   --task-mem-limit=SIZE, --slice=MS, --private-heaps   (with --threads)
 **
-** main only parses the options, makes the state, runs pmain under
-** lua_pcall, reports, and closes the state (timed).
+** Here: those options (hklua_option, hklua_start), the state on the
+** chosen allocator (hklua_newstate), the reports and the timed close
+** (hklua_close), and --threads (hklua_run_threads, on hklua_threads.c).
 */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,28 +35,24 @@
 
 #include "gcpause.h"
 #include "hakl.h"
+#include "hklua.h"
 #include "hklua_threads.h"
 
-#define HK_PROMPT "> "
-#define HK_PROMPT2 ">> "
-#define HK_EOFMARK "<eof>"
-
-static const char *progname = "hklua";
+static const char *progname = "hklua"; /* lua.c's, from hklua_start */
 
 /* ------------------------------------------------------------------------
 ** Options.
 ** --------------------------------------------------------------------- */
 
-enum { HAS_ERROR = 1, HAS_I = 2, HAS_V = 4, HAS_E = 8, HAS_BIG_E = 16 };
 enum alloc_kind { ALLOC_HAKMEM, ALLOC_LIBC };
 enum stats_kind { STATS_NONE, STATS_TEXT, STATS_JSON };
 
-/* What the command line asked for.  script: index in argv of the script
-** name, argc when there is none; bad: the index of a bad argument. */
+/* What the command line asked for.  flags and script as collectargs
+** found them: lua.c's HKLUA_HAS_* mask, and the index in argv of the
+** script name (argc when there is none). */
 typedef struct options {
-  int flags;              /* HAS_* */
+  int flags;
   int script;
-  int bad;
   const char *why;        /* a message for a bad argument; NULL: lua.c's */
   enum alloc_kind alloc;
   size_t mem_limit;       /* 0: none */
@@ -73,26 +70,21 @@ typedef struct options {
   hklua_collector_opts col; /* --collector, --idle-gc, ... (with --threads) */
 } options;
 
-static void print_usage(const options *o, char **argv) {
-  const char *bad = (o->bad > 0) ? argv[o->bad] : NULL;
-  if (o->why != NULL)
-    fprintf(stderr, "%s: %s\n", progname, o->why);
-  else if (bad != NULL && (bad[1] == 'e' || bad[1] == 'l'))
-    fprintf(stderr, "%s: '%s' needs argument\n", progname, bad);
-  else if (bad != NULL)
-    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, bad);
+/* The command line, read once by collectargs. */
+static options opts;
+
+/* The defaults, set once: by the first option, or at the start. */
+static void options_defaults(void) {
+  static bool done;
+  if (done) return;
+  opts.generational = 1; /* as lua5.4 */
+  opts.slice_ms = -1;
+  hklua_collector_opts_init(&opts.col);
+  done = true;
+}
+
+void hklua_usage(void) {
   fprintf(stderr,
-          "usage: %s [options] [script [args]]\n"
-          "Available options are:\n"
-          "  -e stat   execute string 'stat'\n"
-          "  -i        enter interactive mode after executing 'script'\n"
-          "  -l mod    require library 'mod' into global 'mod'\n"
-          "  -l g=mod  require library 'mod' into global 'g'\n"
-          "  -v        show version information\n"
-          "  -E        ignore environment variables\n"
-          "  -W        turn warnings on\n"
-          "  --        stop handling options\n"
-          "  -         stop handling options and execute stdin\n"
           "hklua options (before the script):\n"
           "  --alloc=hakmem|libc    allocator of the state (default hakmem)\n"
           "  --mem-limit=SIZE       fail allocations past SIZE bytes (K, M, G)\n"
@@ -106,8 +98,12 @@ static void print_usage(const options *o, char **argv) {
           "  --slice=MS             with --threads: time slice of a task (default 10)\n"
           "  --private-heaps        with --threads: a hakmem heap per task\n"
           "%s",
-          progname, HKLUA_COLLECTOR_USAGE);
+          HKLUA_COLLECTOR_USAGE);
   fflush(stderr);
+}
+
+const char *hklua_why(void) {
+  return opts.why;
 }
 
 /* "64M" -> 67108864.  A number, then at most one of K, M, G (any case,
@@ -166,48 +162,47 @@ static bool long_option(const char *arg, const char *name, const char **value) {
 
 static char why_buf[256];
 
-static int bad_value(options *o, int i, const char *fmt, const char *what) {
+static bool bad_value(options *o, const char *fmt, const char *what) {
   snprintf(why_buf, sizeof why_buf, fmt, what);
   o->why = why_buf;
-  o->bad = i;
-  return HAS_ERROR;
+  return false;
 }
 
-/* One of hklua's own options at argv[i]; returns 0 or HAS_ERROR. */
-static int collect_long(options *o, char **argv, int i) {
-  const char *arg = argv[i], *v;
+/* One of hklua's own options at argv[i] into *o. */
+static bool collect_long(options *o, const char *arg) {
+  const char *v;
   if (long_option(arg, "alloc", &v) && v != NULL) {
     if (strcmp(v, "hakmem") == 0) o->alloc = ALLOC_HAKMEM;
     else if (strcmp(v, "libc") == 0) o->alloc = ALLOC_LIBC;
-    else return bad_value(o, i, "unknown allocator '%s' (hakmem or libc)", v);
+    else return bad_value(o, "unknown allocator '%s' (hakmem or libc)", v);
   } else if (long_option(arg, "mem-limit", &v)) {
     if (v == NULL || !parse_size(v, &o->mem_limit))
-      return bad_value(o, i, "bad size in '%s' (a number with K, M or G)", arg);
+      return bad_value(o, "bad size in '%s' (a number with K, M or G)", arg);
     o->mem_limit_given = true;
   } else if (long_option(arg, "task-mem-limit", &v)) {
     if (v == NULL || !parse_size(v, &o->task_mem_limit))
-      return bad_value(o, i, "bad size in '%s' (a number with K, M or G)", arg);
+      return bad_value(o, "bad size in '%s' (a number with K, M or G)", arg);
   } else if (long_option(arg, "threads", &v)) {
     if (!parse_long(v, 1, 1024, &o->threads))
-      return bad_value(o, i, "bad value in '%s' (a number of threads, 1 to 1024)", arg);
+      return bad_value(o, "bad value in '%s' (a number of threads, 1 to 1024)", arg);
   } else if (long_option(arg, "tasks", &v)) {
     if (!parse_long(v, 1, 1000000, &o->tasks))
-      return bad_value(o, i, "bad value in '%s' (a number of tasks, 1 to 1000000)", arg);
+      return bad_value(o, "bad value in '%s' (a number of tasks, 1 to 1000000)", arg);
   } else if (long_option(arg, "slice", &v)) {
     if (!parse_long(v, 0, 60000, &o->slice_ms))
-      return bad_value(o, i, "bad value in '%s' (milliseconds, 0 to 60000; 0 = no preemption)", arg);
+      return bad_value(o, "bad value in '%s' (milliseconds, 0 to 60000; 0 = no preemption)", arg);
   } else if (strcmp(arg, "--private-heaps") == 0) {
     o->private_heaps = true;
   } else if (long_option(arg, "stats", &v)) {
     if (v == NULL) o->stats = STATS_TEXT;
     else if (strcmp(v, "json") == 0) o->stats = STATS_JSON;
-    else return bad_value(o, i, "bad value in '%s' (--stats or --stats=json)", arg);
+    else return bad_value(o, "bad value in '%s' (--stats or --stats=json)", arg);
   } else if (long_option(arg, "gc", &v) && v != NULL) {
     if (strcmp(v, "incremental") == 0) o->generational = 0;
     else if (strcmp(v, "generational") == 0) o->generational = 1;
-    else return bad_value(o, i, "unknown GC mode '%s' (incremental or generational)", v);
+    else return bad_value(o, "unknown GC mode '%s' (incremental or generational)", v);
   } else if (long_option(arg, "gc-pauses", &v)) {
-    if (v != NULL && v[0] == '\0') return bad_value(o, i, "empty file name in '%s'", arg);
+    if (v != NULL && v[0] == '\0') return bad_value(o, "empty file name in '%s'", arg);
     o->pauses = true;
     o->pauses_file = v;
   } else if (strcmp(arg, "--gc-durations") == 0) {
@@ -215,419 +210,17 @@ static int collect_long(options *o, char **argv, int i) {
   } else if (hklua_collector_option(&o->col, arg, why_buf, sizeof why_buf) != 0) {
     if (o->col.bad) {
       o->why = why_buf;
-      o->bad = i;
-      return HAS_ERROR;
+      return false;
     }
   } else {
-    o->bad = i;
-    return HAS_ERROR;
+    return false;
   }
-  return 0;
+  return true;
 }
 
-/*
-** Walks the options as lua.c does: they end at the first argument that is
-** not one, at "--" or at "-".  -e and -l take the next argument unless
-** it is glued on; it may not start with '-'.
-*/
-static int collect_args(int argc, char **argv, options *o) {
-  int i;
-  o->script = argc;
-  for (i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    o->script = i;
-    if (a[0] != '-') return o->flags;
-    switch (a[1]) {
-      case '-':
-        if (a[2] == '\0') {
-          o->script = i + 1;
-          return o->flags;
-        }
-        if (collect_long(o, argv, i) != 0) return HAS_ERROR;
-        break;
-      case '\0':
-        return o->flags; /* '-': the script is stdin */
-      case 'E':
-        if (a[2] != '\0') goto bad;
-        o->flags |= HAS_BIG_E;
-        break;
-      case 'W':
-        if (a[2] != '\0') goto bad;
-        break;
-      case 'i':
-        o->flags |= HAS_I; /* -i implies -v */
-        /* FALLTHROUGH */
-      case 'v':
-        if (a[2] != '\0') goto bad;
-        o->flags |= HAS_V;
-        break;
-      case 'e':
-        o->flags |= HAS_E;
-        /* FALLTHROUGH */
-      case 'l':
-        if (a[2] == '\0') {
-          i++;
-          if (i >= argc || argv[i][0] == '-') {
-            o->bad = i - 1;
-            return HAS_ERROR;
-          }
-        }
-        break;
-      default:
-        goto bad;
-    }
-  }
-  o->script = argc;
-  return o->flags;
-bad:
-  o->bad = i;
-  return HAS_ERROR;
-}
-
-/* ------------------------------------------------------------------------
-** Running chunks, as lua.c does.
-** --------------------------------------------------------------------- */
-
-static lua_State *running; /* for the SIGINT handler */
-
-static void set_signal(int sig, void (*handler)(int)) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = handler;
-  sigemptyset(&sa.sa_mask);
-  sigaction(sig, &sa, NULL);
-}
-
-static void stop_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
-}
-
-/* A signal handler may not touch the state: it sets a hook that raises the
-** error at the next instruction; a second ^C kills the process. */
-static void on_sigint(int sig) {
-  set_signal(sig, SIG_DFL);
-  lua_sethook(running, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
-}
-
-static void message(const char *pname, const char *msg) {
-  if (pname != NULL) fprintf(stderr, "%s: ", pname);
-  fprintf(stderr, "%s\n", msg);
-  fflush(stderr);
-}
-
-static int report(lua_State *L, int status) {
-  if (status != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    message(progname, msg != NULL ? msg : "(error message not a string)");
-    lua_pop(L, 1);
-  }
-  return status;
-}
-
-/* The message handler: a string error gets a traceback; another value its
-** __tostring, or a note of its type with a traceback. */
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
-static int docall(lua_State *L, int narg, int nres) {
-  int status, base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, msghandler);
-  lua_insert(L, base);
-  running = L;
-  set_signal(SIGINT, on_sigint);
-  status = lua_pcall(L, narg, nres, base);
-  set_signal(SIGINT, SIG_DFL);
-  lua_remove(L, base);
-  return status;
-}
-
-static void print_version(void) {
-  lua_writestring(LUA_COPYRIGHT, strlen(LUA_COPYRIGHT));
-  lua_writeline();
-}
-
-/* arg[0] is the script (or the program without one), the script's
-** arguments are positive, everything before it negative. */
-static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
-  int i, base = (script == argc) ? 0 : script;
-  lua_createtable(L, argc - base - 1 > 0 ? argc - base - 1 : 0, base + 1);
-  for (i = 0; i < argc; i++) {
-    lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - base);
-  }
-  lua_setglobal(L, "arg");
-}
-
-static int dochunk(lua_State *L, int status) {
-  if (status == LUA_OK) status = docall(L, 0, 0);
-  return report(L, status);
-}
-
-static int dofile(lua_State *L, const char *name) {
-  return dochunk(L, luaL_loadfile(L, name));
-}
-
-static int dostring(lua_State *L, const char *s, const char *name) {
-  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
-}
-
-/* "-l mod" or "-l g=mod": g = require(mod). */
-static int dolibrary(lua_State *L, const char *spec) {
-  const char *eq = strchr(spec, '=');
-  int status;
-  lua_getglobal(L, "require");
-  lua_pushstring(L, eq != NULL ? eq + 1 : spec);
-  status = docall(L, 1, 1);
-  if (status == LUA_OK) {
-    if (eq != NULL) lua_pushlstring(L, spec, (size_t)(eq - spec));
-    else lua_pushstring(L, spec);
-    lua_insert(L, -2);
-    lua_setglobal(L, lua_tostring(L, -2));
-    lua_pop(L, 1);
-  }
-  return report(L, status);
-}
-
-static int push_script_args(lua_State *L) {
-  int i, n;
-  if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
-  n = (int)luaL_len(L, -1);
-  luaL_checkstack(L, n + 3, "too many arguments to script");
-  for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
-  lua_remove(L, -i);
-  return n;
-}
-
-static int handle_script(lua_State *L, char **argv, int script) {
-  const char *fname = argv[script];
-  int status;
-  if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0) fname = NULL;
-  status = luaL_loadfile(L, fname);
-  if (status == LUA_ERRFILE && fname != NULL) {
-    /* The script itself is missing: the message, then the usage. */
-    options none;
-    report(L, status);
-    memset(&none, 0, sizeof none);
-    print_usage(&none, argv);
-    return status;
-  }
-  if (status == LUA_OK) {
-    int n = push_script_args(L);
-    status = docall(L, n, LUA_MULTRET);
-  }
-  return report(L, status);
-}
-
-/* -e, -l and -W, in their order on the command line. */
-static int run_args(lua_State *L, char **argv, int script) {
-  int i;
-  for (i = 1; i < script; i++) {
-    char opt = argv[i][1];
-    if (argv[i][0] != '-') continue;
-    if (opt == 'e' || opt == 'l') {
-      const char *extra = argv[i] + 2;
-      int status;
-      if (*extra == '\0') extra = argv[++i];
-      status = (opt == 'e') ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
-      if (status != LUA_OK) return 0;
-    } else if (opt == 'W') {
-      lua_warning(L, "@on", 0);
-    }
-  }
-  return 1;
-}
-
-static int handle_luainit(lua_State *L) {
-  const char *name = "=LUA_INIT_5_4";
-  const char *init = getenv(name + 1);
-  if (init == NULL) {
-    name = "=LUA_INIT";
-    init = getenv(name + 1);
-  }
-  if (init == NULL) return LUA_OK;
-  if (init[0] == '@') return dofile(L, init + 1);
-  return dostring(L, init, name);
-}
-
-/* ------------------------------------------------------------------------
-** The read-eval-print loop, without readline.
-** --------------------------------------------------------------------- */
-
-static const char *get_prompt(lua_State *L, int firstline) {
-  if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") == LUA_TNIL)
-    return firstline ? HK_PROMPT : HK_PROMPT2;
-  {
-    const char *p = luaL_tolstring(L, -1, NULL);
-    lua_remove(L, -2);
-    return p;
-  }
-}
-
-/* A syntax error at <eof>: the statement goes on on the next line. */
-static int incomplete(lua_State *L, int status) {
-  if (status == LUA_ERRSYNTAX) {
-    size_t len, mark = sizeof(HK_EOFMARK) - 1;
-    const char *msg = lua_tolstring(L, -1, &len);
-    if (len >= mark && strcmp(msg + len - mark, HK_EOFMARK) == 0) {
-      lua_pop(L, 1);
-      return 1;
-    }
-  }
-  return 0;
-}
-
-/*
-** One line of input, of any length, without its newline; 0 at the end of
-** input.  lua.c reads at most LUA_MAXINPUT - 1 (511) characters at once and
-** takes the rest for the next line; here the pieces are joined in a Lua
-** buffer (on the stack, so an error frees it).  A NUL byte drops the rest
-** of its piece, as it drops the rest of lua.c's buffer.
-*/
-static int push_line(lua_State *L, int firstline) {
-  luaL_Buffer b;
-  size_t len;
-  bool got = false;
-  const char *line, *prompt = get_prompt(L, firstline);
-  fputs(prompt, stdout);
-  fflush(stdout);
-  lua_pop(L, 1); /* the prompt */
-  luaL_buffinit(L, &b);
-  for (;;) {
-    char *piece = luaL_prepbuffer(&b);
-    if (fgets(piece, LUAL_BUFFERSIZE, stdin) == NULL) break;
-    got = true;
-    len = strlen(piece);
-    luaL_addsize(&b, len);
-    if (len > 0 && piece[len - 1] == '\n') {
-      luaL_buffsub(&b, 1);
-      break;
-    }
-  }
-  luaL_pushresult(&b);
-  if (!got) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  line = lua_tolstring(L, -1, &len);
-  if (firstline && line[0] == '=') { /* 5.2 compatibility kept by 5.4.4 */
-    lua_pushfstring(L, "return %s", line + 1);
-    lua_remove(L, -2);
-  }
-  return 1;
-}
-
-/* The line at the top as an expression to print, "return <line>". */
-static int add_return(lua_State *L) {
-  const char *line = lua_tostring(L, -1);
-  const char *retline = lua_pushfstring(L, "return %s;", line);
-  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
-  if (status == LUA_OK)
-    lua_remove(L, -2); /* keep the function, drop "return ..." */
-  else
-    lua_pop(L, 2);
-  return status;
-}
-
-static int multiline(lua_State *L) {
-  for (;;) {
-    size_t len;
-    const char *line = lua_tolstring(L, 1, &len);
-    int status = luaL_loadbuffer(L, line, len, "=stdin");
-    if (!incomplete(L, status) || !push_line(L, 0)) return status;
-    lua_pushliteral(L, "\n");
-    lua_insert(L, -2);
-    lua_concat(L, 3);
-  }
-}
-
-/* -1 at the end of input; else a status with a function or an error. */
-static int load_line(lua_State *L) {
-  int status;
-  lua_settop(L, 0);
-  if (!push_line(L, 1)) return -1;
-  if ((status = add_return(L)) != LUA_OK) status = multiline(L);
-  lua_remove(L, 1);
-  return status;
-}
-
-static void print_results(lua_State *L) {
-  int n = lua_gettop(L);
-  if (n > 0) {
-    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
-    lua_insert(L, 1);
-    if (lua_pcall(L, n, 0, 0) != LUA_OK)
-      message(progname, lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
-  }
-}
-
-static void do_repl(lua_State *L) {
-  int status;
-  const char *saved = progname;
-  progname = NULL; /* no program name on errors typed interactively */
-  while ((status = load_line(L)) != -1) {
-    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
-    if (status == LUA_OK) print_results(L);
-    else report(L, status);
-  }
-  lua_settop(L, 0);
-  lua_writeline();
-  progname = saved;
-}
-
-/* ------------------------------------------------------------------------
-** pmain: everything that runs Lua code, in protected mode.
-** --------------------------------------------------------------------- */
-
-typedef struct run {
-  int argc;
-  char **argv;
-  options *opts;
-} run;
-
-static int pmain(lua_State *L) {
-  run *r = (run *)lua_touserdata(L, 1);
-  options *o = r->opts;
-  luaL_checkversion(L);
-  if (o->flags & HAS_V) print_version();
-  if (o->flags & HAS_BIG_E) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
-  }
-  luaL_openlibs(L);
-  /* require "hakmem" finds this binary's own copy of the module. */
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_hakmem);
-  lua_setfield(L, -2, "hakmem");
-  lua_pop(L, 1);
-  create_arg_table(L, r->argv, r->argc, o->script);
-  lua_gc(L, LUA_GCRESTART);
-  if (o->generational) lua_gc(L, LUA_GCGEN, 0, 0);
-  else lua_gc(L, LUA_GCINC, 0, 0, 0);
-  if (!(o->flags & HAS_BIG_E) && handle_luainit(L) != LUA_OK) return 0;
-  if (!run_args(L, r->argv, o->script)) return 0;
-  if (o->script < r->argc && handle_script(L, r->argv, o->script) != LUA_OK) return 0;
-  if (o->flags & HAS_I) {
-    do_repl(L);
-  } else if (o->script == r->argc && !(o->flags & (HAS_E | HAS_V))) {
-    if (isatty(0)) {
-      print_version();
-      do_repl(L);
-    } else {
-      dofile(L, NULL); /* lua5.4 ignores the status of stdin here too */
-    }
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+bool hklua_option(char **argv, int i) {
+  options_defaults();
+  return collect_long(&opts, argv[i]);
 }
 
 /* ------------------------------------------------------------------------
@@ -874,7 +467,7 @@ static bool threads_conflict(options *o, int argc, char **argv) {
     else if (o->col.given)
       o->why = "--collector, --idle-gc, --batch-frees, --soft-limit, --watchdog and "
                "--time-limit need --threads";
-  } else if (o->flags & (HAS_E | HAS_I)) {
+  } else if (o->flags & (HKLUA_HAS_E | HKLUA_HAS_I)) {
     o->why = "--threads runs a script file: -e and -i are not supported with it";
   } else if (o->script >= argc || strcmp(argv[o->script], "-") == 0) {
     o->why = "--threads needs a script file (not stdin)";
@@ -903,7 +496,6 @@ static int run_threads(const options *o, int argc, char **argv) {
   t.col = o->col;
   t.generational = o->generational != 0;
   t.stats = o->stats == STATS_NONE ? 0 : (o->stats == STATS_TEXT ? 1 : 2);
-  if (o->flags & HAS_V) print_version();
   clearerr(stderr);
   status = hklua_threads_main(&t, progname, argv[o->script], argc - o->script - 1,
                               (const char *const *)argv + o->script + 1);
@@ -912,55 +504,63 @@ static int run_threads(const options *o, int argc, char **argv) {
   return status;
 }
 
-int main(int argc, char **argv) {
-  static options opts;
-  run r;
-  lua_State *L;
-  int status, result;
-  bool reported;
-  if (argv[0] != NULL && argv[0][0] != '\0') progname = argv[0];
-  opts.generational = 1;
-  opts.slice_ms = -1;
-  hklua_collector_opts_init(&opts.col);
-  if (argc < 1 || collect_args(argc, argv, &opts) == HAS_ERROR) {
-    print_usage(&opts, argv);
-    return EXIT_FAILURE;
-  }
-  if (opts.durations && opts.pauses_file == NULL) {
+/* ------------------------------------------------------------------------
+** What hklua_lua.c calls (hklua.h).
+** --------------------------------------------------------------------- */
+
+bool hklua_start(const char *name, int args, int argc, char **argv, int script) {
+  options_defaults();
+  progname = name;
+  opts.flags = args;
+  opts.script = script;
+  if (opts.durations && opts.pauses_file == NULL)
     opts.why = "--gc-durations needs --gc-pauses=FILE";
-    print_usage(&opts, argv);
-    return EXIT_FAILURE;
-  }
-  if (threads_conflict(&opts, argc, argv)) {
-    print_usage(&opts, argv);
-    return EXIT_FAILURE;
-  }
-  if (opts.threads > 0) return run_threads(&opts, argc, argv);
+  return opts.why == NULL && !threads_conflict(&opts, argc, argv);
+}
+
+bool hklua_threaded(void) {
+  return opts.threads > 0;
+}
+
+int hklua_run_threads(int argc, char **argv) {
+  return run_threads(&opts, argc, argv);
+}
+
+lua_State *hklua_newstate(void) {
+  lua_State *L;
   host.opts = &opts;
   /* Opened now: a file that cannot be written fails before the script runs. */
   if (opts.pauses_file != NULL && (host.pauses_out = fopen(opts.pauses_file, "w")) == NULL) {
     fprintf(stderr, "%s: cannot write %s: %s\n", progname, opts.pauses_file, strerror(errno));
-    return EXIT_FAILURE;
+    return NULL;
   }
   if (opts.pauses) hakrt_gcpause_start();
   L = make_state(&opts);
   if (L == NULL) {
-    message(argv[0], "cannot create state: not enough memory");
-    return EXIT_FAILURE;
+    fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
+    return NULL;
   }
   atexit(report_at_exit);
-  lua_gc(L, LUA_GCSTOP); /* no collection while the libraries load */
-  r.argc = argc;
-  r.argv = argv;
-  r.opts = &opts;
-  lua_pushcfunction(L, pmain);
-  lua_pushlightuserdata(L, &r);
-  status = lua_pcall(L, 1, 1, 0);
-  result = lua_toboolean(L, -1);
-  report(L, status);
+  return L;
+}
+
+void hklua_openlibs(lua_State *L) {
+  /* require "hakmem" finds this binary's own copy of the module. */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_hakmem);
+  lua_setfield(L, -2, "hakmem");
+  lua_pop(L, 1);
+}
+
+void hklua_gcmode(lua_State *L) {
+  if (opts.generational) lua_gc(L, LUA_GCGEN, 0, 0);
+  else lua_gc(L, LUA_GCINC, 0, 0, 0);
+}
+
+bool hklua_close(lua_State *L) {
+  bool reported;
   host.reported = true;
   reported = report_stats();
   close_state(L, &opts);
-  reported = report_pauses() && reported;
-  return (reported && result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+  return report_pauses() && reported;
 }
