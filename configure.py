@@ -177,7 +177,11 @@ BENCH_SCRIPTS = [
     ('bench-threads', 'bench/threads/run.py', []),
     ('bench-threads-quick', 'bench/threads/run.py', ['--quick']),
     ('bench-runtime', 'bench/runtime/run.py', []),
+    ('bench-runtime', 'bench/runtime/collector.py', []),
     ('bench-runtime-quick', 'bench/runtime/run.py', ['--quick']),
+    ('bench-runtime-quick', 'bench/runtime/collector.py', ['--quick']),
+    ('bench-collector', 'bench/runtime/collector.py', []),
+    ('bench-collector-quick', 'bench/runtime/collector.py', ['--quick']),
 ]
 
 # `ninja install` runs packaging/install.sh, which writes these pkg-config
@@ -717,10 +721,17 @@ n.line()
 # phony alias (bench/ is also a directory).
 n.rule('script', 'cd $root && %s $script --builddir %s $args' % (q(bench_python), q(builddir)),
        description='RUN $script', pool='console')
+# A target of several scripts runs them one after the other (each after
+# the previous one: two benchmarks at once would disturb each other).
+bench_steps = {}
 for target, script, script_args in BENCH_SCRIPTS:
-    n.build('run-' + target, 'script', implicit=everything,
+    steps = bench_steps.setdefault(target, [])
+    step = 'run-%s-%d' % (target, len(steps) + 1)
+    n.build(step, 'script', implicit=everything, order_only=steps[-1:],
             variables={'script': src(script), 'args': script_args})
-    n.build(target, 'phony', 'run-' + target)
+    steps.append(step)
+for target, steps in bench_steps.items():
+    n.build(target, 'phony', steps)
 n.line()
 
 # ninja install: packaging/install.sh with what this script found; PREFIX

@@ -180,27 +180,59 @@ def plan(args, peers):
 # One run
 # ---------------------------------------------------------------------------
 
-def run_child(argv, env, timeout, tmpdir):
-    """Runs one child under GNU time, its output read line by line:
-    (lines, [(monotonic time, mark)], wall seconds, peak RSS KiB);
-    RuntimeError if it fails.  (os.wait4's ru_maxrss would be no good: a
-    child forked from this Python process starts with its RSS.)"""
+class Child:
+    """What one run of a child left: stdout `lines` (marks taken out),
+    `marks` [(monotonic time, mark)], `wall` seconds, `rss_kb` (peak, GNU
+    time), `err` (its stderr) and, when sampled, `samples` [(monotonic
+    time, RSS KiB)] of the child below GNU time."""
+
+
+def _rss_of_child(pid):
+    """RSS KiB of the one child of process `pid` (GNU time's), or None."""
+    try:
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+            kids = f.read().split()
+        if not kids:
+            return None
+        with open('/proc/%s/status' % kids[0]) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def run_child(argv, env, timeout, tmpdir, sample_s=None):
+    """Runs one child under GNU time, its output read line by line; every
+    sample_s seconds its RSS is read too.  A Child; RuntimeError if it
+    fails.  (os.wait4's ru_maxrss would be no good: a child forked from
+    this Python process starts with its RSS.)"""
     rss_file = os.path.join(tmpdir, 'rss')
     if os.path.exists(rss_file):
         os.remove(rss_file)
     p = subprocess.Popen([GNU_TIME, '-f', '%M', '-o', rss_file] + argv, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = []
+    killed, samples, done = [], [], threading.Event()
 
     def kill():
         killed.append(True)
         p.kill()
+
+    def sampler():
+        while not done.wait(sample_s):
+            kb = _rss_of_child(p.pid)
+            if kb is not None:
+                samples.append((time.monotonic(), kb))
     timer = threading.Timer(timeout, kill)
     err = []
     reader = threading.Thread(target=lambda: err.append(p.stderr.read()))
+    sampling = threading.Thread(target=sampler) if sample_s else None
     t0 = time.monotonic()
     timer.start()
     reader.start()
+    if sampling:
+        sampling.start()
     lines, marks = [], []
     try:
         for line in p.stdout:
@@ -213,8 +245,11 @@ def run_child(argv, env, timeout, tmpdir):
         p.wait()
         wall = time.monotonic() - t0
     finally:
+        done.set()
         timer.cancel()
         reader.join()
+        if sampling:
+            sampling.join()
         p.stdout.close()
         p.stderr.close()
     if killed:
@@ -227,7 +262,10 @@ def run_child(argv, env, timeout, tmpdir):
             rss_kb = int(f.read().split()[-1])
     except (OSError, ValueError, IndexError):
         raise RuntimeError('GNU time wrote no peak RSS')
-    return lines, marks, wall, rss_kb
+    c = Child()
+    c.lines, c.marks, c.wall, c.rss_kb, c.err, c.samples = (
+        lines, marks, wall, rss_kb, ''.join(err), samples)
+    return c
 
 
 def result_fields(lines):
@@ -255,7 +293,8 @@ def mark_span(marks):
 
 def run_one(job, kind, tmpdir):
     """Runs a Job once: its figures, 'checksum' and 'peak_rss_kb'."""
-    lines, marks, wall, rss = run_child(job.argv, job.env, TIMEOUT_S, tmpdir)
+    c = run_child(job.argv, job.env, TIMEOUT_S, tmpdir)
+    lines, marks, wall, rss = c.lines, c.marks, c.wall, c.rss_kb
     res = {'peak_rss_kb': rss, 'process_wall_s': wall}
     if kind == 'scaling':
         sums = [l for l in lines if ' checksum ' in l]
