@@ -37,6 +37,7 @@ local sources = {
    "hakmem/segment.c",
    "hakmem/page.c",
    "hakmem/remote.c",
+   "hakmem/heap_figures.c",
    "hakmem/heap.c",
    "hakmem/alloc.c",
    "hakmem/huge.c",

@@ -114,6 +114,18 @@ typedef struct hak_thread_counters_s {
 } hak_thread_counters_t;
 HAK_API void hak_thread_counters(hak_thread_counters_t *out);
 
+/* What one heap holds (`heap` NULL: the calling thread's default heap).
+** Only the heap's owner may call it, between its own allocations: it walks
+** the heap's pages without locks.  in_use counts whole blocks, and blocks
+** that other threads freed but the owner has not taken back yet. */
+typedef struct hak_heap_figures_s {
+  size_t segments;   /* normal segments the heap owns */
+  size_t committed;  /* bytes of them that may be resident */
+  size_t pages;      /* pages holding class blocks */
+  size_t in_use;     /* bytes in blocks handed out */
+} hak_heap_figures_t;
+HAK_API void hak_heap_figures(hak_heap_t *heap, hak_heap_figures_t *out);
+
 /* -------------------------------------------------------------------------
 ** Statistics.  The OS-level figures are exact counters.  `in_use` is
 ** counted in whole blocks (so with class rounding) by walking every live

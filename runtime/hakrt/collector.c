@@ -91,11 +91,18 @@ void hakrt_collector_worker_maintain(hakrt_worker *w, bool idle) {
   if (!AO_load(&w->maint_req)) return;
   AO_store(&w->maint_req, 0);
   hak_thread_counters_t c;
+  hak_heap_figures_t h;
+  uint64_t t0;
   if (w->rt->cfg.libc) return;
+  t0 = hakrt_now_ns();
   hak_collect(idle); /* idle: purge now, nobody waits */
+  t0 = hakrt_now_ns() - t0;
   hak_thread_counters(&c);
+  hak_heap_figures(NULL, &h); /* its own heap, between tasks */
   pthread_mutex_lock(&w->rt->lock);
   w->maintenance++;
+  w->maint_ns += t0;
+  w->heap = h;
   w->remote = c;
   pthread_mutex_unlock(&w->rt->lock);
 }

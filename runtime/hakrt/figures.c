@@ -23,8 +23,9 @@ typedef struct task_fig {
 } task_fig;
 
 typedef struct worker_fig {
-  uint64_t resumes, migrations, finished, busy_ns, closed, close_ns, maintenance;
+  uint64_t resumes, migrations, finished, busy_ns, closed, close_ns, maintenance, maint_ns;
   hak_thread_counters_t remote;
+  hak_heap_figures_t heap;
 } worker_fig;
 
 typedef struct snapshot {
@@ -81,7 +82,9 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
     f->closed = w->closed;
     f->close_ns = w->close_ns;
     f->maintenance = w->maintenance;
+    f->maint_ns = w->maint_ns;
     f->remote = w->remote;
+    f->heap = w->heap;
   }
   for (n = 0, t = rt->live; t != NULL; t = t->lnext) {
     hakrt_gc_figures_add(&s->gc, &t->gc);
@@ -170,8 +173,17 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
     emit_int(k, "closed", f->closed);
     emit_ms(k, "close_ms", f->close_ns);
     emit_int(k, "maintenance", f->maintenance);
+    emit_ms(k, "maintenance_ms", f->maint_ns);
     emit_int(k, "remote_frees", f->remote.remote_frees);
     emit_int(k, "remote_pushes", f->remote.remote_pushes);
+    if (!s->libc) {
+      k->open(k, "heap", false); /* its hakmem heap, as of its last maintenance */
+      emit_int(k, "segments", f->heap.segments);
+      emit_int(k, "committed", f->heap.committed);
+      emit_int(k, "pages", f->heap.pages);
+      emit_int(k, "in_use", f->heap.in_use);
+      k->close(k);
+    }
     k->close(k);
     frees += f->remote.remote_frees;
     pushes += f->remote.remote_pushes;

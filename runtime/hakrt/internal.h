@@ -321,8 +321,9 @@ struct hakrt_worker {
   /* sched */
   uint64_t resumes, migrations, finished, busy_ns;
   uint64_t closed, close_ns;      /* states it closed (collector off) */
-  uint64_t maintenance;           /* times it returned memory when asked */
-  hak_thread_counters_t remote;   /* its hakmem counters, as of its last task */
+  uint64_t maintenance, maint_ns; /* times it returned memory when asked */
+  hak_thread_counters_t remote;   /* its hakmem counters, as of its last maintenance */
+  hak_heap_figures_t heap;        /* its heap, as of its last maintenance */
   AO_t maint_req;       /* the collector asks it to return memory */
   AO_t streak_base;     /* the running task's streak_ns at its resume */
 };
