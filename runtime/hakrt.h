@@ -53,10 +53,18 @@ typedef enum hakrt_preempt {
   HAKRT_PREEMPT_OFF      /* tasks run until they block or yield */
 } hakrt_preempt;
 
+/* The run queues. */
+typedef enum hakrt_queues {
+  HAKRT_QUEUES_SHARED,     /* one FIFO: a task resumes on any free worker */
+  HAKRT_QUEUES_PER_WORKER  /* a FIFO per worker: a task goes back to the
+                              worker that ran it last; idle workers steal */
+} hakrt_queues;
+
 typedef struct hakrt_config {
   int workers;            /* worker threads; 0 = one per online CPU */
   unsigned slice_ms;      /* time slice of a task (default 10) */
   hakrt_preempt preempt;  /* default HAKRT_PREEMPT_AUTO */
+  hakrt_queues queues;    /* default HAKRT_QUEUES_SHARED */
   size_t task_mem_limit;  /* bytes per task; 0 = none */
   bool libc;              /* tasks allocate with realloc/free instead of
                              hakmem (to compare allocators by LD_PRELOAD) */

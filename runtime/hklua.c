@@ -67,7 +67,7 @@ typedef struct options {
   long slice_ms;          /* -1 = not given */
   bool private_heaps;
   bool mem_limit_given;
-  hklua_collector_opts col; /* --collector, --idle-gc, ... (with --threads) */
+  hklua_rt_opts rt; /* --queues, --collector, --idle-gc, ... (with --threads) */
 } options;
 
 /* The command line, read once by collectargs. */
@@ -79,7 +79,7 @@ static void options_defaults(void) {
   if (done) return;
   opts.generational = 1; /* as lua5.4 */
   opts.slice_ms = -1;
-  hklua_collector_opts_init(&opts.col);
+  hklua_rt_opts_init(&opts.rt);
   done = true;
 }
 
@@ -98,7 +98,7 @@ void hklua_usage(void) {
           "  --slice=MS             with --threads: time slice of a task (default 10)\n"
           "  --private-heaps        with --threads: a hakmem heap per task\n"
           "%s",
-          HKLUA_COLLECTOR_USAGE);
+          HKLUA_RT_USAGE);
   fflush(stderr);
 }
 
@@ -207,8 +207,8 @@ static bool collect_long(options *o, const char *arg) {
     o->pauses_file = v;
   } else if (strcmp(arg, "--gc-durations") == 0) {
     o->durations = true;
-  } else if (hklua_collector_option(&o->col, arg, why_buf, sizeof why_buf) != 0) {
-    if (o->col.bad) {
+  } else if (hklua_rt_option(&o->rt, arg, why_buf, sizeof why_buf) != 0) {
+    if (o->rt.bad) {
       o->why = why_buf;
       return false;
     }
@@ -464,9 +464,9 @@ static bool threads_conflict(options *o, int argc, char **argv) {
   if (o->threads == 0) {
     if (o->tasks != 0 || o->task_mem_limit != 0 || o->slice_ms >= 0 || o->private_heaps)
       o->why = "--tasks, --task-mem-limit, --slice and --private-heaps need --threads";
-    else if (o->col.given)
-      o->why = "--collector, --idle-gc, --batch-frees, --soft-limit, --watchdog and "
-               "--time-limit need --threads";
+    else if (o->rt.given)
+      o->why = "--queues, --collector, --idle-gc, --batch-frees, --soft-limit, --watchdog "
+               "and --time-limit need --threads";
   } else if (o->flags & (HKLUA_HAS_E | HKLUA_HAS_I)) {
     o->why = "--threads runs a script file: -e and -i are not supported with it";
   } else if (o->script >= argc || strcmp(argv[o->script], "-") == 0) {
@@ -493,7 +493,7 @@ static int run_threads(const options *o, int argc, char **argv) {
   t.slice_ms = o->slice_ms;
   t.libc = (o->alloc == ALLOC_LIBC);
   t.private_heaps = o->private_heaps;
-  t.col = o->col;
+  t.rt = o->rt;
   t.generational = o->generational != 0;
   t.stats = o->stats == STATS_NONE ? 0 : (o->stats == STATS_TEXT ? 1 : 2);
   clearerr(stderr);

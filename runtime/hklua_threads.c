@@ -13,7 +13,7 @@
 #include "gcpause.h"
 #include "hklua_threads.h"
 
-void hklua_collector_opts_init(hklua_collector_opts *c) {
+void hklua_rt_opts_init(hklua_rt_opts *c) {
   hakrt_config d;
   hakrt_config_init(&d);
   memset(c, 0, sizeof *c);
@@ -31,7 +31,7 @@ static const char *value_of(const char *arg, const char *name) {
   return arg[2 + n] == '\0' ? "" : NULL;
 }
 
-static int bad(hklua_collector_opts *c, char *why, size_t whylen, const char *arg, const char *what) {
+static int bad(hklua_rt_opts *c, char *why, size_t whylen, const char *arg, const char *what) {
   snprintf(why, whylen, "bad value in '%s' (%s)", arg, what);
   c->bad = true;
   return 1;
@@ -55,10 +55,14 @@ static bool millis(const char *v, unsigned *out) {
   return true;
 }
 
-int hklua_collector_option(hklua_collector_opts *c, const char *arg, char *why, size_t whylen) {
+int hklua_rt_option(hklua_rt_opts *c, const char *arg, char *why, size_t whylen) {
   const char *v;
   c->bad = false;
-  if ((v = value_of(arg, "collector")) != NULL) {
+  if ((v = value_of(arg, "queues")) != NULL) {
+    if (strcmp(v, "shared") == 0) c->per_worker_queues = false;
+    else if (strcmp(v, "per-worker") == 0) c->per_worker_queues = true;
+    else return bad(c, why, whylen, arg, "shared or per-worker");
+  } else if ((v = value_of(arg, "collector")) != NULL) {
     if (!on_off(v, &c->collector)) return bad(c, why, whylen, arg, "on or off");
   } else if ((v = value_of(arg, "idle-gc")) != NULL) {
     if (!on_off(v, &c->idle_gc)) return bad(c, why, whylen, arg, "on or off");
@@ -92,12 +96,13 @@ int hklua_threads_main(const hklua_threads_opts *o, const char *progname, const 
   cfg.libc = o->libc;
   cfg.private_heaps = o->private_heaps;
   cfg.generational = o->generational;
-  cfg.collector = o->col.collector;
-  cfg.idle_gc = o->col.idle_gc;
-  cfg.batch_frees = o->col.batch_frees;
-  cfg.soft_limit = o->col.soft_limit;
-  cfg.watchdog_ms = o->col.watchdog_ms;
-  cfg.time_limit_ms = o->col.time_limit_ms;
+  cfg.queues = o->rt.per_worker_queues ? HAKRT_QUEUES_PER_WORKER : HAKRT_QUEUES_SHARED;
+  cfg.collector = o->rt.collector;
+  cfg.idle_gc = o->rt.idle_gc;
+  cfg.batch_frees = o->rt.batch_frees;
+  cfg.soft_limit = o->rt.soft_limit;
+  cfg.watchdog_ms = o->rt.watchdog_ms;
+  cfg.time_limit_ms = o->rt.time_limit_ms;
   hakrt_gcpause_thread_clock();
   cfg.gc_clock = hakrt_gcpause_thread_ns;
   if (o->slice_ms >= 0) cfg.slice_ms = (unsigned)o->slice_ms;

@@ -7,17 +7,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The collector thread's options (hakrt_config): defaults from
-** hklua_collector_opts_init; `given` once any was on the command line. */
-typedef struct hklua_collector_opts {
+/* The runtime's options besides those hklua.c parses (hakrt_config: the
+** run queues and the collector thread's switches): defaults from
+** hklua_rt_opts_init; `given` once any was on the command line. */
+typedef struct hklua_rt_opts {
+  bool per_worker_queues;
   bool collector, idle_gc, batch_frees;
   double soft_limit;
   unsigned watchdog_ms, time_limit_ms;
   bool given;
   bool bad;               /* the last option matched but its value was bad */
-} hklua_collector_opts;
+} hklua_rt_opts;
 
-#define HKLUA_COLLECTOR_USAGE \
+#define HKLUA_RT_USAGE \
+  "  --queues=shared|per-worker  with --threads: one run queue, or one per worker\n" \
+  "                         with stealing (default shared)\n" \
   "  --collector=on|off     with --threads: close states and run parked tasks'\n" \
   "                         GC on a collector thread (default on)\n" \
   "  --idle-gc=on|off       with --threads: the collector's GC of parked tasks\n" \
@@ -26,10 +30,10 @@ typedef struct hklua_collector_opts {
   "  --watchdog=MS          with --threads: report a task running MS without yielding\n" \
   "  --time-limit=MS        with --threads: stop such a task (time limit exceeded)\n"
 
-void hklua_collector_opts_init(hklua_collector_opts *c);
+void hklua_rt_opts_init(hklua_rt_opts *c);
 /* 1 when arg is one of the collector's options (c->bad, with why filled,
 ** when its value is bad), else 0. */
-int hklua_collector_option(hklua_collector_opts *c, const char *arg, char *why, size_t whylen);
+int hklua_rt_option(hklua_rt_opts *c, const char *arg, char *why, size_t whylen);
 
 typedef struct hklua_threads_opts {
   int threads;            /* workers (>= 1) */
@@ -38,7 +42,7 @@ typedef struct hklua_threads_opts {
   long slice_ms;          /* -1: the runtime's default */
   bool libc;              /* --alloc=libc */
   bool private_heaps;     /* --private-heaps */
-  hklua_collector_opts col;
+  hklua_rt_opts rt;
   bool generational;
   int stats;              /* 0: none, 1: text, 2: json (both: JSON on stderr) */
 } hklua_threads_opts;

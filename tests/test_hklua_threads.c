@@ -53,7 +53,7 @@ Test(hklua_threads, bad_options_get_a_message_and_the_usage, .init = setup) {
     {"--threads=2", "--gc-pauses", NULL}, {"--collector=off", NULL, NULL},
     {"--threads=2", "--collector=maybe", NULL}, {"--threads=2", "--idle-gc=", NULL},
     {"--threads=2", "--soft-limit=1.5", NULL}, {"--threads=2", "--soft-limit=x", NULL},
-    {"--threads=2", "--watchdog=-3", NULL},    {"--threads=2", "--time-limit=9e99", NULL}};
+    {"--threads=2", "--watchdog=-3", NULL},    {"--threads=2", "--queues=mine", NULL},    {"--threads=2", "--time-limit=9e99", NULL}};
   size_t i;
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     const char *args[4] = {NULL, NULL, NULL, NULL};
@@ -129,8 +129,8 @@ Test(hklua_threads, task_mem_limit, .init = setup) {
 Test(hklua_threads, stats_json, .init = setup) {
   lt_result r = hk("--threads=2", "--tasks=3", "--stats=json", script("cli_args.lua"), NULL, NULL);
   cr_expect(r.status == 0, "%s", r.err);
-  cr_expect(strstr(r.err, "{\"workers\":2,\"alloc\":\"hakmem\",\"spawned\":3,\"finished\":3,"
-                          "\"failed\":0,\"live\":0,") != NULL,
+  cr_expect(strstr(r.err, "{\"workers\":2,\"alloc\":\"hakmem\",\"queues\":\"shared\","
+                          "\"spawned\":3,\"finished\":3,\"failed\":0,\"live\":0,") != NULL,
             "stderr:\n%s", r.err);
   lt_result_free(&r);
 }

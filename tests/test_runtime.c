@@ -268,6 +268,26 @@ Test(runtime, free_closes_blocked_tasks) {
   free(r.err);
 }
 
+/* The other queue design: a run queue per worker, with stealing. */
+Test(runtime, per_worker_queues) {
+  static const char *const scripts[][2] = {
+    {"messages.lua", "messages ok"}, {"migrate.lua", "migrate ok"}, {"preempt.lua", "preempt ok"},
+    {"channels.lua", "channels ok"}, {"buffers.lua", "buffers ok"}};
+  size_t i;
+  for (i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
+    hakrt_config cfg;
+    rt_run r;
+    hakrt_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.queues = HAKRT_QUEUES_PER_WORKER;
+    r = run(scripts[i][0], NULL, &cfg);
+    cr_expect(r.waited == 0 && strstr(r.out, scripts[i][1]) != NULL, "%s:\n%s%s", scripts[i][0],
+              r.out, r.err);
+    free(r.out);
+    free(r.err);
+  }
+}
+
 /* ------------------------------------------------------------------------
 ** The collector thread.
 ** --------------------------------------------------------------------- */
@@ -455,4 +475,12 @@ Test(runtime, bad_config) {
   cfg.workers = -1;
   errno = 0;
   cr_expect(hakrt_new(&cfg) == NULL && errno == EINVAL, "workers = -1 accepted");
+  hakrt_config_init(&cfg);
+  cfg.queues = (hakrt_queues)7;
+  errno = 0;
+  cr_expect(hakrt_new(&cfg) == NULL && errno == EINVAL, "queues = 7 accepted");
+  hakrt_config_init(&cfg);
+  cfg.soft_limit = 1.5;
+  errno = 0;
+  cr_expect(hakrt_new(&cfg) == NULL && errno == EINVAL, "soft_limit = 1.5 accepted");
 }

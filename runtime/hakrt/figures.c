@@ -23,13 +23,13 @@ typedef struct task_fig {
 } task_fig;
 
 typedef struct worker_fig {
-  uint64_t resumes, migrations, finished, busy_ns, closed, close_ns, maintenance, maint_ns;
+  uint64_t resumes, migrations, steals, finished, busy_ns, closed, close_ns, maintenance, maint_ns;
   hak_thread_counters_t remote;
   hak_heap_figures_t heap;
 } worker_fig;
 
 typedef struct snapshot {
-  bool libc, collector;
+  bool libc, collector, per_worker;
   int nworkers;
   size_t ntasks; /* live tasks copied (fewer when malloc failed) */
   size_t spawned, finished, failed, live;
@@ -60,6 +60,7 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
   memset(s, 0, sizeof *s);
   s->libc = rt->cfg.libc;
   s->collector = rt->cfg.collector;
+  s->per_worker = rt->cfg.queues == HAKRT_QUEUES_PER_WORKER;
   s->nworkers = rt->nworkers;
   s->workers = workers;
   s->tasks = tasks;
@@ -77,6 +78,7 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
     worker_fig *f = &s->workers[i];
     f->resumes = w->resumes;
     f->migrations = w->migrations;
+    f->steals = w->steals;
     f->finished = w->finished;
     f->busy_ns = w->busy_ns;
     f->closed = w->closed;
@@ -154,6 +156,7 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
   k->open(k, NULL, false);
   emit_int(k, "workers", (uint64_t)s->nworkers);
   k->str(k, "alloc", s->libc ? "libc" : "hakmem");
+  k->str(k, "queues", s->per_worker ? "per-worker" : "shared");
   emit_int(k, "spawned", s->spawned);
   emit_int(k, "finished", s->finished);
   emit_int(k, "failed", s->failed);
@@ -168,6 +171,7 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
     k->open(k, NULL, false);
     emit_int(k, "resumes", f->resumes);
     emit_int(k, "migrations", f->migrations);
+    emit_int(k, "steals", f->steals);
     emit_int(k, "finished", f->finished);
     emit_ms(k, "busy_ms", f->busy_ns);
     emit_int(k, "closed", f->closed);

@@ -302,6 +302,11 @@ typedef struct hakrt_timer {
   hakrt_task *task;   /* one reference */
 } hakrt_timer;
 
+/* A FIFO of runnable tasks through task->qnext (rt->lock). */
+typedef struct hakrt_fifo {
+  hakrt_task *head, *tail;
+} hakrt_fifo;
+
 /*
 ** A worker thread.  cur_co and slice_start are read by the monitor thread
 ** and by the preemption signal handler (which runs on this thread).
@@ -319,7 +324,8 @@ struct hakrt_worker {
   AO_t watch_sent, stop_sent; /* the streak (by its start) already told */
   hakrt_task *task;     /* running now (own) */
   /* sched */
-  uint64_t resumes, migrations, finished, busy_ns;
+  uint64_t resumes, migrations, finished, busy_ns, steals;
+  hakrt_fifo q;                   /* its run queue (cfg.queues PER_WORKER) */
   uint64_t closed, close_ns;      /* states it closed (collector off) */
   uint64_t maintenance, maint_ns; /* times it returned memory when asked */
   hak_thread_counters_t remote;   /* its hakmem counters, as of its last maintenance */
@@ -352,7 +358,8 @@ typedef struct hakrt_collector {
 /*
 ** The runtime.  "sched" fields are guarded by lock.  Invariants:
 ** nlive == tasks in the live list; nrunning == tasks RUNNING; the run
-** queue holds exactly the NEW and RUNNABLE tasks (qlen of them).
+** queues (q, or every worker's q) hold exactly the NEW and RUNNABLE
+** tasks (qlen of them).
 */
 struct hakrt {
   hakrt_config cfg;
@@ -361,7 +368,8 @@ struct hakrt {
   pthread_cond_t work;      /* workers: a task is runnable, or stop */
   pthread_cond_t changed;   /* hakrt_wait: a task finished or parked */
   /* sched */
-  hakrt_task *qhead, *qtail;
+  hakrt_fifo q;              /* the shared run queue (cfg.queues SHARED) */
+  unsigned next_rr;          /* PER_WORKER: where a new task goes */
   AO_t qlen;
   hakrt_timer *timers;      /* a binary min-heap on `when` */
   size_t ntimers, timercap;

@@ -67,7 +67,9 @@ hakrt *hakrt_new(const hakrt_config *cfg) {
   int err;
   if (cfg == NULL) hakrt_config_init(&c);
   else c = *cfg;
-  if (c.workers < 0 || c.workers > MAX_WORKERS) {
+  if (c.workers < 0 || c.workers > MAX_WORKERS ||
+      (c.queues != HAKRT_QUEUES_SHARED && c.queues != HAKRT_QUEUES_PER_WORKER) ||
+      !(c.soft_limit >= 0 && c.soft_limit < 1)) {
     errno = EINVAL;
     return NULL;
   }

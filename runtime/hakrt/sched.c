@@ -1,8 +1,9 @@
 /*
-** sched.c -- the scheduler: one run queue shared by the workers, timers,
-** parking and waking, the worker loop, and deadlock detection.
+** sched.c -- the scheduler: the run queues (one shared, or one per worker
+** with stealing), timers, parking and waking, the worker loop, and
+** deadlock detection.
 **
-** One FIFO queue under one lock.  Every scheduling event (a task blocks,
+** By default one FIFO queue under one lock.  Every scheduling event (a task blocks,
 ** wakes, yields, finishes) takes the lock once; none happens on Lua's
 ** allocation paths, so at these core counts the lock is not the limit
 ** (docs/runtime.md has the measurement).  A FIFO spreads the tasks over
@@ -30,11 +31,37 @@ uint64_t hakrt_now_ns(void) {
 ** The run queue (lock held).
 ** --------------------------------------------------------------------- */
 
-static void queue_push_locked(hakrt *rt, hakrt_task *t) {
+/*
+** Two designs, chosen by cfg.queues.  SHARED: one FIFO (rt->q); a task
+** resumes on whichever worker is free.  PER_WORKER: a FIFO per worker; a
+** runnable task goes to the worker that ran it last (its heap holds the
+** task's newest blocks), and a worker whose queue is empty steals the head
+** of the next non-empty one.  Both are guarded by rt->lock, so the choice
+** is about placement, not contention.
+*/
+static void fifo_push(hakrt_fifo *q, hakrt_task *t) {
   t->qnext = NULL;
-  if (rt->qtail != NULL) rt->qtail->qnext = t;
-  else rt->qhead = t;
-  rt->qtail = t;
+  if (q->tail != NULL) q->tail->qnext = t;
+  else q->head = t;
+  q->tail = t;
+}
+
+static hakrt_task *fifo_pop(hakrt_fifo *q) {
+  hakrt_task *t = q->head;
+  if (t == NULL) return NULL;
+  q->head = t->qnext;
+  if (q->head == NULL) q->tail = NULL;
+  t->qnext = NULL;
+  return t;
+}
+
+static void queue_push_locked(hakrt *rt, hakrt_task *t) {
+  if (rt->cfg.queues == HAKRT_QUEUES_PER_WORKER) {
+    int w = t->last_worker >= 0 ? t->last_worker : (int)(rt->next_rr++ % (unsigned)rt->nworkers);
+    fifo_push(&rt->workers[w].q, t);
+  } else {
+    fifo_push(&rt->q, t);
+  }
   AO_store(&rt->qlen, AO_load(&rt->qlen) + 1);
   if (rt->nidle > 0) pthread_cond_signal(&rt->work);
 }
@@ -44,13 +71,18 @@ void hakrt_sched_push_locked(hakrt_task *t) {
   queue_push_locked(t->rt, t);
 }
 
-static hakrt_task *queue_pop_locked(hakrt *rt) {
-  hakrt_task *t = rt->qhead;
-  if (t == NULL) return NULL;
-  rt->qhead = t->qnext;
-  if (rt->qhead == NULL) rt->qtail = NULL;
-  t->qnext = NULL;
-  AO_store(&rt->qlen, AO_load(&rt->qlen) - 1);
+static hakrt_task *queue_pop_locked(hakrt *rt, hakrt_worker *w) {
+  hakrt_task *t = NULL;
+  int i;
+  if (AO_load(&rt->qlen) == 0) return NULL;
+  if (rt->cfg.queues != HAKRT_QUEUES_PER_WORKER) {
+    t = fifo_pop(&rt->q);
+  } else if ((t = fifo_pop(&w->q)) == NULL) {
+    for (i = 1; i < rt->nworkers && t == NULL; i++)
+      t = fifo_pop(&rt->workers[(w->index + i) % rt->nworkers].q);
+    if (t != NULL) w->steals++;
+  }
+  if (t != NULL) AO_store(&rt->qlen, AO_load(&rt->qlen) - 1);
   return t;
 }
 
@@ -260,7 +292,7 @@ static void *worker_main(void *arg) {
       pthread_mutex_lock(&rt->lock);
       continue;
     }
-    if ((t = queue_pop_locked(rt)) == NULL) {
+    if ((t = queue_pop_locked(rt, w)) == NULL) {
       wait_for_work_locked(rt);
       continue;
     }
