@@ -49,7 +49,7 @@ CORE_SOURCES = [
 CORE_HEADER = 'hakmem/hakmem.h'
 
 # libhakmem-override.so: these plus the core.
-OVERRIDE_SOURCES = ['hakmem/override.c']
+OVERRIDE_SOURCES = ['hakmem/override.c', 'hakmem/override_new.c']
 
 # libhakmem_lua.a; the Lua module lua/hakmem.so is the glue plus the core.
 GLUE_SOURCES = [
@@ -140,6 +140,9 @@ TEST_PROGRAMS = [
     ('override/threaded', 'plain', ['tests/override/threaded.c'], False),
     ('override/forker', 'plain', ['tests/override/forker.c'], False),
     ('override/frees', 'plain', ['tests/override/frees.c'], False),
+    ('override/interface', 'plain', ['tests/override/interface.c'], False),
+    # C++ (built when a C++ compiler is found): new and delete on the override
+    ('override/newdelete', 'plain', ['tests/override/newdelete.cc'], False),
     # dlopen, dlclose and thread exits of libhakmem.so, run by itself.
     ('override/dlclose', 'plain', ['tests/override/dlclose.c'], True),
 ]
@@ -409,6 +412,9 @@ options = parser.parse_args()
 
 cc = shlex.split(os.environ.get('CC', 'gcc')) or ['gcc']
 platform = Platform(cc)
+# C++ only for the override's test of new and delete: optional.
+cxx = shlex.split(os.environ.get('CXX', 'g++')) or ['g++']
+has_cxx = platform.has_program(cxx[0])
 if options.install_deps:
     install_deps(platform)
 
@@ -526,6 +532,7 @@ n.line()
 n.variable('root', src('.'))
 n.variable('builddir', out('.'))
 n.variable('cc', escape(' '.join(shlex.quote(a) for a in cc)))
+n.variable('cxx', escape(' '.join(shlex.quote(a) for a in cxx)))
 n.variable('cflags', [escape(x) for x in COMMON_CFLAGS + mode_cflags + atomic_cflags]
            + ['-I' + escape(src(d)) for d in INCLUDE_DIRS]
            + [escape(x) for x in shlex.split(os.environ.get('CFLAGS', ''))])
@@ -540,6 +547,9 @@ n.line()
 
 n.rule('cc', '$cc -MMD -MT $out -MF $out.d $cflags $extra_cflags -c $in -o $out',
        description='CC $out', depfile='$out.d', deps='gcc')
+n.rule('cxx', '$cxx -MMD -MT $out -MF $out.d -std=c++17 -D_GNU_SOURCE -Wall -Wextra -pthread '
+       '%s $extra_cflags -c $in -o $out' % ' '.join(escape(x) for x in mode_cflags),
+       description='CXX $out', depfile='$out.d', deps='gcc')
 n.rule('ar', 'rm -f $out && ar crs $out $in', description='AR $out')
 # A static library is one object: the partial link of its objects with every
 # hidden symbol made local, so that a host sees only the API (hak_, hakl_,
@@ -574,7 +584,7 @@ def compile_c(source, variant='', extra_cflags=()):
     key = (source, variant)
     if key not in objects:
         obj = out(os.path.join('obj', os.path.splitext(source)[0] + variant + '.o'))
-        n.build(obj, 'cc', src(source),
+        n.build(obj, 'cxx' if source.endswith('.cc') else 'cc', src(source),
                 variables={'extra_cflags': list(extra_cflags)} if extra_cflags else None)
         objects[key] = obj
     return objects[key]
@@ -600,7 +610,9 @@ core_lib = static_lib('hakmem', core_objs)
 n.build(out('libhakmem.so'), 'solink', core_objs,
         variables={'soname': 'libhakmem.so', 'extra_ldflags': '-Wl,-z,nodelete'})
 n.build(out('libhakmem-override.so'), 'solink',
-        [compile_c(s) for s in OVERRIDE_SOURCES] + core_objs,
+        # -fexceptions: a std::bad_alloc thrown by a failed operator new
+        # unwinds through the override's C frames
+        [compile_c(s, extra_cflags=['-fexceptions']) for s in OVERRIDE_SOURCES] + core_objs,
         # -Bsymbolic: its calls stay on its own core even in a
         # program that exports another (hklua, linked with -E)
         variables={'soname': 'libhakmem-override.so',
@@ -670,7 +682,11 @@ def link_test(target, kind, sources, extra_libs=()):
 
 n.comment('Tests.')
 for name, kind, sources, runs in TEST_PROGRAMS:
-    target = link_test('tests/' + name, kind, sources)
+    cxx_sources = [x for x in sources if x.endswith('.cc')]
+    if cxx_sources and not has_cxx:
+        warn('tests/%s skipped: no C++ compiler (%s; Debian package g++)' % (name, cxx[0]))
+        continue
+    target = link_test('tests/' + name, kind, sources, ['-lstdc++'] if cxx_sources else [])
     test_programs.append(target)
     if runs is True or (runs and options.mode in runs):
         test_runs.append(target)

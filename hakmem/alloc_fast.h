@@ -19,7 +19,12 @@
 static inline size_t direct16(size_t size) { return ((size + 15) >> 4) << 1; }
 static inline size_t direct8(size_t size) { return (size + 7) >> 3; }
 
-static inline void *heap_alloc_small(hak_heap_t *heap, size_t slot, size_t size, size_t align) {
+/* `slow` is a constant at every call (alloc_slow, or the override's
+** operator new, which throws when it fails): a direct tail jump. */
+typedef void *alloc_slow_fn(hak_heap_t *heap, size_t size, size_t align);
+
+static inline void *heap_alloc_small(hak_heap_t *heap, size_t slot, size_t size, size_t align,
+                                     alloc_slow_fn *slow) {
   hak_page_t *page = heap->pages_direct[slot];
   hak_block_t *block = page->free;
   if (likely(block != NULL)) {
@@ -27,16 +32,20 @@ static inline void *heap_alloc_small(hak_heap_t *heap, size_t slot, size_t size,
     page->used++;
     return block;
   }
-  return alloc_slow(heap, size, align);
+  return slow(heap, size, align);
+}
+
+static inline void *heap_alloc16_or(hak_heap_t *heap, size_t size, alloc_slow_fn *slow) {
+  if (likely(size <= HAK_SMALL_MAX)) return heap_alloc_small(heap, direct16(size), size, 16, slow);
+  return slow(heap, size, 16);
 }
 
 static inline void *heap_alloc16(hak_heap_t *heap, size_t size) {
-  if (likely(size <= HAK_SMALL_MAX)) return heap_alloc_small(heap, direct16(size), size, 16);
-  return alloc_slow(heap, size, 16);
+  return heap_alloc16_or(heap, size, alloc_slow);
 }
 
 static inline void *heap_alloc8(hak_heap_t *heap, size_t size) {
-  if (likely(size <= HAK_SMALL_MAX)) return heap_alloc_small(heap, direct8(size), size, 8);
+  if (likely(size <= HAK_SMALL_MAX)) return heap_alloc_small(heap, direct8(size), size, 8, alloc_slow);
   return alloc_slow(heap, size, 8);
 }
 

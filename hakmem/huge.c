@@ -9,6 +9,7 @@
 ** system call anyway; the lock is not what anyone waits for.
 */
 #include <string.h>
+#include <sys/sysinfo.h>
 
 #include "internal.h"
 
@@ -56,7 +57,21 @@ static size_t huge_committed(const hak_segment_t *seg) {
 ** see segment_of_block) and the mapping is placed so that the block falls
 ** on a multiple of `align`.
 */
+/*
+** The most memory the machine could ever give one block: its RAM and swap.
+** hakmem maps with MAP_NORESERVE, so the kernel would reserve 64 TiB of
+** address space without a word and the program would die on touching it;
+** glibc's malloc gets ENOMEM from the kernel's overcommit check instead.
+*/
+static bool huge_backable(size_t size) {
+  struct sysinfo si;
+  if (sysinfo(&si) != 0) return true; /* unknown: let mmap decide */
+  unsigned __int128 total = ((unsigned __int128)si.totalram + si.totalswap) * si.mem_unit;
+  return size <= total;
+}
+
 void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
+  if (!huge_backable(size)) return NULL;
   size_t header = segment_header_size();
   size_t offset = (header + align - 1) & ~(align - 1);
   size_t map_align = HAK_SEGMENT_SIZE, map_offset = 0;
@@ -102,6 +117,7 @@ void huge_free(hak_segment_t *seg) {
 ** map and the lists while it moves.
 */
 void *huge_realloc(hak_segment_t *seg, size_t size) {
+  if (!huge_backable(size)) return NULL;
   if (size > SIZE_MAX - seg->huge_offset - HAK_SEGMENT_SIZE) return NULL;
   size_t total = os_round_page(seg->huge_offset + size);
   if (total == seg->size) return seg->pages[0].start;

@@ -34,6 +34,7 @@
 ** message (free_check) instead.
 */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -105,8 +106,25 @@ EXPORT void *reallocarray(void *p, size_t count, size_t size) {
   return realloc(p, total);
 }
 
-EXPORT void *aligned_alloc(size_t align, size_t size) { return hak_aligned_alloc(align, size); }
-EXPORT void *memalign(size_t align, size_t size) { return hak_aligned_alloc(align, size); }
+/*
+** glibc's memalign, which aligned_alloc is in glibc 2.36: up to 16 bytes
+** any alignment is malloc's, one that is not a power of two rounds up to
+** the next, and one above the largest power of two fails with EINVAL.
+** (hak_aligned_alloc refuses what is not a power of two; programs written
+** for glibc pass 24 or 48 and expect a block.)
+*/
+static void *override_memalign(size_t align, size_t size) {
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align <= 16) return malloc(size);
+  if (align & (align - 1)) align = (size_t)1 << (64 - __builtin_clzll(align));
+  return hak_aligned_alloc(align, size);
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t size) { return override_memalign(align, size); }
+EXPORT void *memalign(size_t align, size_t size) { return override_memalign(align, size); }
 EXPORT void *valloc(size_t size) { return hak_aligned_alloc(HAK_OS_PAGE, size); }
 
 EXPORT void *pvalloc(size_t size) {
@@ -127,10 +145,91 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
   *out = p;
   return 0;
 }
+EXPORT int __posix_memalign(void **out, size_t align, size_t size) {
+  return posix_memalign(out, align, size);
+}
+
+/* BSD's: a realloc that frees the block when it fails. */
+EXPORT void *reallocf(void *p, size_t size) {
+  void *q = realloc(p, size);
+  if (!q && size) free(p);
+  return q;
+}
 
 EXPORT size_t malloc_usable_size(void *p) {
   return segment_is_mapped(p) ? hak_usable_size(p) : 0;
 }
+
+/*
+** C++'s delete and delete[], plain, sized, aligned and nothrow, are free
+** itself under their mangled names (aliases: the same 23 instructions).
+** free finds a block's size and alignment in its page; the arguments after
+** the pointer (size, alignment, the nothrow tag) arrive in registers free
+** never reads.  operator new is in override_new.c.
+*/
+#define OVERRIDE_DELETE(name) EXPORT void name(void *p) __attribute__((alias("free"), copy(free)))
+OVERRIDE_DELETE(_ZdlPv);
+OVERRIDE_DELETE(_ZdaPv);
+OVERRIDE_DELETE(_ZdlPvm);
+OVERRIDE_DELETE(_ZdaPvm);
+OVERRIDE_DELETE(_ZdlPvRKSt9nothrow_t);
+OVERRIDE_DELETE(_ZdaPvRKSt9nothrow_t);
+OVERRIDE_DELETE(_ZdlPvSt11align_val_t);
+OVERRIDE_DELETE(_ZdaPvSt11align_val_t);
+OVERRIDE_DELETE(_ZdlPvmSt11align_val_t);
+OVERRIDE_DELETE(_ZdaPvmSt11align_val_t);
+OVERRIDE_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t);
+OVERRIDE_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t);
+
+/* ---- glibc's malloc.h: hakmem's figures under glibc's names -------------- */
+
+/* Everything free goes back now; 1 if any memory went back to the OS. */
+EXPORT int malloc_trim(size_t pad) {
+  (void)pad; /* nothing is kept at a top: there is no top */
+  hak_stats_t before, after;
+  hak_stats_counters(&before);
+  hak_collect(true);
+  hak_stats_counters(&after);
+  return after.purged > before.purged || after.mapped < before.mapped;
+}
+
+/*
+** arena: bytes that may be resident (segments and huge blocks); uordblks:
+** bytes in live blocks; fordblks: the difference, held but free; hblks:
+** huge blocks (their bytes are in arena and uordblks already, so hblkhd is
+** 0: programs add it to both); ordblks: live pages.  The rest has no
+** meaning here and is 0.
+*/
+EXPORT struct mallinfo2 mallinfo2(void) {
+  hak_stats_t s;
+  hak_stats_get(&s);
+  struct mallinfo2 m;
+  memset(&m, 0, sizeof m);
+  m.arena = s.committed;
+  m.ordblks = s.pages;
+  m.hblks = s.huge_blocks;
+  m.uordblks = s.in_use;
+  m.fordblks = s.committed > s.in_use ? s.committed - s.in_use : 0;
+  return m;
+}
+
+/* The old one, in ints: each figure saturates at INT_MAX. */
+static int override_int(size_t n) { return n > INT_MAX ? INT_MAX : (int)n; }
+
+EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo m;
+  memset(&m, 0, sizeof m);
+  m.arena = override_int(m2.arena);
+  m.ordblks = override_int(m2.ordblks);
+  m.hblks = override_int(m2.hblks);
+  m.uordblks = override_int(m2.uordblks);
+  m.fordblks = override_int(m2.fordblks);
+  return m;
+}
+
+/* glibc prints its arenas to stderr; this prints hakmem's stats there. */
+EXPORT void malloc_stats(void) { hak_stats_print(stderr); }
 
 /* C23's sized frees; glibc has not got them yet, programs built for it may. */
 EXPORT void free_sized(void *p, size_t size) {

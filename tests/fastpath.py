@@ -41,9 +41,9 @@ def read_table(path):
         sys.exit('%s has no fast path table (%s ... %s)' % (path, BEGIN, END))
     rows = []
     for line in text[text.index(BEGIN):text.index(END)].splitlines():
-        cells = [c.strip().strip('`') for c in line.strip().strip('|').split('|')]
-        if len(cells) == 3 and cells[2].isdigit():
-            rows.append((cells[0], cells[1], int(cells[2])))
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if len(cells) == 3 and cells[2].isdigit():  # `name` (what it is) | `file` | count
+            rows.append((cells[0].split()[0].strip('`'), cells[1].strip('`'), int(cells[2])))
     if not rows:
         sys.exit('%s: the fast path table has no rows' % path)
     return rows
@@ -61,15 +61,27 @@ class Binary:
         out = subprocess.run([objdump, '-d', '--no-show-raw-insn', path],
                              capture_output=True, text=True, check=True).stdout
         self.functions, name = {}, None
+        starts = {}  # address -> the name objdump shows there
         for line in out.splitlines():
-            m = re.match(r'^[0-9a-f]+ <([^>]+)>:$', line)
+            m = re.match(r'^([0-9a-f]+) <([^>]+)>:$', line)
             if m:
-                name = m.group(1)
+                name = m.group(2)
                 self.functions[name] = []
+                starts[int(m.group(1), 16)] = name
                 continue
             m = INSN.match(line)
             if m and name:
                 self.functions[name].append((int(m.group(1), 16), m.group(2), m.group(3)))
+        # aliases (operator delete is free): objdump shows one name per address
+        for flag in ('', '-D'):
+            nm = subprocess.run(['nm', '--defined-only'] + ([flag] if flag else []) + [path],
+                                capture_output=True, text=True).stdout
+            for line in nm.splitlines():
+                fields = line.split()
+                if len(fields) == 3 and fields[1] in 'tTwW' and fields[2] not in self.functions:
+                    shown = starts.get(int(fields[0], 16))
+                    if shown:
+                        self.functions[fields[2]] = self.functions[shown]
 
     def fast_path(self, function, table, depth=0):
         """The count of `function` (see the module's comment), or raises

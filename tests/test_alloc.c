@@ -133,6 +133,7 @@ ParameterizedTestParameters(alloc, impossible_sizes_give_enomem) {
   static struct too_big cases[] = {
       {SIZE_MAX},           {SIZE_MAX - 15},        {SIZE_MAX / 2 + 1},
       {(size_t)PTRDIFF_MAX}, {(size_t)1 << 48},
+      {(size_t)64 << 40}, /* fits the address space, never the machine */
   };
   return cr_make_param_array(struct too_big, cases, sizeof cases / sizeof cases[0]);
 }
@@ -150,6 +151,10 @@ ParameterizedTest(struct too_big *c, alloc, impossible_sizes_give_enomem) {
   p = hak_aligned_alloc(64, c->size);
   cr_expect_null(p, "hak_aligned_alloc(64, %zu) returned %p", c->size, p);
   cr_expect_eq(errno, ENOMEM, "hak_aligned_alloc(64, %zu): errno %d", c->size, errno);
+  /* Nothing was reserved for them. */
+  hak_stats_t s;
+  hak_stats_counters(&s);
+  cr_expect_lt(s.mapped, (size_t)1 << 40, "%zu bytes mapped after impossible requests", s.mapped);
   /* The allocator still works afterwards. */
   void *q = hak_malloc(100);
   cr_expect_not_null(q);

@@ -11,6 +11,11 @@ With LD_PRELOAD=<builddir>/libhakmem-override.so:
   - tests/override/threaded (a threaded C program) and tests/override/forker
     (fork while other threads allocate) must exit 0 and report that every
     block they checked belongs to hakmem;
+  - tests/override/interface (malloc_usable_size, malloc_trim, mallinfo2,
+    malloc_stats, __posix_memalign, reallocf, memalign's rounding, 64 TiB
+    requests) and tests/override/newdelete (C++'s new and delete: the
+    override's own, aligned, nothrow, the new-handler, bad_alloc; built
+    when a C++ compiler is found) must exit 0;
   - python3 and sort, two programs nobody wrote for this, must print what
     they print without it;
   - tests/override/frees (512 MiB allocated and freed, a few blocks live)
@@ -231,6 +236,11 @@ def main():
     test_lua(lib)
     test_program(lib, builddir, 'threaded', [], r'threaded: ok hakmem=yes')
     test_program(lib, builddir, 'forker', [], r'forker: ok forks=\d+ hakmem=yes')
+    test_program(lib, builddir, 'interface', [], r'interface: ok hakmem=yes')
+    if os.path.exists(os.path.join(builddir, 'tests', 'override', 'newdelete')):
+        test_program(lib, builddir, 'newdelete', [], r'newdelete: ok hakmem=yes')
+    else:
+        print('ok - skipped: tests/override/newdelete was not built (no C++ compiler)')
     test_stock_programs(lib)
     test_exported_core(lib, builddir)
     if failures:
