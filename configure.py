@@ -165,6 +165,10 @@ BENCHES = [
     ('larson', ['bench/threads/larson.c']),
     ('xmalloc', ['bench/threads/xmalloc.c']),
     ('scaling', ['bench/threads/scaling.c']),
+    ('tight', ['bench/threads/tight.c']),
+    ('share', ['bench/threads/share.c']),
+    ('mstress', ['bench/threads/mstress.c']),
+    ('bignum', ['bench/threads/bignum.c']),
     ('c_channel', ['bench/runtime/c_channel.c']),
 ]
 # Benchmarks of the Lua glue: (name, sources) -> bench/<name>, linked with

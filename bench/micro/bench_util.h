@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,13 @@ static inline long bench_peak_rss_kb(void) {
   return ru.ru_maxrss;
 }
 
+/* The process's system time so far, every thread's, in seconds. */
+static inline double bench_sys_secs(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 /*
 ** Harness memory: an anonymous mapping, touched only where it is used, so
 ** an oversized reservation costs address space and nothing else.
@@ -145,6 +153,17 @@ static inline void bench_die(const char *bench, const char *msg,
                              unsigned long long a, unsigned long long b) {
   fprintf(stderr, "%s: FAILED: %s (%llu, %llu)\n", bench, msg, a, b);
   exit(1);
+}
+
+/*
+** Starts n threads into tid[0..n): thread t runs fn(base + t * stride), so
+** that each gets its own element of an array of per-thread states.
+*/
+static inline void bench_threads_start(const char *bench, pthread_t *tid, unsigned long long n,
+                                       void *(*fn)(void *), void *base, size_t stride) {
+  for (unsigned long long t = 0; t < n; t++)
+    if (pthread_create(&tid[t], NULL, fn, (char *)base + t * stride) != 0)
+      bench_die(bench, "pthread_create failed", t, 0);
 }
 
 /* ---------------------------------------------------------------------

@@ -12,16 +12,25 @@ Benchmarks (bench/threads/*.c, each built plain and as a _hak binary):
             half free them; its peak RSS says whether freed memory goes back
             to the producers
   scaling   random_mixed (bench/micro) with one instance per thread
+  tight     glibc's thread benchmark's shape: each thread replaces random
+            blocks of its 1024, sizes 4 B..32 KiB (density about 1/size)
+  share     rpmalloc's benchmark's shape: sizes 8 B..16 KiB, 20% of the
+            blocks handed to the next thread, which frees them
+  mstress   mimalloc-bench's mstress shape: mixed lifetimes, objects passed
+            through a shared transfer array, fresh threads every round
+  bignum    single-threaded: a bignum kernel (cfrac-like: small numbers, a
+            block per result, temporaries)
 
-larson and scaling run at every thread count of --threads (default: 1, 2,
-then powers of two up to min(16, nproc)), xmalloc at the even ones (at
-least 2); the speedup table divides each median by the allocator's own
-median at T = 1.
+Every benchmark but bignum runs at every thread count of --threads
+(default: 1, 2, then powers of two up to min(16, nproc)), xmalloc at the
+even ones (at least 2), bignum once; the speedup table divides each median
+by the allocator's own median at T = 1.  The benchmarks that report it
+(all but larson, xmalloc and scaling) give the process's system time too.
 
 Allocators: glibc (no preload), mimalloc, jemalloc and tcmalloc
 (LD_PRELOAD into the plain binary), hakmem (the _hak binary, calling
-hakmem's API); `--alloc hakmem-override` adds hakmem through
-libhakmem-override.so in the plain binary.  Runs are interleaved: run 1 of
+hakmem's API) and hakmem-override (libhakmem-override.so preloaded into
+the plain binary, like the peers).  Runs are interleaved: run 1 of
 every benchmark and allocator, then run 2, ..., the order rotated between
 rounds.  All allocators must report the same checksum for a benchmark.
 
@@ -38,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import benchlib  # noqa: E402
 
 ALLOCS = benchlib.ALLOCATORS + ['hakmem-override']
-DEFAULT_ALLOCS = benchlib.ALLOCATORS
+DEFAULT_ALLOCS = ALLOCS
 TIMEOUT_S = 300
 
 # (benchmark, arguments at the default size, arguments for --quick); the
@@ -48,7 +57,12 @@ BENCHMARKS = [
     ('larson', ['--ops=200000', '--generations=20'], ['--ops=50000', '--generations=10']),
     ('xmalloc', ['--batches=20000'], ['--batches=5000']),
     ('scaling', ['--ops=20000000'], ['--ops=5000000']),
+    ('tight', ['--ops=2000000'], ['--ops=500000']),
+    ('share', ['--rounds=20'], ['--rounds=5']),
+    ('mstress', ['--rounds=20'], ['--rounds=5']),
+    ('bignum', ['--ops=1000000'], ['--ops=300000']),
 ]
+SINGLE_THREADED = {'bignum'}  # run once, without --threads
 
 
 def warn(msg):
@@ -116,12 +130,14 @@ def plan(args, peers):
         counts = args.threads
         if name == 'xmalloc':
             counts = sorted({max(2, t + (t % 2)) for t in args.threads})
+        if name in SINGLE_THREADED:
+            counts = [1]
         for t in counts:
             label = '%s T=%d' % (name, t)
             shape[label] = (name, t)
+            threads = [] if name in SINGLE_THREADED else ['--threads=%d' % t]
             jobs += benchlib.binary_jobs(bindir, name, label, allocs,
-                                         ['--threads=%d' % t] + (quick if args.quick else full),
-                                         warn)
+                                         threads + (quick if args.quick else full), warn)
     return jobs, shape
 
 
@@ -138,9 +154,15 @@ def tabulate(jobs, shape, results):
         if not results.get((j.label, j.alloc)):
             continue
         name, t = shape[j.label]
+        runs = results[(j.label, j.alloc)]
         rows.append({'label': j.label, 'bench': name, 'threads': t, 'alloc': j.alloc,
-                     **benchlib.throughput(results[(j.label, j.alloc)])})
+                     **benchlib.throughput(runs),
+                     'sys_s': (benchlib.summary([x['sys_s'] for x in runs])
+                               if all('sys_s' in x for x in runs) else None)})
     for row in rows:
+        rss = {r['alloc']: r['peak_rss_kb']['median'] for r in rows if r['label'] == row['label']}
+        row['lowest_rss'] = min(rss, key=rss.get)
+        row['vs_lowest_rss'] = row['peak_rss_kb']['median'] / max(rss[row['lowest_rss']], 1)
         same = {r['alloc']: r['ops_per_s']['median'] for r in rows if r['label'] == row['label']}
         peers = {a: v for a, v in same.items() if a in ('mimalloc', 'jemalloc', 'tcmalloc')}
         row['vs_glibc'] = row['ops_per_s']['median'] / same['glibc'] if same.get('glibc') else None
@@ -162,7 +184,13 @@ def throughput_table(rows, style):
         if not r['best_peer']:
             return '–'
         return '%s (%s)' % (benchlib.ratio(r['vs_best_peer']), r['best_peer'])
-    return benchlib.table(benchlib.throughput_columns('label', 'vs best peer', best), rows, style)
+    def sys(r):
+        if not r['sys_s']:
+            return '–'
+        return '%.3f' % r['sys_s']['median']
+    cols = benchlib.throughput_columns('label', 'vs best peer', best)
+    cols.append(benchlib.column('sys s median', sys))
+    return benchlib.table(cols, rows, style)
 
 
 def speedup_table(rows, style):
@@ -190,11 +218,14 @@ def goal_lines(rows):
     """The issue's goals, stated with the figures measured, whatever they are."""
     lines = []
     for r in rows:
-        if r['alloc'] != 'hakmem' or r['vs_best_peer'] is None:
+        if r['alloc'] not in ('hakmem', 'hakmem-override') or r['vs_best_peer'] is None:
             continue
-        lines.append('- %s: hakmem %.2f Mops/s is %.2f× the best peer (%s)%s.'
-                     % (r['label'], r['ops_per_s']['median'] / 1e6, r['vs_best_peer'],
-                        r['best_peer'], '' if r['vs_best_peer'] >= 1 else ' — goal NOT met'))
+        lines.append('- %s: %s %.2f Mops/s is %.2f× the best peer (%s)%s; peak RSS %.2f× '
+                     'the lowest (%s)%s.'
+                     % (r['label'], r['alloc'], r['ops_per_s']['median'] / 1e6, r['vs_best_peer'],
+                        r['best_peer'], '' if r['vs_best_peer'] >= 1 else ' — goal NOT met',
+                        r['vs_lowest_rss'], r['lowest_rss'],
+                        '' if r['vs_lowest_rss'] <= 1.1 else ' — goal NOT met'))
     for r in rows:
         if r['bench'] != 'xmalloc' or r['alloc'] != 'hakmem':
             continue
@@ -206,8 +237,9 @@ def goal_lines(rows):
                             'lower: goal met' if h < m else 'goal NOT met'))
     if not lines:
         return 'Goals: not measured in this run (hakmem or the peers missing).'
-    return ('Goals (issue 3): at least the best peer\'s throughput on each benchmark; lower '
-            'peak RSS than mimalloc on xmalloc.\n\n' + '\n'.join(lines))
+    return ('Goals (issues 3 and 12): at least the best peer\'s throughput on each benchmark, '
+            'with peak RSS within 10% of the lowest; lower peak RSS than mimalloc on '
+            'xmalloc.\n\n' + '\n'.join(lines))
 
 
 def main():
@@ -248,7 +280,12 @@ def main():
                 '  larson: threads replace '
                 'random slots with blocks of 8..1000 B and hand their slots on to successor '
                 'threads; xmalloc: half the threads allocate batches, the other half free '
-                'them; scaling: bench/micro\'s random_mixed, one instance per thread.', '',
+                'them; scaling: bench/micro\'s random_mixed, one instance per thread; '
+                'tight: glibc\'s thread benchmark\'s shape; share: rpmalloc\'s (20% of the '
+                'blocks freed by the next thread); mstress: mimalloc-bench\'s (mixed lifetimes, '
+                'a transfer array, fresh threads each round); bignum: a single-threaded '
+                'cfrac-like kernel. The machine is shared: other builds may have run '
+                'alongside.', '',
                 benchlib.machine_md(mach), '', throughput_table(rows, 'md')]
         if sp:
             body += ['', 'Speedup over each allocator\'s own T = 1 median:', '',
