@@ -17,7 +17,7 @@
 typedef struct task_fig {
   uint64_t id;
   size_t in_use, peak, limit;
-  uint64_t nfail, run_ns, sent, received, resumes;
+  uint64_t nfail, run_ns, cpu_ns, sent, received, resumes;
   int last_worker;
   hakrt_gc_figures gc;
 } task_fig;
@@ -98,6 +98,7 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
     f->limit = t->snap.limit;
     f->nfail = t->snap.nfail;
     f->run_ns = t->run_ns;
+    f->cpu_ns = t->cpu_ns;
     f->sent = t->sent;
     f->received = t->received;
     f->resumes = t->resumes;
@@ -217,7 +218,8 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
     emit_int(k, "peak", t->peak);
     emit_int(k, "limit", t->limit);
     emit_int(k, "failed_allocs", t->nfail);
-    emit_ms(k, "run_ms", t->run_ns);
+    emit_ms(k, "run_ms", t->run_ns);   /* wall time on workers */
+    emit_ms(k, "cpu_ms", t->cpu_ns);   /* the workers' thread CPU time for it */
     emit_int(k, "sent", t->sent);
     emit_int(k, "received", t->received);
     emit_int(k, "resumes", t->resumes);

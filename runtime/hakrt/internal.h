@@ -210,7 +210,7 @@ struct hakrt_task {
   hakrt_msg *result;       /* what join returns, once DONE */
   char *error;             /* message and traceback of a failed task */
   hakl_account snap;       /* the account as of its last yield */
-  uint64_t run_ns, sent, received, resumes; /* as of its last yield */
+  uint64_t run_ns, cpu_ns, sent, received, resumes; /* as of its last yield */
   int last_worker;         /* -1 before it first ran */
   bool gc_queued;          /* in the collector's GC queue (one reference) */
   bool want_gc;            /* set at its last slice's end: it asks the
@@ -232,7 +232,7 @@ struct hakrt_task {
   uint64_t slice_end;      /* hook preemption: ns */
   uint64_t resume_ns;      /* when the current slice began */
   hakrt_worker *worker;    /* running it now */
-  uint64_t o_run_ns, o_sent, o_received, o_resumes; /* published to the sched copies */
+  uint64_t o_run_ns, o_cpu_ns, o_sent, o_received, o_resumes; /* published to the sched copies */
   hakrt_gc_figures o_gc;   /* own while it runs; the collector's while it
                               holds it (COLLECTING, or closing) */
   uint64_t gc_mark;        /* allocated bytes when its GC last ran outside
@@ -394,6 +394,8 @@ struct hakrt {
 };
 
 uint64_t hakrt_now_ns(void);
+/* CPU time of the calling thread, ns. */
+uint64_t hakrt_thread_cpu_ns(void);
 /* Queues a new task (NEW) for its first run; false once stopping. */
 bool hakrt_sched_spawn(hakrt *rt, hakrt_task *t);
 /* Makes a parked task runnable; marks a running one woken (it then runs

@@ -128,6 +128,7 @@ void hakrt_task_publish_locked(hakrt_task *t) {
   else if (t->closed) t->snap = t->o_final;
   t->gc = t->o_gc;
   t->run_ns = t->o_run_ns;
+  t->cpu_ns = t->o_cpu_ns;
   t->sent = t->o_sent;
   t->received = t->o_received;
   t->resumes = t->o_resumes;
@@ -378,7 +379,7 @@ void hakrt_task_discard(hakrt_task *t) {
 void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
   uint64_t (*gc_clock)(void) = t->rt->cfg.gc_clock;
   int status, nres = 0;
-  uint64_t t0, gc0;
+  uint64_t t0, gc0, cpu0;
   if (t->L == NULL) {
     if (!task_open(t)) {
       task_set_error(t, "cannot create the task's state: not enough memory");
@@ -392,11 +393,13 @@ void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
   t->worker = w;
   w->task = t;
   gc0 = gc_clock != NULL ? gc_clock() : 0;
+  cpu0 = hakrt_thread_cpu_ns();
   t0 = hakrt_now_ns();
   hakrt_preempt_begin(t, w, t->co);
   status = lua_resume(t->co, t->L, 0, &nres);
   hakrt_preempt_end(t, w);
   t0 = hakrt_now_ns() - t0;
+  t->o_cpu_ns += hakrt_thread_cpu_ns() - cpu0;
   t->o_run_ns += t0;
   t->streak_ns += t0;
   if (gc_clock != NULL) t->o_gc.worker_gc_ns += gc_clock() - gc0;
