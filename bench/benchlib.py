@@ -85,7 +85,7 @@ def settle_runs(ap, args, default):
 # ---------------------------------------------------------------------------
 # Runs.  The bench/micro and bench/threads programs are built plain and as
 # _hak binaries and print one JSON line per run (Job ... measure_jobs);
-# rotated, disagreements and exit_status serve bench/lua/compare.py too.
+# bench/lua/compare.py runs its own children through measure_jobs too.
 # ---------------------------------------------------------------------------
 
 # One child to run: the row label it reports under, the allocator, the
@@ -155,11 +155,22 @@ def rotated(items, r, step=1):
     return items[k:] + items[:k]
 
 
-def measure_jobs(jobs, runs, timeout, widths):
+def throughput_line(res):
+    """The progress figures of a benchmark child's JSON result."""
+    return '%8.2f Mops/s  %7.1f MiB peak RSS' % (res['ops_per_s'] / 1e6,
+                                                res['peak_rss_kb'] / 1024.0)
+
+
+def measure_jobs(jobs, runs, timeout, widths, run=None, show=throughput_line):
     """Runs every Job `runs` times, interleaved: round 1 of every job, then
-    round 2, ..., each round rotated three places further.  Prints a
-    progress line per run, its label and allocator in columns of `widths`.
-    Returns ({(label, alloc): [results]}, [failures])."""
+    round 2, ..., each round rotated three places further.  A run is
+    run(job, timeout) (default: run_json of its argv and env), which returns
+    the result or raises RuntimeError, ValueError or OSError saying what went
+    wrong.  Prints a progress line per run: its label and allocator in
+    columns of `widths`, then show(result).  Returns ({(label, alloc):
+    [results]}, [failures])."""
+    if run is None:
+        run = lambda j, t: run_json(j.argv, j.env, t)  # noqa: E731
     results = {(j.label, j.alloc): [] for j in jobs}
     failures = []
     total, done = len(jobs) * runs, 0
@@ -169,14 +180,13 @@ def measure_jobs(jobs, runs, timeout, widths):
             done += 1
             head = '[%3d/%d] %-*s %-*s run %d' % (done, total, lw, j.label, aw, j.alloc, r + 1)
             try:
-                res = run_json(j.argv, j.env, timeout)
-            except RuntimeError as e:
+                res = run(j, timeout)
+            except (RuntimeError, ValueError, OSError) as e:
                 failures.append('%s under %s: %s' % (j.label, j.alloc, e))
                 print('%s: FAILED: %s' % (head, e), flush=True)
                 continue
             results[(j.label, j.alloc)].append(res)
-            print('%s: %8.2f Mops/s  %7.1f MiB peak RSS'
-                  % (head, res['ops_per_s'] / 1e6, res['peak_rss_kb'] / 1024.0), flush=True)
+            print('%s: %s' % (head, show(res)), flush=True)
     return results, failures
 
 

@@ -47,7 +47,10 @@ extern "C" {
 **
 ** Invariants: peak >= in_use; in_use is the sum of the sizes of the blocks
 ** the state holds, foreign ones included, plus what the host charged to it
-** (hakl_charge: the runtime's buffers); foreign <= in_use.
+** (hakl_charge: the runtime's buffers); foreign <= in_use;
+** mark == min(limit ? limit : SIZE_MAX, peak), so that one comparison of
+** in_use + n with it clears a new block of both the limit and the peak
+** (hakl_account.h, which every update goes through).
 ** The free of a block does not say what type it had (Lua passes its size
 ** then), so the per-type figures count what was *allocated* since the
 ** account started, not what is alive now.
@@ -56,6 +59,7 @@ typedef struct hakl_account {
   size_t in_use;      /* bytes the state holds now */
   size_t peak;        /* highest in_use */
   size_t limit;       /* an allocation that would pass it fails; 0 = none */
+  size_t mark;        /* min(limit or SIZE_MAX, peak): the slow path starts above */
   size_t foreign;     /* bytes still held by the allocator the module replaced */
   uint64_t nalloc;    /* new blocks */
   uint64_t nfree;     /* blocks freed */
@@ -74,8 +78,6 @@ typedef struct hakl_account {
 ** - heap == NULL: blocks come from the default heap of whichever thread
 **   runs the state; else from `heap`, which the running thread owns
 **   (hakl_claim).
-** - cap == (acct.limit ? acct.limit : SIZE_MAX): one comparison checks the
-**   limit on the allocation path.
 ** - prev_f != NULL only for a state switched by the module: blocks that
 **   hak_owns does not know belong to prev_f/prev_ud.
 ** - free_when_empty: the context was malloc'd by the module; the free that
@@ -84,7 +86,6 @@ typedef struct hakl_account {
 */
 typedef struct hakl_ctx {
   hakl_account acct;
-  size_t cap;          /* acct.limit, or SIZE_MAX without one */
   hak_heap_t *heap;    /* NULL: the running thread's default heap */
   bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
   bool libc;           /* blocks come from malloc/realloc/free (hakl_alloc_libc) */
@@ -125,6 +126,10 @@ typedef struct hakl_config {
 ** "@on", as luaL_newstate), allocating through hakl_alloc.  cfg may be NULL
 ** (no limit, per-thread heaps).  NULL when out of memory. */
 HAKL_API lua_State *hakl_newstate(const hakl_config *cfg);
+
+/* lua_newstate(f, ud) with the same handlers, for a host that brings its
+** own allocator (hklua's floors).  NULL when out of memory. */
+HAKL_API lua_State *hakl_openstate(lua_Alloc f, void *ud);
 
 /* Closes a state made by hakl_newstate.  Finalizers run exactly as in
 ** lua_close; with a private heap, the blocks are then released with the

@@ -8,25 +8,24 @@
 #include <string.h>
 
 #include "hakl.h"
+#include "hakl_account.h"
 
 #if defined(__GNUC__)
-#define hakl_unlikely(x) __builtin_expect(!!(x), 0)
 #define hakl_noinline __attribute__((noinline))
 #else
-#define hakl_unlikely(x) (x)
 #define hakl_noinline
 #endif
 
 void hakl_ctx_init(hakl_ctx *ctx, hak_heap_t *heap, size_t limit) {
   memset(ctx, 0, sizeof *ctx);
   ctx->heap = heap;
-  hakl_setlimit(ctx, limit);
+  hakl_account_start(&ctx->acct, 0, limit);
 }
 
 size_t hakl_setlimit(hakl_ctx *ctx, size_t limit) {
   size_t old = ctx->acct.limit;
   ctx->acct.limit = limit;
-  ctx->cap = limit ? limit : SIZE_MAX;
+  hakl_account_remark(&ctx->acct);
   return old;
 }
 
@@ -37,28 +36,15 @@ const char *hakl_typename(int tag) {
   return (tag > 0 && tag < HAKL_NTYPES) ? names[tag] : names[0];
 }
 
-/* ------------------------------------------------------------------------
-** Account updates.  Each is a few adds on the state's own cache lines.
-** --------------------------------------------------------------------- */
-
-/* Would `more` bytes pass the limit?  in_use <= cap is not guaranteed (the
-** limit may have been lowered below the use), hence the first test. */
-static inline bool over_limit(const hakl_ctx *c, size_t more) {
-  return c->acct.in_use > c->cap || more > c->cap - c->acct.in_use;
-}
-
-static inline void account_add(hakl_ctx *c, size_t n) {
-  c->acct.in_use += n;
-  if (c->acct.in_use > c->acct.peak) c->acct.peak = c->acct.in_use;
-}
-
 static void *refuse(hakl_ctx *c) {
-  c->acct.nfail++;
+  hakl_account_refuse(&c->acct);
   return NULL;
 }
 
 /* ------------------------------------------------------------------------
-** The three cases.
+** The three cases.  The account's common case is one add and one compare
+** (hakl_account.h); past the mark, the *_slow functions test the limit
+** and move the peak.
 ** --------------------------------------------------------------------- */
 
 /*
@@ -67,41 +53,53 @@ static void *refuse(hakl_ctx *c) {
 ** instructions and one call.
 */
 
+static hakl_noinline void *new_block_slow(hakl_ctx *c, size_t tag, size_t nsize) {
+  void *p;
+  if (!hakl_account_permits(&c->acct, nsize)) return refuse(c);
+  if ((p = hak_heap_malloc8(c->heap, nsize)) == NULL) return refuse(c);
+  hakl_account_new(&c->acct, tag, nsize);
+  hakl_account_repeak(&c->acct);
+  return p;
+}
+
 /* `tag` is Lua's osize for a new block: a type tag, or 0. */
 static hakl_noinline void *new_block(hakl_ctx *c, size_t tag, size_t nsize) {
   void *p;
-  if (hakl_unlikely(over_limit(c, nsize))) return refuse(c);
+  if (hakl_unlikely(hakl_account_rises(&c->acct, nsize)))
+    return new_block_slow(c, tag, nsize);
   p = hak_heap_malloc8(c->heap, nsize);
   if (hakl_unlikely(p == NULL)) return refuse(c);
-  if (tag >= HAKL_NTYPES) tag = 0;
-  c->acct.nalloc++;
-  c->acct.type_count[tag]++;
-  c->acct.type_bytes[tag] += nsize;
-  account_add(c, nsize);
+  hakl_account_new(&c->acct, tag, nsize);
   return p;
 }
 
 static inline void free_block(hakl_ctx *c, void *ptr, size_t osize) {
-  c->acct.in_use -= osize;
-  c->acct.nfree++;
+  hakl_account_free(&c->acct, osize);
   hak_free_sized(ptr, osize);
+}
+
+static hakl_noinline void *grow_slow(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  void *p;
+  if (!hakl_account_permits(&c->acct, nsize - osize)) return refuse(c);
+  if ((p = hak_heap_realloc8(c->heap, ptr, osize, nsize)) == NULL) return refuse(c);
+  hakl_account_grow(&c->acct, nsize - osize);
+  hakl_account_repeak(&c->acct);
+  return p;
 }
 
 static hakl_noinline void *resize_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
   void *p;
   if (nsize > osize) {
-    if (hakl_unlikely(over_limit(c, nsize - osize))) return refuse(c);
+    if (hakl_unlikely(hakl_account_rises(&c->acct, nsize - osize)))
+      return grow_slow(c, ptr, osize, nsize);
     p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
     if (hakl_unlikely(p == NULL)) return refuse(c);
-    c->acct.ngrow++;
-    c->acct.grow_bytes += nsize - osize;
-    account_add(c, nsize - osize);
+    hakl_account_grow(&c->acct, nsize - osize);
   } else {
     /* hak_heap_realloc8 keeps the block when it cannot shrink it: a shrink
     ** never fails, which Lua's own test allocator also promises. */
     p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
-    c->acct.nshrink++;
-    c->acct.in_use -= osize - nsize;
+    hakl_account_shrink(&c->acct, osize - nsize);
   }
   return p;
 }
@@ -148,45 +146,37 @@ void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 */
 void *hakl_alloc_libc(void *ud, void *ptr, size_t osize, size_t nsize) {
   hakl_ctx *c = (hakl_ctx *)ud;
+  hakl_account *a = &c->acct;
   void *p;
   if (nsize == 0) {
     if (ptr != NULL) {
-      c->acct.in_use -= osize;
-      c->acct.nfree++;
+      hakl_account_free(a, osize);
       free(ptr);
     }
     return NULL;
   }
-  if (ptr == NULL) {
-    size_t tag = osize < HAKL_NTYPES ? osize : 0;
-    if (hakl_unlikely(over_limit(c, nsize))) return refuse(c);
-    if (hakl_unlikely((p = malloc(nsize)) == NULL)) return refuse(c);
-    c->acct.nalloc++;
-    c->acct.type_count[tag]++;
-    c->acct.type_bytes[tag] += nsize;
-    account_add(c, nsize);
-    return p;
-  }
-  if (nsize > osize) {
-    if (hakl_unlikely(over_limit(c, nsize - osize))) return refuse(c);
-    if (hakl_unlikely((p = realloc(ptr, nsize)) == NULL)) return refuse(c);
-    c->acct.ngrow++;
-    c->acct.grow_bytes += nsize - osize;
-    account_add(c, nsize - osize);
+  if (ptr == NULL || nsize > osize) {
+    size_t more = ptr == NULL ? nsize : nsize - osize;
+    bool slow = hakl_account_rises(a, more);
+    if (slow && !hakl_account_permits(a, more)) return refuse(c);
+    if ((p = ptr == NULL ? malloc(nsize) : realloc(ptr, nsize)) == NULL) return refuse(c);
+    if (ptr == NULL) hakl_account_new(a, osize, nsize);
+    else hakl_account_grow(a, more);
+    if (slow) hakl_account_repeak(a);
     return p;
   }
   p = realloc(ptr, nsize);
-  c->acct.nshrink++;
-  c->acct.in_use -= osize - nsize;
+  hakl_account_shrink(a, osize - nsize);
   return p != NULL ? p : ptr;
 }
 
 bool hakl_charge(hakl_ctx *c, size_t n, bool enforce_limit) {
-  if (enforce_limit && over_limit(c, n)) {
-    c->acct.nfail++;
+  if (enforce_limit && !hakl_account_permits(&c->acct, n)) {
+    hakl_account_refuse(&c->acct);
     return false;
   }
-  account_add(c, n);
+  c->acct.in_use += n;
+  hakl_account_repeak(&c->acct);
   return true;
 }
 
@@ -203,10 +193,7 @@ void hakl_uncharge(hakl_ctx *c, size_t n) {
 void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize) {
   hakl_ctx *c = (hakl_ctx *)ud;
   if (nsize == 0) {
-    if (ptr != NULL) {
-      c->acct.in_use -= osize;
-      c->acct.nfree++;
-    }
+    if (ptr != NULL) hakl_account_free(&c->acct, osize);
     return NULL;
   }
   return hakl_alloc(ud, ptr, osize, nsize);
@@ -223,12 +210,11 @@ static void *foreign_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
   void *p;
   if (nsize == 0) {
     c->prev_f(c->prev_ud, ptr, osize, 0);
-    c->acct.in_use -= osize;
+    hakl_account_free(&c->acct, osize);
     c->acct.foreign -= osize;
-    c->acct.nfree++;
     return NULL;
   }
-  if (nsize > osize && over_limit(c, nsize - osize)) return refuse(c);
+  if (nsize > osize && !hakl_account_permits(&c->acct, nsize - osize)) return refuse(c);
   p = hak_heap_malloc8(c->heap, nsize);
   if (p != NULL) {
     memcpy(p, ptr, osize < nsize ? osize : nsize);
@@ -242,12 +228,10 @@ static void *foreign_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
     return refuse(c);
   }
   if (nsize > osize) {
-    c->acct.ngrow++;
-    c->acct.grow_bytes += nsize - osize;
-    account_add(c, nsize - osize);
+    hakl_account_grow(&c->acct, nsize - osize);
+    hakl_account_repeak(&c->acct);
   } else {
-    c->acct.nshrink++;
-    c->acct.in_use -= osize - nsize;
+    hakl_account_shrink(&c->acct, osize - nsize);
   }
   return p;
 }

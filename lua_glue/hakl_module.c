@@ -16,6 +16,7 @@
 #include <lua.h>
 
 #include "hakl.h"
+#include "hakl_account.h"
 
 /* ------------------------------------------------------------------------
 ** Switching a running state.
@@ -61,7 +62,8 @@ static hakl_ctx *switch_state(lua_State *L) {
   c->prev_f = prev_f;
   c->prev_ud = prev_ud;
   c->free_when_empty = true;
-  c->acct.in_use = c->acct.peak = c->acct.foreign = total;
+  hakl_account_start(&c->acct, total, 0);
+  c->acct.foreign = total;
   lua_setallocf(L, hakl_alloc_foreign, c);
   hakl_setctx(L, c);
   return c;

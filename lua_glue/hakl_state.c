@@ -105,6 +105,15 @@ static void ctx_free(hakl_ctx *c) {
   else hak_free(c);
 }
 
+lua_State *hakl_openstate(lua_Alloc f, void *ud) {
+  lua_State *L = lua_newstate(f, ud);
+  if (L != NULL) {
+    lua_atpanic(L, hakl_panic);
+    lua_setwarnf(L, warn_off, L);
+  }
+  return L;
+}
+
 lua_State *hakl_newstate(const hakl_config *cfg) {
   static const hakl_config defaults = {0, false, false};
   hak_heap_t *heap = NULL;
@@ -122,14 +131,12 @@ lua_State *hakl_newstate(const hakl_config *cfg) {
   c->own_heap = (heap != NULL);
   c->newstate = true;
   c->libc = cfg->libc;
-  L = lua_newstate(c->libc ? hakl_alloc_libc : hakl_alloc, c);
+  L = hakl_openstate(c->libc ? hakl_alloc_libc : hakl_alloc, c);
   if (L == NULL) {
     if (heap != NULL) hak_heap_destroy(heap);
     ctx_free(c);
     return NULL;
   }
-  lua_atpanic(L, hakl_panic);
-  lua_setwarnf(L, warn_off, L);
   hakl_setctx(L, c);
   return L;
 }

@@ -7,7 +7,9 @@
 ** same stdout and exit status.  Its own options come before the script:
 **   --alloc=hakmem|libc   the state's allocator (libc: realloc/free, as
 **                         Lua's own l_alloc, so peers can be compared
-**                         with LD_PRELOAD in this same binary)
+**                         with LD_PRELOAD in this same binary;
+**                         floor-mixed, floor-segregated: the suite's
+**                         floors, lua_glue/hakl_floor.h)
 **   --mem-limit=SIZE      fail allocations past SIZE (suffix K, M or G)
 **   --stats[=json]        the state's memory account at exit, on stderr
 **   --gc=incremental|generational   (lua5.4 runs generational)
@@ -35,6 +37,8 @@
 
 #include "gcpause.h"
 #include "hakl.h"
+#include "hakl_account.h"
+#include "hakl_floor.h"
 #include "hklua.h"
 #include "hklua_threads.h"
 
@@ -44,7 +48,7 @@ static const char *progname = "hklua"; /* lua.c's, from hklua_start */
 ** Options.
 ** --------------------------------------------------------------------- */
 
-enum alloc_kind { ALLOC_HAKMEM, ALLOC_LIBC };
+enum alloc_kind { ALLOC_HAKMEM, ALLOC_LIBC, ALLOC_FLOOR_MIXED, ALLOC_FLOOR_SEGREGATED };
 enum stats_kind { STATS_NONE, STATS_TEXT, STATS_JSON };
 
 /* What the command line asked for.  flags and script as collectargs
@@ -87,6 +91,7 @@ void hklua_usage(void) {
   fprintf(stderr,
           "hklua options (before the script):\n"
           "  --alloc=hakmem|libc    allocator of the state (default hakmem)\n"
+          "                         (floor-mixed, floor-segregated: the bench floors)\n"
           "  --mem-limit=SIZE       fail allocations past SIZE bytes (K, M, G)\n"
           "  --stats[=json]         memory account at exit, on stderr\n"
           "  --gc=incremental|generational  collector mode (default generational)\n"
@@ -174,7 +179,10 @@ static bool collect_long(options *o, const char *arg) {
   if (long_option(arg, "alloc", &v) && v != NULL) {
     if (strcmp(v, "hakmem") == 0) o->alloc = ALLOC_HAKMEM;
     else if (strcmp(v, "libc") == 0) o->alloc = ALLOC_LIBC;
-    else return bad_value(o, "unknown allocator '%s' (hakmem or libc)", v);
+    else if (strcmp(v, "floor-mixed") == 0) o->alloc = ALLOC_FLOOR_MIXED;
+    else if (strcmp(v, "floor-segregated") == 0) o->alloc = ALLOC_FLOOR_SEGREGATED;
+    else return bad_value(o, "unknown allocator '%s' (hakmem, libc, floor-mixed or "
+                          "floor-segregated)", v);
   } else if (long_option(arg, "mem-limit", &v)) {
     if (v == NULL || !parse_size(v, &o->mem_limit))
       return bad_value(o, "bad size in '%s' (a number with K, M or G)", arg);
@@ -226,46 +234,14 @@ bool hklua_option(char **argv, int i) {
 /* ------------------------------------------------------------------------
 ** The libc allocator is Lua's own l_alloc (luaL_newstate), the fair
 ** baseline.  When an account is asked for (--stats, --mem-limit), this one
-** replaces it: realloc/free too, with the same account as hakl_alloc.
+** replaces it: hakl_alloc_libc (malloc/realloc/free and hakl_alloc's
+** account), under a name of its own so that hakl_getctx does not take the
+** state for one of the glue's: the hakmem module switches it as it would
+** switch l_alloc.
 ** --------------------------------------------------------------------- */
 
 static void *libc_counted_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  hakl_account *a = (hakl_account *)ud;
-  size_t old = (ptr != NULL) ? osize : 0;
-  void *p;
-  if (nsize == 0) {
-    if (ptr != NULL) {
-      free(ptr);
-      a->in_use -= osize;
-      a->nfree++;
-    }
-    return NULL;
-  }
-  if (nsize > old && a->limit != 0 &&
-      (a->in_use > a->limit || nsize - old > a->limit - a->in_use)) {
-    a->nfail++;
-    return NULL;
-  }
-  p = realloc(ptr, nsize);
-  if (p == NULL) {
-    if (nsize <= old) return ptr; /* a shrink never fails */
-    a->nfail++;
-    return NULL;
-  }
-  if (ptr == NULL) {
-    size_t tag = osize < HAKL_NTYPES ? osize : 0;
-    a->nalloc++;
-    a->type_count[tag]++;
-    a->type_bytes[tag] += nsize;
-  } else if (nsize > old) {
-    a->ngrow++;
-    a->grow_bytes += nsize - old;
-  } else {
-    a->nshrink++;
-  }
-  a->in_use = a->in_use - old + nsize;
-  if (a->in_use > a->peak) a->peak = a->in_use;
-  return p;
+  return hakl_alloc_libc(ud, ptr, osize, nsize);
 }
 
 /* ------------------------------------------------------------------------
@@ -276,14 +252,16 @@ static void *libc_counted_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static struct {
   options *opts;
   hakl_ctx *ctx;           /* the hakmem state's context */
-  hakl_account libc_acct;  /* the counted libc allocator's account */
+  hakl_ctx libc_ctx;       /* the counted libc allocator's context */
   bool counted;            /* an account exists */
   bool reported;           /* the report was printed */
   FILE *pauses_out;        /* --gc-pauses=FILE, opened before any Lua runs */
+  hakl_floor *floor;       /* --alloc=floor-*: the floor */
 } host;
 
 static const char *alloc_name(const options *o) {
-  return o->alloc == ALLOC_HAKMEM ? "hakmem" : "libc";
+  static const char *const names[] = {"hakmem", "libc", "floor-mixed", "floor-segregated"};
+  return names[o->alloc];
 }
 
 static const char *gc_name(const options *o) {
@@ -346,7 +324,7 @@ static void print_stats(FILE *f, const options *o, const hakl_account *a) {
 
 static const hakl_account *current_account(void) {
   if (!host.counted) return NULL;
-  return host.opts->alloc == ALLOC_LIBC ? &host.libc_acct : &host.ctx->acct;
+  return host.opts->alloc == ALLOC_LIBC ? &host.libc_ctx.acct : &host.ctx->acct;
 }
 
 /*
@@ -426,7 +404,13 @@ static lua_State *make_state(options *o) {
     }
     return L;
   }
-  L = luaL_newstate(); /* l_alloc and lauxlib's handlers */
+  if (o->alloc != ALLOC_LIBC) { /* a floor (lua_glue/hakl_floor.h): no account */
+    bool seg = (o->alloc == ALLOC_FLOOR_SEGREGATED);
+    if ((host.floor = hakl_floor_new(seg)) == NULL) return NULL;
+    L = hakl_openstate(seg ? hakl_floor_segregated : hakl_floor_mixed, host.floor);
+  } else {
+    L = luaL_newstate(); /* l_alloc and lauxlib's handlers */
+  }
   /*
   ** The same registry entry as a hakmem state's context (false here, so no
   ** context), so that both run on the same Lua heap: the 1 KB it adds to
@@ -437,16 +421,16 @@ static lua_State *make_state(options *o) {
     lua_pushboolean(L, 0);
     lua_setfield(L, LUA_REGISTRYINDEX, HAKL_CTX_KEY);
   }
-  if (L != NULL && (o->stats != STATS_NONE || o->mem_limit != 0)) {
+  if (L != NULL && o->alloc == ALLOC_LIBC && (o->stats != STATS_NONE || o->mem_limit != 0)) {
     /*
     ** The counted allocator also calls realloc/free, so it can take over
     ** the blocks already made; its account starts from Lua's exact count.
     ** Per-type figures miss the few objects made before the switch.
     */
     size_t total = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-    host.libc_acct.in_use = host.libc_acct.peak = total;
-    host.libc_acct.limit = o->mem_limit;
-    lua_setallocf(L, libc_counted_alloc, &host.libc_acct);
+    hakl_ctx_init(&host.libc_ctx, NULL, o->mem_limit);
+    hakl_account_start(&host.libc_ctx.acct, total, o->mem_limit);
+    lua_setallocf(L, libc_counted_alloc, &host.libc_ctx);
     host.counted = true;
   }
   return L;
@@ -456,12 +440,17 @@ static void close_state(lua_State *L, const options *o) {
   hakrt_gcpause_close_begin();
   if (o->alloc == ALLOC_HAKMEM) hakl_close(L, NULL);
   else lua_close(L);
+  if (host.floor != NULL) hakl_floor_destroy(host.floor);
   hakrt_gcpause_close_end();
 }
 
 /* The options that --threads does not take, and those only it takes. */
 static bool threads_conflict(options *o, int argc, char **argv) {
-  if (o->threads == 0) {
+  if (o->alloc >= ALLOC_FLOOR_MIXED && (o->threads != 0 || o->stats != STATS_NONE ||
+                                        o->mem_limit_given)) {
+    o->why = "a floor allocator keeps no account and no threads: no --stats, --mem-limit "
+             "or --threads";
+  } else if (o->threads == 0) {
     if (o->tasks != 0 || o->task_mem_limit != 0 || o->slice_ms >= 0 || o->private_heaps)
       o->why = "--tasks, --task-mem-limit, --slice and --private-heaps need --threads";
     else if (o->rt.given)

@@ -113,6 +113,56 @@ Test(glue, limit_refuses_growth_but_never_a_shrink) {
   cr_expect_eq(c.acct.peak, 600);
 }
 
+/* The peak and the limit go through one comparison with the mark
+** (hakl_account.h): a random mix of new blocks, growths, shrinks and frees,
+** with the limit raised, lowered and removed, must give exactly the peak,
+** the use and the refusals that a plain model of the rules gives. */
+Test(glue, account_peak_and_limit_match_a_model) {
+  enum { N = 64 };
+  hakl_ctx c;
+  void *blk[N] = {0};
+  size_t sz[N] = {0}, use = 0, peak = 0, limit = 0;
+  uint64_t fails = 0, seed = 12345;
+  int i;
+  hakl_ctx_init(&c, NULL, 0);
+  for (i = 0; i < 20000; i++) {
+    size_t k, n;
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    k = (size_t)(seed >> 33) % N;
+    n = 1 + (size_t)(seed >> 20) % 3000;
+    if (i % 1000 == 0) { /* a new limit now and then: none, above or below the use */
+      limit = (i / 1000) % 3 == 0 ? 0 : use + (size_t)(seed >> 40) % 40000;
+      if ((i / 1000) % 5 == 4 && use > 1000) limit = use - 1000;
+      hakl_setlimit(&c, limit);
+    }
+    if (blk[k] == NULL) {
+      bool ok = limit == 0 || (use <= limit && n <= limit - use);
+      blk[k] = hakl_alloc(&c, NULL, 0, n);
+      cr_assert_eq(blk[k] != NULL, ok, "new block of %zu at use %zu limit %zu", n, use, limit);
+      if (ok) sz[k] = n, use += n;
+      else fails++;
+    } else if ((seed >> 60) == 0) {
+      hakl_alloc(&c, blk[k], sz[k], 0);
+      use -= sz[k];
+      blk[k] = NULL;
+    } else {
+      bool ok = n <= sz[k] || limit == 0 || (use <= limit && n - sz[k] <= limit - use);
+      void *q = hakl_alloc(&c, blk[k], sz[k], n);
+      cr_assert_eq(q != NULL, ok, "resize %zu to %zu at use %zu limit %zu", sz[k], n, use, limit);
+      if (ok) use = use - sz[k] + n, sz[k] = n, blk[k] = q;
+      else fails++;
+    }
+    if (use > peak) peak = use;
+    cr_assert_eq(c.acct.in_use, use);
+    cr_assert_eq(c.acct.peak, peak, "step %d", i);
+  }
+  cr_expect_eq(c.acct.nfail, fails);
+  cr_expect_gt(fails, 0, "the limits refused something");
+  for (i = 0; i < N; i++)
+    if (blk[i] != NULL) hakl_alloc(&c, blk[i], sz[i], 0);
+  cr_expect_eq(c.acct.in_use, 0);
+}
+
 /* ------------------------------------------------------------------------
 ** States and scripts.
 ** --------------------------------------------------------------------- */

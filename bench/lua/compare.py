@@ -7,17 +7,20 @@
 Every workload in bench/lua/ runs in hklua, the project's lua5.4-compatible
 host: `hklua --alloc=hakmem` for hakmem, and `hklua --alloc=libc` (Lua's own
 realloc/free allocator) under glibc, and under mimalloc, jemalloc and
-tcmalloc loaded with LD_PRELOAD.  Runs are interleaved (round 1 of every
-allocator, then round 2, ...; the allocator order rotates between rounds),
-several rounds each.  Per workload, GC mode and allocator it reports the
-median wall time with its min-max, the peak RSS, the GC pause distribution
-that hklua measured (`--gc-pauses=FILE`: steps p50/p99/max, full
-collections, lua_close), and the geometric means of time and RSS relative
-to glibc.  Output: progress lines, a table, bench/out/lua.csv and
+tcmalloc loaded with LD_PRELOAD; and the two floors, `hklua
+--alloc=floor-mixed` and `--alloc=floor-segregated` (lua_glue/hakl_floor.h).
+Runs are interleaved by benchlib.measure_jobs (round 1 of every job, then
+round 2, ..., each round rotated), several rounds each.  Per workload, GC
+mode and allocator it reports the median time (user + system CPU time of
+the child by default, steadier than wall time on a shared machine; --time
+wall for wall time) with its min-max, relative to glibc and to the better
+floor, the peak RSS, the GC pause distribution that hklua measured
+(`--gc-pauses=FILE`: steps p50/p99/max, full collections, lua_close), and
+the geometric means of time and RSS relative to glibc.  Output: progress lines, a table, bench/out/lua.csv and
 bench/out/lua.json, PNG plots in bench/plots/, and the lua section of
 bench/RESULTS.md.
 
-Peak RSS is taken by GNU time (`/usr/bin/time -f %M`) around the child, not
+Peak RSS and CPU time are taken by GNU time (`/usr/bin/time -f '%M %U %S'`) around the child, not
 from the rusage Python's wait4 returns: Linux carries the high-water mark of
 the process that called execve into the child's ru_maxrss, so every child
 of this runner would report at least the runner's own size.  GNU time forks
@@ -58,8 +61,15 @@ WORKLOADS = [
     ('cache', 500000, 160000),
     ('game_loop', 2000, 600),
     ('message_queue', 400000, 120000),
+    ('churn', 1000000, 300000),
 ]
 MODES = ['incremental', 'generational']
+# The suite's floors (lua_glue/hakl_floor.h), run by hklua like hakmem:
+# minimal lua_Allocs that show what placement and instruction count can
+# still win.  Not peers: the goals compare hakmem with the peers, and every
+# allocator's time with the better of the two floors.
+FLOORS = ['floor-mixed', 'floor-segregated']
+LUA_ALLOCATORS = benchlib.ALLOCATORS + FLOORS
 TIMEOUT_S = 300
 GNU_TIME = '/usr/bin/time'
 
@@ -79,8 +89,11 @@ def parse_args():
                     help='collector mode(s) (default both, --quick incremental)')
     ap.add_argument('--only', action='append', default=[],
                     help='only the workloads whose name contains this (repeatable)')
-    ap.add_argument('--alloc', action='append', default=[], choices=benchlib.ALLOCATORS,
+    ap.add_argument('--alloc', action='append', default=[], choices=LUA_ALLOCATORS,
                     help='only these allocators (repeatable)')
+    ap.add_argument('--time', choices=['cpu', 'wall'], default='cpu',
+                    help='the time compared: user + system CPU time of the child '
+                         '(default; steadier on a shared machine) or wall time')
     ap.add_argument('--size-scale', type=float, default=1.0,
                     help='multiply every size by this (binary_trees: depth unchanged)')
     ap.add_argument('--lua', default=None,
@@ -120,7 +133,10 @@ class Host:
         """{allocator: (host arguments, LD_PRELOAD or None)} for those present."""
         out = {}
         for a in wanted:
-            if a == 'glibc':
+            if a in FLOORS:
+                if not self.stock:
+                    out[a] = (['--alloc=' + a], None)
+            elif a == 'glibc':
                 out[a] = ([] if self.stock else ['--alloc=libc'], None)
             elif a == 'hakmem':
                 if not self.stock:
@@ -175,14 +191,15 @@ def read_pauses(path):
 
 
 def run_one(cmd, env, pause_file, tmpdir):
-    """Runs a workload once: {'secs', 'rss_kb', 'checksum', 'pauses'}, or
+    """Runs a workload once: {'wall_s', 'cpu_s', 'rss_kb', 'checksum', 'pauses'}
+    (cpu_s: user + system time, None without GNU time), or
     raises RuntimeError with what went wrong."""
     if pause_file and os.path.exists(pause_file):
         os.remove(pause_file)
     rss_file = os.path.join(tmpdir, 'rss')
     full = cmd
     if os.access(GNU_TIME, os.X_OK):
-        full = [GNU_TIME, '-f', '%M', '-o', rss_file] + cmd
+        full = [GNU_TIME, '-f', '%M %U %S', '-o', rss_file] + cmd
     t0 = time.perf_counter()
     try:
         p = subprocess.Popen(full, env=env, stdout=subprocess.PIPE,
@@ -203,62 +220,54 @@ def run_one(cmd, env, pause_file, tmpdir):
     if checksum is None:
         raise RuntimeError('no checksum line in its output')
     rss_kb = None  # unknown without GNU time (wait4's figure would be wrong)
+    cpu = None
     if full is not cmd:
         try:
             with open(rss_file) as f:
-                rss_kb = int(f.read().split()[-1])
+                kb, user, sys_s = f.read().split()[-3:]
+            rss_kb, cpu = int(kb), float(user) + float(sys_s)
         except (OSError, ValueError, IndexError):
             raise RuntimeError('GNU time wrote no peak RSS')
     pauses = read_pauses(pause_file) if pause_file else None
-    return {'secs': secs, 'rss_kb': rss_kb, 'checksum': checksum, 'pauses': pauses}
+    return {'wall_s': secs, 'cpu_s': cpu, 'rss_kb': rss_kb, 'checksum': checksum,
+            'pauses': pauses}
 
 
 # ---------------------------------------------------------------------------
 # The session
 # ---------------------------------------------------------------------------
 
+def show(res):
+    """The progress figures of one run."""
+    p = res['pauses']
+    gc = (', GC p99 %.0f us max %.0f us' % (p['steps']['p99_us'], p['steps']['max_us'])
+          if p else '')
+    return '%6.2f s wall, %6.2f s CPU, %7.1f MiB%s' % (
+        res['wall_s'], res['cpu_s'] or 0, (res['rss_kb'] or 0) / 1024.0, gc)
+
+
 def measure(args, host, allocs, workloads):
-    """Runs everything interleaved; returns ({key: [runs]}, failures)."""
-    jobs = []
-    for mode in args.modes:
-        for name, size in workloads:
-            for a, (alloc_args, preload) in allocs.items():
-                jobs.append((mode, name, size, a, alloc_args, preload))
-    results = {(m, w, a): [] for m, w, _, a, _, _ in jobs}
-    failures = []
-    total = len(jobs) * args.runs
-    done = 0
-    start = time.monotonic()
+    """Runs everything interleaved by benchlib.measure_jobs; returns
+    ({(mode, workload, alloc): [runs]}, failures).  A job's label is
+    "<mode> <workload>"."""
     with tempfile.TemporaryDirectory(prefix='hakmem-bench-') as tmp:
         pause_file = None if host.stock else os.path.join(tmp, 'pauses.json')
-        for r in range(args.runs):
-            # Within each group of allocators the order rotates by one per
-            # round; groups (mode, workload) keep their order.
-            n = len(allocs)
-            order = []
-            for g in range(0, len(jobs), n):
-                order += benchlib.rotated(jobs[g:g + n], r)
-            for mode, name, size, a, alloc_args, preload in order:
-                done += 1
+        jobs = []
+        for mode in args.modes:
+            for name, size in workloads:
                 script = os.path.join(HERE, name + '.lua')
-                cmd = host.command(alloc_args, mode, script, size, pause_file)
-                env = benchlib.child_env(preload)
-                head = '[%3d/%d %4.0fs] %-12s %-14s %-9s run %d' % (
-                    done, total, time.monotonic() - start, mode, name, a, r + 1)
-                try:
-                    res = run_one(cmd, env, pause_file, tmp)
-                except (RuntimeError, ValueError, OSError) as e:
-                    failures.append('%s %s under %s: %s' % (mode, name, a, e))
-                    print('%s: FAILED: %s' % (head, e), flush=True)
-                    continue
-                results[(mode, name, a)].append(res)
-                p = res['pauses']
-                gc = (', GC p99 %.0f us max %.0f us' % (p['steps']['p99_us'],
-                                                         p['steps']['max_us'])
-                      if p else '')
-                print('%s: %6.2f s, %7.1f MiB%s' % (head, res['secs'],
-                                                   (res['rss_kb'] or 0) / 1024.0, gc),
-                      flush=True)
+                for a, (alloc_args, preload) in allocs.items():
+                    jobs.append(benchlib.Job('%s %s' % (mode, name), a,
+                                             host.command(alloc_args, mode, script, size,
+                                                          pause_file),
+                                             benchlib.child_env(preload)))
+        by_label, failures = benchlib.measure_jobs(
+            jobs, args.runs, TIMEOUT_S, (27, 16),
+            run=lambda j, _t: run_one(j.argv, j.env, pause_file, tmp), show=show)
+    results = {}
+    for (label, a), runs in by_label.items():
+        mode, name = label.split(' ')
+        results[(mode, name, a)] = runs
     return results, failures
 
 
@@ -274,21 +283,24 @@ def median_of(runs, f):
     return benchlib.summary(vals)['median'] if vals else None
 
 
-def tabulate(results, workloads, modes):
-    """One row per (mode, workload, allocator) with its summary figures."""
+def tabulate(results, workloads, modes, metric):
+    """One row per (mode, workload, allocator) with its summary figures;
+    `metric` ('cpu' or 'wall') says which time they compare."""
     rows = []
+    key = 'cpu_s' if metric == 'cpu' else 'wall_s'
     for mode in modes:
         for name, size in workloads:
             group = []
-            for a in benchlib.ALLOCATORS:
+            for a in LUA_ALLOCATORS:
                 runs = results.get((mode, name, a))
-                if not runs:
+                if not runs or any(r[key] is None for r in runs):
                     continue
-                t = benchlib.summary([r['secs'] for r in runs])
+                t = benchlib.summary([r[key] for r in runs])
                 row = {'gc_mode': mode, 'workload': name, 'size': size, 'alloc': a,
                        'runs': len(runs), 'time_median_s': t['median'],
                        'time_min_s': t['min'], 'time_max_s': t['max'],
                        'time_q1_s': t['q1'], 'time_q3_s': t['q3'],
+                       'wall_median_s': median_of(runs, lambda r: r['wall_s']),
                        'rss_median_mib': median_of(runs, lambda r: r['rss_kb'] and
                                                    r['rss_kb'] / 1024.0)}
                 def pf(sect, key):
@@ -308,7 +320,9 @@ def tabulate(results, workloads, modes):
                 })
                 group.append(row)
             base = next((g for g in group if g['alloc'] == 'glibc'), None)
+            floors = [g['time_median_s'] for g in group if g['alloc'] in FLOORS]
             for row in group:
+                row['time_vs_floor'] = row['time_median_s'] / min(floors) if floors else None
                 row['time_vs_glibc'] = (row['time_median_s'] / base['time_median_s']
                                         if base else None)
                 row['rss_vs_glibc'] = (row['rss_median_mib'] / base['rss_median_mib']
@@ -323,11 +337,13 @@ def geomeans(rows, modes):
     out = {}
     for mode in modes:
         out[mode] = {}
-        for a in benchlib.ALLOCATORS:
+        for a in LUA_ALLOCATORS:
             mine = [r for r in rows if r['gc_mode'] == mode and r['alloc'] == a]
             if not mine:
                 continue
             out[mode][a] = {'time': benchlib.geomean([r['time_vs_glibc'] for r in mine]),
+                            'time_vs_floor': benchlib.geomean([r['time_vs_floor']
+                                                               for r in mine]),
                             'rss': benchlib.geomean([r['rss_vs_glibc'] for r in mine]),
                             'workloads': len(mine)}
     return out
@@ -367,6 +383,13 @@ def goals(rows, gm, modes):
                     pausier.append('%s (%.0f us vs %s %.0f us)' % (
                         w, h['gc_p99_us'], best['alloc'], best['gc_p99_us']))
         n = len(names)
+        far = ['%s (%.2fx)' % (w, by[(w, 'hakmem')]['time_vs_floor']) for w in names
+               if (w, 'hakmem') in by and by[(w, 'hakmem')]['time_vs_floor']
+               and by[(w, 'hakmem')]['time_vs_floor'] > 1.02]
+        if any(by[(w, 'hakmem')]['time_vs_floor'] for w in names if (w, 'hakmem') in by):
+            lines.append('- %s, at most 1.02x the better floor\'s time on every workload: %s.'
+                         % (mode, 'met' if not far else 'NOT met on %d of %d: %s'
+                            % (len(far), n, '; '.join(far))))
         lines.append('- %s, fastest of the five on every workload: %s.' % (
             mode, 'met' if not slower else 'NOT met on %d of %d: %s'
             % (len(slower), n, '; '.join(slower))))
@@ -411,6 +434,7 @@ def suite_columns(pauses, with_mode):
              col('time s (min–max)', lambda r: '%.3f (%.3f–%.3f)' % (
                  r['time_median_s'], r['time_min_s'], r['time_max_s'])),
              col('vs glibc', lambda r: fmt(r['time_vs_glibc'])),
+             col('vs floor', lambda r: fmt(r['time_vs_floor'])),
              col('peak RSS MiB', lambda r: fmt(r['rss_median_mib'], '%.1f')),
              col('RSS vs glibc', lambda r: fmt(r['rss_vs_glibc']))]
     if pauses:
@@ -437,12 +461,14 @@ def geomean_md(gm):
     return benchlib.table(
         [col('GC mode', lambda x: x[0], 'l'), col('allocator', lambda x: x[1], 'l'),
          col('time vs glibc', lambda x: fmt(x[2]['time'], '%.3f')),
+         col('time vs the better floor', lambda x: fmt(x[2]['time_vs_floor'], '%.3f')),
          col('peak RSS vs glibc', lambda x: fmt(x[2]['rss'], '%.3f'))],
         [(mode, a, g) for mode, by in gm.items() for a, g in by.items()], 'md')
 
 
 CSV_FIELDS = ['gc_mode', 'workload', 'size', 'alloc', 'runs', 'time_median_s', 'time_min_s',
-              'time_max_s', 'time_q1_s', 'time_q3_s', 'time_vs_glibc', 'rss_median_mib',
+              'time_max_s', 'time_q1_s', 'time_q3_s', 'time_vs_glibc', 'time_vs_floor',
+              'wall_median_s', 'rss_median_mib',
               'rss_vs_glibc', 'gc_steps', 'gc_p50_us', 'gc_p99_us', 'gc_p999_us', 'gc_max_us',
               'gc_total_ms', 'full_count', 'full_total_ms', 'close_ms']
 
@@ -485,7 +511,7 @@ def main():
     args = parse_args()
     host = Host(args)
     peers = benchlib.peer_libs(warn)
-    allocs = host.allocators(args.alloc or benchlib.ALLOCATORS, peers)
+    allocs = host.allocators(args.alloc or LUA_ALLOCATORS, peers)
     workloads = workload_sizes(args)
     if not allocs or not workloads:
         print('compare.py: nothing to run', file=sys.stderr)
@@ -500,7 +526,7 @@ def main():
 
     results, failures = measure(args, host, allocs, workloads)
     check_checksums(results, failures)
-    rows = tabulate(results, workloads, args.modes)
+    rows = tabulate(results, workloads, args.modes, args.time)
     gm = geomeans(rows, args.modes)
     goal_lines = goals(rows, gm, args.modes)
     pauses = not host.stock
@@ -510,12 +536,15 @@ def main():
     print()
     for mode, by in gm.items():
         print('geometric mean vs glibc (%s): %s' % (mode, ', '.join(
-            '%s time %s RSS %s' % (a, fmt(g['time'], '%.3f'), fmt(g['rss'], '%.3f'))
+            '%s time %s (vs floor %s) RSS %s' % (a, fmt(g['time'], '%.3f'),
+                                                 fmt(g['time_vs_floor'], '%.3f'),
+                                                 fmt(g['rss'], '%.3f'))
             for a, g in by.items())))
     for line in goal_lines:
         print(line)
 
     doc = {'machine': mach, 'runs': args.runs, 'quick': args.quick, 'modes': args.modes,
+           'time': args.time,
            'host': host.exe, 'stock_interpreter': host.stock,
            'workloads': [{'name': n, 'size': s} for n, s in workloads],
            'rows': rows, 'geomeans': gm, 'goals': goal_lines, 'failures': failures,
@@ -531,14 +560,21 @@ def main():
             print('wrote %s' % benchlib.rel(img))
 
     if not args.no_results:
-        cmd = 'bench/lua/compare.py --builddir %s --runs %d --gc %s%s' % (
-            benchlib.shown(args.builddir), args.runs, args.gc, ' --quick' if args.quick else '')
+        cmd = 'bench/lua/compare.py --builddir %s --runs %d --gc %s --time %s%s' % (
+            benchlib.shown(args.builddir), args.runs, args.gc, args.time,
+            ' --quick' if args.quick else '')
         if host.stock:
             cmd += ' --lua %s' % args.lua
         body = ['## Lua benchmark suite', '',
                 'Written by `%s`: %d interleaved runs per workload and allocator; '
-                'time is the median wall time of the whole process (min–max beside it), '
-                'peak RSS the median of GNU time\'s maximum resident set.' % (cmd, args.runs)]
+                'time is the median %s of the whole process (min–max beside it), '
+                'peak RSS the median of GNU time\'s maximum resident set. "vs floor" is the '
+                'time relative to the better of the two floors on that workload and GC mode '
+                '(`lua_glue/hakl_floor.h`: minimal lua_Allocs with exact 8-byte classes to '
+                '1 KiB and LIFO lists fed by sized frees; floor-mixed bump-allocates every '
+                'class from one arena, floor-segregated each class from a region of its '
+                'own).' % (cmd, args.runs, 'user + system CPU time' if args.time == 'cpu'
+                           else 'wall time')]
         if host.stock:
             body += ['', '**Measured with a stock interpreter (%s), not hklua: no GC pause '
                      'figures; hakmem, if present, through the malloc override.**' % host.exe]

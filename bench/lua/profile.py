@@ -29,9 +29,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import benchlib  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import WORKLOADS  # noqa: E402
+from compare import FLOORS, WORKLOADS  # noqa: E402
 
-ALLOC_FUNCTION = {'hakmem': 'hakl_alloc'}  # the others: Lua's l_alloc
+# The allocation function of each; the peers and glibc: Lua's l_alloc.
+ALLOC_FUNCTION = {'hakmem': 'hakl_alloc', 'floor-mixed': 'hakl_floor_mixed',
+                  'floor-segregated': 'hakl_floor_segregated'}
 TOTAL_RE = re.compile(r'^\s*([\d,]+) .*PROGRAM TOTALS')
 
 
@@ -40,6 +42,9 @@ def parse_args():
     ap.add_argument('--builddir', required=True, help='build directory holding hklua')
     ap.add_argument('--only', action='append', default=[],
                     help='only the workloads whose name contains this (repeatable)')
+    ap.add_argument('--alloc', action='append', default=[],
+                    choices=benchlib.ALLOCATORS + FLOORS,
+                    help='only these allocators (repeatable)')
     ap.add_argument('--no-results', action='store_true', help='leave bench/RESULTS.md alone')
     ap.add_argument('--rewrite', action='store_true',
                     help='run nothing: rewrite the RESULTS.md section from bench/out/lua_profile.json')
@@ -119,16 +124,18 @@ def main():
     if not os.path.exists(hklua):
         sys.exit('profile.py: %s not built' % hklua)
     peers = benchlib.peer_libs(lambda m: print('profile.py: warning: ' + m, file=sys.stderr))
-    allocs = [a for a in benchlib.ALLOCATORS if a in ('glibc', 'hakmem') or a in peers]
+    allocs = [a for a in benchlib.ALLOCATORS + FLOORS
+              if (a in ('glibc', 'hakmem') or a in peers or a in FLOORS)
+              and (not args.alloc or a in args.alloc)]
     rows, failures = [], []
     for name, _, quick in WORKLOADS:
         if not benchlib.selected(name, args.only):
             continue
         script = os.path.join(benchlib.BENCH_DIR, 'lua', name + '.lua')
         for a in allocs:
-            cmd = [hklua, '--alloc=' + ('hakmem' if a == 'hakmem' else 'libc'),
+            cmd = [hklua, '--alloc=' + (a if a in ALLOC_FUNCTION else 'libc'),
                    '--gc=incremental', script, str(quick)]
-            env = benchlib.child_env(peers.get(a) if a not in ('glibc', 'hakmem') else None)
+            env = benchlib.child_env(peers.get(a))
             try:
                 total, inside = count(cmd, env, ALLOC_FUNCTION.get(a, 'l_alloc'))
             except (subprocess.SubprocessError, RuntimeError, OSError) as e:
