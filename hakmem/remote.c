@@ -6,7 +6,7 @@
 ** pay one CAS on a contended line per block.  Between
 ** hak_remote_batch_begin and hak_remote_batch_end, page_push_remote hands
 ** such blocks here instead: they are chained per page in a small
-** direct-mapped table, and each chain goes onto its page's thread_free
+** table (4 ways from its hash), and each chain goes onto its page's thread_free
 ** with one CAS (page_push_remote_list) when its slot is needed by another
 ** page or the batch ends.  A close frees in the order Lua's lists hold the
 ** objects, roughly their allocation order, so neighbours share pages and
@@ -19,7 +19,8 @@
 
 #include "internal.h"
 
-#define BATCH_SLOTS 64 /* a power of two */
+#define BATCH_SLOTS 128 /* a power of two */
+#define BATCH_WAYS 4    /* slots a page may take, from its hash on */
 
 /* One page's held blocks: first..last chained through next. */
 typedef struct batch_slot_s {
@@ -37,7 +38,7 @@ __thread uint64_t remote_frees tls_initial_exec, remote_pushes tls_initial_exec;
 static unsigned batch_slot_of(const hak_page_t *page) {
   /* descriptors are 128 bytes apart; Fibonacci hashing spreads neighbours */
   uint64_t h = ((uint64_t)(uintptr_t)page >> 7) * UINT64_C(0x9E3779B97F4A7C15);
-  return (unsigned)(h >> 58) & (BATCH_SLOTS - 1);
+  return (unsigned)(h >> 57) & (BATCH_SLOTS - 1);
 }
 
 static void batch_flush_slot(batch_slot_t *s) {
@@ -49,21 +50,31 @@ static void batch_flush_slot(batch_slot_t *s) {
 /* page_push_remote while a batch is open.  Without a table (its
 ** allocation failed) the block is pushed at once: slower, never lost. */
 void remote_batch_add(hak_page_t *page, hak_block_t *block) {
-  batch_slot_t *s;
+  batch_slot_t *s, *empty = NULL;
+  unsigned h;
   if (batch == NULL) {
     page_push_remote_list(page, block, block);
     return;
   }
-  s = &batch[batch_slot_of(page)];
-  if (s->page == page) { /* prepend: the chain's last block stays last */
-    block->next = s->first;
-    s->first = block;
-    return;
+  /* 4-way: a close interleaves a dozen classes, so two busy pages that
+  ** hash alike must not evict each other at every free. */
+  h = batch_slot_of(page);
+  for (unsigned k = 0; k < BATCH_WAYS; k++) {
+    s = &batch[(h + k) & (BATCH_SLOTS - 1)];
+    if (s->page == page) { /* prepend: the chain's last block stays last */
+      block->next = s->first;
+      s->first = block;
+      return;
+    }
+    if (s->page == NULL && empty == NULL) empty = s;
   }
-  batch_flush_slot(s);
+  if (empty == NULL) {
+    empty = &batch[h];
+    batch_flush_slot(empty);
+  }
   block->next = NULL;
-  s->page = page;
-  s->first = s->last = block;
+  empty->page = page;
+  empty->first = empty->last = block;
 }
 
 void hak_remote_batch_begin(void) {

@@ -96,7 +96,7 @@ static void run_batch(bool concurrent) {
   cr_expect(c1.remote_pushes - c0.remote_pushes < o.n / 8, "%llu pushes for %zu frees",
             (unsigned long long)(c1.remote_pushes - c0.remote_pushes), o.n);
   cr_expect(o.refilled == o.n, "owner refilled %zu of %zu", o.refilled, o.n);
-  cr_expect(o.mapped_after == o.mapped_before,
+  cr_expect(o.mapped_after <= o.mapped_before,
             "the owner mapped %zu more bytes: freed blocks did not come back",
             o.mapped_after - o.mapped_before);
   free(o.blocks);

@@ -192,7 +192,10 @@ static bool collector_gc(hakrt *rt, hakrt_task *t) {
   bool whole = true;
   if (t->private_heap) hakl_claim(L);
   batch_begin(rt);
-  if (t->gc_full) {
+  /* Incremental mode reaches a cycle's end by steps, so a wake waits for
+  ** one step only; a generational full collection is atomic in Lua, and
+  ** the soft limit wants everything collected now. */
+  if (t->gc_full && (rt->cfg.generational || t->soft_req)) {
     lua_gc(L, LUA_GCCOLLECT);
   } else if (rt->cfg.generational) {
     lua_gc(L, LUA_GCSTEP, 0); /* a minor collection */
