@@ -56,6 +56,7 @@ GLUE_SOURCES = [
     'lua_glue/hakl_alloc.c',
     'lua_glue/hakl_state.c',
     'lua_glue/hakl_module.c',
+    'lua_glue/hakl_region.c',
 ]
 
 # libhakrt.a, the multi-thread runtime (runtime/hakrt.h): these plus the

@@ -72,6 +72,25 @@ typedef struct hakl_account {
 } hakl_account;
 
 /*
+** A state's region (lua_glue/hakl_region.h, where the rules are): its
+** blocks up to HAKL_REGION_MAX bytes, bumped through chunks of the core in
+** allocation order and reused through a LIFO list per exact 8-byte class.
+** Invariants: free[c] lists free blocks of exactly c * 8 bytes, linked
+** through their first word, all inside the chunks; bump <= end, and
+** [bump, end) is the unused rest of the newest chunk (both NULL before
+** the first); chunks links every chunk through its first word, its size in
+** the second; next_chunk is the size of the next one (0: the first size).
+*/
+#define HAKL_REGION_MAX 1024                          /* largest block of a region */
+#define HAKL_REGION_CLASSES (HAKL_REGION_MAX / 8 + 1) /* class c: blocks of c * 8 B */
+typedef struct hakl_region {
+  char *bump, *end;
+  void *chunks;
+  size_t next_chunk;
+  void *free[HAKL_REGION_CLASSES];
+} hakl_region;
+
+/*
 ** The allocator's state: the `ud` of hakl_alloc and hakl_alloc_foreign.
 **
 ** Invariants:
@@ -80,12 +99,16 @@ typedef struct hakl_account {
 **   (hakl_claim).
 ** - prev_f != NULL only for a state switched by the module: blocks that
 **   hak_owns does not know belong to prev_f/prev_ud.
+** - region's chunks are blocks of `heap` (or of the heaps of the threads
+**   that ran the state); they go back when acct.in_use reaches 0 (the
+**   last free of lua_close), or in hakl_close, or with a private heap.
 ** - free_when_empty: the context was malloc'd by the module; the free that
 **   brings acct.in_use to 0 is the last call of lua_close (the state's
 **   own block goes last), and hakl_alloc_foreign then frees the context.
 */
 typedef struct hakl_ctx {
   hakl_account acct;
+  hakl_region region;  /* blocks up to HAKL_REGION_MAX; chunks from `heap` */
   hak_heap_t *heap;    /* NULL: the running thread's default heap */
   bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
   bool libc;           /* blocks come from malloc/realloc/free (hakl_alloc_libc) */

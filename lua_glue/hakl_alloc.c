@@ -9,6 +9,7 @@
 
 #include "hakl.h"
 #include "hakl_account.h"
+#include "hakl_region.h"
 
 #if defined(__GNUC__)
 #define hakl_noinline __attribute__((noinline))
@@ -48,57 +49,121 @@ static void *refuse(hakl_ctx *c) {
 ** --------------------------------------------------------------------- */
 
 /*
+** Blocks up to HAKL_REGION_MAX bytes come from the state's region
+** (hakl_region.h): a pop or a bump, every size in allocation order; larger
+** ones from the core.  A block's size says where it lives, and Lua always
+** tells it, so the glue needs no lookup.
+**
 ** new_block and resize_block stay out of line: hakl_alloc then needs no
 ** saved registers, and the free path (half of all calls) stays a few
-** instructions and one call.
+** instructions.
 */
 
-static hakl_noinline void *new_block_slow(hakl_ctx *c, size_t tag, size_t nsize) {
+/*
+** Every helper takes `reg`, a constant: true in hakl_alloc; false for the
+** blocks of a state the module switched (hakl_alloc_foreign), which tells
+** its blocks from the previous allocator's with hak_owns, true of block
+** starts of the core only: such a state allocates from the core alone.
+*/
+
+/* n bytes (n > 0) from the region or the core; NULL without memory. */
+static inline void *block_new(hakl_ctx *c, size_t n, bool reg) {
+  void *p;
+  size_t k;
+  if (!reg || n > HAKL_REGION_MAX) return hak_heap_malloc8(c->heap, n);
+  k = hakl_region_class(n);
+  p = hakl_region_take(&c->region, k);
+  if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, c->heap, k);
+  return p;
+}
+
+/* The free of a block of exactly n bytes.  The account reaching zero is the
+** end of lua_close (the state's own block goes last): the region's chunks
+** go back then. */
+/* Returns NULL, so that the free path's tail call goes here. */
+static hakl_noinline void *free_last(hakl_ctx *c, void *ptr, size_t n) {
+  if (n > HAKL_REGION_MAX) hak_free_sized(ptr, n);
+  hakl_region_release(&c->region);
+  return NULL;
+}
+
+/* A block of the core; returns NULL, so that the free path stays a leaf
+** with tail calls only. */
+static hakl_noinline void *free_core(void *ptr, size_t n) {
+  hak_free_sized(ptr, n);
+  return NULL;
+}
+
+/* Returns NULL (Lua's result for a free). */
+static inline void *free_block(hakl_ctx *c, void *ptr, size_t n, bool reg) {
+  hakl_account_free(&c->acct, n);
+  if (reg && hakl_unlikely(c->acct.in_use == 0)) return free_last(c, ptr, n);
+  if (!reg || n > HAKL_REGION_MAX) return free_core(ptr, n);
+  hakl_region_give(&c->region, ptr, hakl_region_class(n));
+  return NULL;
+}
+
+/* ptr (osize bytes) as a block of nsize bytes: the same one when both
+** sizes share a region class, realloc in the core when both are above the
+** region, else a new block, a copy and a free.  NULL when no memory; a
+** shrink then keeps the block (it never fails: Lua's own test allocator
+** promises that too), which Lua frees later with its smaller size: a
+** region block goes to a smaller class, a core block into the region,
+** whose memory then goes back only with its heap. */
+static inline void *block_resize(hakl_ctx *c, void *ptr, size_t osize, size_t nsize,
+                                 bool reg) {
+  void *p;
+  if (!reg || (osize > HAKL_REGION_MAX && nsize > HAKL_REGION_MAX))
+    return hak_heap_realloc8(c->heap, ptr, osize, nsize);
+  if (hakl_region_class(osize) == hakl_region_class(nsize)) return ptr;
+  if ((p = block_new(c, nsize, true)) == NULL) return nsize <= osize ? ptr : NULL;
+  memcpy(p, ptr, osize < nsize ? osize : nsize);
+  if (osize <= HAKL_REGION_MAX) hakl_region_give(&c->region, ptr, hakl_region_class(osize));
+  else hak_free_sized(ptr, osize);
+  return p;
+}
+
+static hakl_noinline void *new_block_slow(hakl_ctx *c, size_t tag, size_t nsize, bool reg) {
   void *p;
   if (!hakl_account_permits(&c->acct, nsize)) return refuse(c);
-  if ((p = hak_heap_malloc8(c->heap, nsize)) == NULL) return refuse(c);
+  if ((p = block_new(c, nsize, reg)) == NULL) return refuse(c);
   hakl_account_new(&c->acct, tag, nsize);
   hakl_account_repeak(&c->acct);
   return p;
 }
 
 /* `tag` is Lua's osize for a new block: a type tag, or 0. */
-static hakl_noinline void *new_block(hakl_ctx *c, size_t tag, size_t nsize) {
+static hakl_noinline void *new_block(hakl_ctx *c, size_t tag, size_t nsize, bool reg) {
   void *p;
   if (hakl_unlikely(hakl_account_rises(&c->acct, nsize)))
-    return new_block_slow(c, tag, nsize);
-  p = hak_heap_malloc8(c->heap, nsize);
+    return new_block_slow(c, tag, nsize, reg);
+  p = block_new(c, nsize, reg);
   if (hakl_unlikely(p == NULL)) return refuse(c);
   hakl_account_new(&c->acct, tag, nsize);
   return p;
 }
 
-static inline void free_block(hakl_ctx *c, void *ptr, size_t osize) {
-  hakl_account_free(&c->acct, osize);
-  hak_free_sized(ptr, osize);
-}
-
-static hakl_noinline void *grow_slow(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+static hakl_noinline void *grow_slow(hakl_ctx *c, void *ptr, size_t osize, size_t nsize,
+                                     bool reg) {
   void *p;
   if (!hakl_account_permits(&c->acct, nsize - osize)) return refuse(c);
-  if ((p = hak_heap_realloc8(c->heap, ptr, osize, nsize)) == NULL) return refuse(c);
+  if ((p = block_resize(c, ptr, osize, nsize, reg)) == NULL) return refuse(c);
   hakl_account_grow(&c->acct, nsize - osize);
   hakl_account_repeak(&c->acct);
   return p;
 }
 
-static hakl_noinline void *resize_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+static inline void *resize_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize,
+                                 bool reg) {
   void *p;
   if (nsize > osize) {
     if (hakl_unlikely(hakl_account_rises(&c->acct, nsize - osize)))
-      return grow_slow(c, ptr, osize, nsize);
-    p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
+      return grow_slow(c, ptr, osize, nsize, reg);
+    p = block_resize(c, ptr, osize, nsize, reg);
     if (hakl_unlikely(p == NULL)) return refuse(c);
     hakl_account_grow(&c->acct, nsize - osize);
   } else {
-    /* hak_heap_realloc8 keeps the block when it cannot shrink it: a shrink
-    ** never fails, which Lua's own test allocator also promises. */
-    p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
+    p = block_resize(c, ptr, osize, nsize, reg);
     hakl_account_shrink(&c->acct, osize - nsize);
   }
   return p;
@@ -129,14 +194,43 @@ static hakl_noinline void *resize_block(hakl_ctx *c, void *ptr, size_t osize, si
 ** (LUAI_MAXALIGN), so hak_heap_malloc8 gives 40- and 56-byte objects exact
 ** classes.
 */
-void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  hakl_ctx *c = (hakl_ctx *)ud;
-  if (nsize == 0) {
-    if (ptr != NULL) free_block(c, ptr, osize);
-    return NULL;
+/* The out-of-line cases, once for each `reg`. */
+/* The region's common case inline: no call, so no saved registers; a new
+** chunk, a block above the region, the limit and the peak go to new_block. */
+static hakl_noinline void *new_region(hakl_ctx *c, size_t tag, size_t nsize) {
+  hakl_region *r = &c->region;
+  size_t k = hakl_region_class(nsize);
+  void *p;
+  if (hakl_unlikely(hakl_account_rises(&c->acct, nsize)) || nsize > HAKL_REGION_MAX)
+    return new_block(c, tag, nsize, true);
+  if ((p = r->free[k]) != NULL) {
+    r->free[k] = *(void **)p;
+  } else {
+    if (hakl_unlikely((size_t)(r->end - r->bump) < k * 8)) return new_block(c, tag, nsize, true);
+    p = r->bump;
+    r->bump += k * 8;
   }
-  if (ptr == NULL) return new_block(c, osize, nsize);
-  return resize_block(c, ptr, osize, nsize);
+  hakl_account_new(&c->acct, tag, nsize);
+  return p;
+}
+static hakl_noinline void *new_core(hakl_ctx *c, size_t tag, size_t nsize) {
+  return new_block(c, tag, nsize, false);
+}
+static hakl_noinline void *resize_region(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  return resize_block(c, ptr, osize, nsize, true);
+}
+static hakl_noinline void *resize_core(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  return resize_block(c, ptr, osize, nsize, false);
+}
+
+static inline void *alloc_cases(hakl_ctx *c, void *ptr, size_t osize, size_t nsize, bool reg) {
+  if (nsize == 0) return ptr != NULL ? free_block(c, ptr, osize, reg) : NULL;
+  if (ptr == NULL) return reg ? new_region(c, osize, nsize) : new_core(c, osize, nsize);
+  return reg ? resize_region(c, ptr, osize, nsize) : resize_core(c, ptr, osize, nsize);
+}
+
+void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  return alloc_cases((hakl_ctx *)ud, ptr, osize, nsize, true);
 }
 
 /*
@@ -215,7 +309,7 @@ static void *foreign_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   if (nsize > osize && !hakl_account_permits(&c->acct, nsize - osize)) return refuse(c);
-  p = hak_heap_malloc8(c->heap, nsize);
+  p = block_new(c, nsize, false);
   if (p != NULL) {
     memcpy(p, ptr, osize < nsize ? osize : nsize);
     c->prev_f(c->prev_ud, ptr, osize, 0);
@@ -245,7 +339,7 @@ void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsize) {
   hakl_ctx *c = (hakl_ctx *)ud;
   void *p;
   if (ptr != NULL && !hak_owns(ptr)) p = foreign_block(c, ptr, osize, nsize);
-  else p = hakl_alloc(ud, ptr, osize, nsize);
+  else p = alloc_cases(c, ptr, osize, nsize, false);
   if (nsize == 0 && c->acct.in_use == 0 && c->free_when_empty) free(c);
   return p;
 }

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "hakl.h"
+#include "hakl_region.h"
 
 /* ------------------------------------------------------------------------
 ** The standard handlers.  lauxlib's are static, so these behave the same:
@@ -164,7 +165,10 @@ void hakl_close(lua_State *L, hakl_account *final) {
   }
   if (c->own_heap) lua_setallocf(L, hakl_alloc_dropping, c);
   lua_close(L);
+  /* The region's chunks go with a private heap; else they went back when
+  ** the account reached zero, unless the host left bytes charged. */
   if (c->own_heap) hak_heap_destroy(c->heap);
+  else hakl_region_release(&c->region);
   if (final != NULL) *final = c->acct;
   ctx_free(c);
 }
