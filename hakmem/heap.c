@@ -185,13 +185,55 @@ static void heap_drain_notified(hak_heap_t *heap) {
   }
 }
 
+/* ---- spans: the one way a heap gets more memory -------------------------- */
+
+static bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg);
+
+/*
+** Segments that exited threads abandoned hold their live blocks and the
+** memory around them: a heap short of space adopts a few before it maps a
+** new segment, which is what keeps memory bounded when threads come and go
+** by the thousand (a new thread's first span adopts them, warm, instead of
+** mapping).  A few, not all: each adoption walks 63 descriptors.  Returns
+** true if it kept any (an adopted segment that turned out empty is freed).
+*/
+#define HEAP_ADOPT_MAX 8
+static bool heap_adopt(hak_heap_t *heap) {
+  bool any = false;
+  hak_segment_t *seg;
+  for (int i = 0; i < HEAP_ADOPT_MAX && (seg = segment_take_abandoned()) != NULL; i++)
+    any |= heap_adopt_segment(heap, seg);
+  return any;
+}
+
 /* ---- the allocation slow path ------------------------------------------- */
 
-static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls) {
-  hak_page_t *page = segment_page_alloc(heap, class_page_slices(cls));
+static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls);
+
+/*
+** A new page of class `cls` (HAK_CLASS_LARGE: one block of `bsize` bytes):
+** the one path by which a heap gets memory, for pages and large blocks
+** alike.  A span from the heap's own segments; else it adopts a few
+** abandoned segments (heap_adopt) and takes a class page of theirs that
+** has free blocks as it is, or else a span from them; else a span from a
+** new segment (the cache's first, then a fresh mapping).  A class page is
+** put in its queue.  NULL when the OS has no memory.
+**
+** Every abandoned segment comes up in turn (the list is first in, first
+** out): taken newest first, the few on top cycled between threads while
+** older ones, partly free, sank out of reach (test_churn: up to 690
+** abandoned segments and 2 x live + 92 MiB committed; in turn, about 25).
+*/
+static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls, size_t bsize, unsigned slices) {
+  hak_page_t *page = segment_span_alloc(heap, slices);
+  if (!page && heap_adopt(heap)) {
+    if (cls != HAK_CLASS_LARGE && (page = heap_scan_queue(heap, cls)) != NULL) return page;
+    page = segment_span_alloc(heap, slices);
+  }
+  if (!page && segment_new(heap)) page = segment_span_alloc(heap, slices);
   if (!page) return NULL;
-  page_init(page, heap, cls, class_size[cls]);
-  page_queue_push_front(&heap->queues[cls], page);
+  page_init(page, heap, cls, bsize);
+  if (cls != HAK_CLASS_LARGE) page_queue_push_front(&heap->queues[cls], page);
   return page;
 }
 
@@ -227,21 +269,6 @@ static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls) {
 }
 
 /*
-** Before a heap carves a new page, it adopts a few abandoned segments: their
-** partly used pages are the memory that exited threads left, and reusing
-** them is what keeps memory bounded when threads come and go by the
-** thousand.  A few, not all: each adoption walks 63 descriptors.
-*/
-#define HEAP_ADOPT_MAX 8
-static bool heap_adopt_some(hak_heap_t *heap) {
-  bool any = false;
-  hak_segment_t *seg;
-  for (int i = 0; i < HEAP_ADOPT_MAX && (seg = thread_take_abandoned()) != NULL; i++)
-    any |= heap_adopt_segment(heap, seg);
-  return any;
-}
-
-/*
 ** Finds a page of class `cls` with a free block and makes it the first of
 ** its queue (and so the direct page): the first page whose lists yield
 ** blocks, or that can be carved further; full pages met on the way leave
@@ -266,11 +293,10 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
     }
   }
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
-  if (heap->purge_pending && (heap->slow_ticks & 63) == 0) segment_purge(heap, false);
+  if ((heap->slow_ticks & 63) == 0) segment_purge(heap, false); /* own and idle segments */
 
   page = heap_scan_queue(heap, cls);
-  if (!page && heap_adopt_some(heap)) page = heap_scan_queue(heap, cls);
-  if (!page) page = heap_page_new(heap, cls);
+  if (!page) page = heap_page_new(heap, cls, class_size[cls], class_page_slices(cls));
   if (!page) return NULL;
   if (q->first != page) {
     page_queue_remove(q, page);
@@ -289,9 +315,8 @@ void *heap_large_alloc(hak_heap_t *heap, size_t size) {
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
   size_t bsize = class_large_size(size);
   unsigned slices = (unsigned)((bsize + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
-  hak_page_t *page = segment_page_alloc(heap, slices);
+  hak_page_t *page = heap_page_new(heap, HAK_CLASS_LARGE, bsize, slices);
   if (!page) return NULL;
-  page_init(page, heap, HAK_CLASS_LARGE, bsize);
   hak_block_t *b = page->free;
   page->free = NULL;
   page->used = 1;
@@ -301,8 +326,8 @@ void *heap_large_alloc(hak_heap_t *heap, size_t size) {
 
 /* ---- collect, adopt, absorb ---------------------------------------------- */
 
-/* Frees every empty page of the heap; force: purge and unmap now. */
-static void heap_collect(hak_heap_t *heap, bool force) {
+/* Gives every empty page of the heap back to its segment. */
+static void heap_free_empty_pages(hak_heap_t *heap) {
   heap_drain_notified(heap);
   for (unsigned c = 0; c < HAK_CLASSES; c++) {
     hak_page_t *next;
@@ -316,15 +341,21 @@ static void heap_collect(hak_heap_t *heap, bool force) {
     }
     heap_set_direct(heap, c);
   }
+}
+
+/* Frees every empty page; purges what is due (force: everything, and
+** unmaps the empty segments and the cache). */
+static void heap_collect(hak_heap_t *heap, bool force) {
+  heap_free_empty_pages(heap);
   segment_purge(heap, force);
 }
 
 /*
 ** Takes an abandoned segment: its pages join this heap's queues, the empty
 ** ones are freed.  Returns false when the whole segment was empty and got
-** unmapped.
+** freed.
 */
-bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg) {
+static bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg) {
   segment_set_owner(seg, heap);
   unsigned live = 0;
   for (unsigned i = 1; i < HAK_SLICES; i++) {
@@ -340,14 +371,13 @@ bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg) {
     segment_free(seg);
     return false;
   }
-  segment_list_push(&heap->segments, seg);
+  segment_attach(heap, seg);
   for (unsigned i = 1; i < HAK_SLICES; i++) {
     hak_page_t *page = &seg->pages[i];
     if (page->slice_count == 0) continue;
     if (page->used == 0) segment_page_free(page); /* cannot empty seg: live > 0 */
     else heap_page_insert(heap, page);
   }
-  if (seg->purge_mask) heap->purge_pending = true;
   return true;
 }
 
@@ -370,9 +400,7 @@ static void heap_absorb(hak_heap_t *to, hak_heap_t *from) {
   hak_segment_t *seg;
   while ((seg = from->segments) != NULL) {
     segment_list_remove(&from->segments, seg);
-    segment_set_owner(seg, to);
-    segment_list_push(&to->segments, seg);
-    if (seg->free_mask == (~(uint64_t)1)) to->empty_segments++;
+    segment_attach(to, seg);
     for (unsigned i = 1; i < HAK_SLICES; i++) {
       hak_page_t *page = &seg->pages[i];
       if (page->slice_count == 0) continue;
@@ -380,15 +408,22 @@ static void heap_absorb(hak_heap_t *to, hak_heap_t *from) {
       page->next = page->prev = NULL;
       heap_page_insert(to, page);
     }
-    if (seg->purge_mask) to->purge_pending = true;
   }
   huge_move_all(to, from);
   heap_set_direct_all(to);
 }
 
-/* Thread exit: every segment with live blocks goes to the abandoned list. */
+/*
+** Thread exit: the empty pages go back to their segments, the empty
+** segments to the cache, unpurged and mapped (the next thread takes them
+** warm; what nobody takes is purged at its deadline), every segment with
+** live blocks to the abandoned list (its free slices purged, see
+** segment_abandon).  Nothing is unmapped.
+*/
 void heap_abandon(hak_heap_t *heap) {
-  heap_collect(heap, true);
+  /* the purges that are due, the cache's included: short-lived threads
+  ** may never reach a periodic purge */
+  heap_collect(heap, false);
   heap_detach_pages(heap, NOTIFY_NEVER);
   hak_segment_t *seg;
   while ((seg = heap->segments) != NULL) {
@@ -398,9 +433,8 @@ void heap_abandon(hak_heap_t *heap) {
       page->heap = NULL;
       page->next = page->prev = NULL;
     }
-    segment_set_owner(seg, NULL);
-    if (seg->free_mask == (~(uint64_t)1)) segment_free(seg);
-    else thread_abandon_segment(seg);
+    if (segment_is_empty(seg)) segment_free(seg);
+    else segment_abandon(seg);
   }
   huge_move_all(NULL, heap);
 }
@@ -455,30 +489,56 @@ void hak_heap_claim(hak_heap_t *heap) {
 /*
 ** A thread without a heap (it never allocated: a thread pool's janitor, a
 ** monitoring thread) has no heap to adopt abandoned segments into, and
-** should not get one just to collect: it collects each segment where it
-** is (segment_collect_abandoned) and abandons again the ones still live.
+** should not get one just to collect.  It collects each segment where it
+** is: nobody owns a segment while it is off the list, so the taker acts as
+** its owner, takes what remote freers returned, frees the pages that
+** emptied, frees the segment if nothing is left (into the cache, which the
+** caller then unmaps), else purges its free slices and abandons it again.
 */
 static void heap_collect_abandoned(void) {
   hak_segment_t *live = NULL, *seg;
-  while ((seg = thread_take_abandoned()) != NULL) {
-    if (!segment_collect_abandoned(seg)) continue; /* unmapped */
+  while ((seg = segment_take_abandoned()) != NULL) {
+    for (unsigned i = 1; i < HAK_SLICES; i++) {
+      hak_page_t *page = &seg->pages[i];
+      if (page->slice_count == 0) continue;
+      page_collect(page);
+      if (page->used == 0) segment_page_free(page); /* seg->heap is NULL: no heap work */
+    }
+    if (segment_is_empty(seg)) {
+      segment_free(seg);
+      continue;
+    }
+    segment_purge_free(seg);
     seg->next = live;
     live = seg;
   }
   while ((seg = live) != NULL) {
     live = seg->next;
-    thread_abandon_segment(seg);
+    segment_abandon(seg);
   }
 }
 
+/*
+** force: everything back to the OS now.  With a heap: its empty pages, then
+** every abandoned segment adopted (to free what is empty in them), every
+** free slice purged, empty segments and the cache unmapped.  Without one
+** (a thread that never allocated): the abandoned segments collected where
+** they are, the cache unmapped.  Not force: the heap's empty pages, and the
+** purges whose deadline passed.
+*/
 void hak_collect(bool force) {
   hak_heap_t *heap = thread_heap;
-  if (heap == &heap_empty && force) heap_collect_abandoned();
-  if (heap != &heap_empty) heap_collect(heap, force);
-  /* abandoned segments nobody adopted: take them, to free what is empty */
-  if (force && heap != &heap_empty) {
+  if (heap == &heap_empty) {
+    if (force) {
+      heap_collect_abandoned();
+      segment_purge_idle(true);
+    }
+    return;
+  }
+  heap_collect(heap, force);
+  if (force) {
     hak_segment_t *seg;
-    while ((seg = thread_take_abandoned()) != NULL) heap_adopt_segment(heap, seg);
+    while ((seg = segment_take_abandoned()) != NULL) heap_adopt_segment(heap, seg);
     heap_collect(heap, true);
   }
 }

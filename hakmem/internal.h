@@ -91,17 +91,33 @@ bool segment_is_mapped(const void *p);
 bool segment_is_aligned_huge(const void *p);
 void segment_register(hak_segment_t *seg);       /* map + process list */
 void segment_unregister(hak_segment_t *seg);
-hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices);
+/* Every slice but the header's is free. */
+static inline bool segment_is_empty(const hak_segment_t *seg) {
+  return seg->free_mask == ~(uint64_t)1;
+}
+/* An empty segment for heap, first in its list: from the cache, else mapped. */
+hak_segment_t *segment_new(hak_heap_t *heap);
+/* Gives a segment without an owner to heap, linked where its list wants it. */
+void segment_attach(hak_heap_t *heap, hak_segment_t *seg);
+/* A span from the heap's own segments; NULL if none has room. */
+hak_page_t *segment_span_alloc(hak_heap_t *heap, unsigned slices);
 void segment_page_free(hak_page_t *page);
 void segment_commit(hak_page_t *page, size_t bytes);
 /* Grows a large block's span in place to hold `size`; false if the slices
 ** after it are taken.  Owner thread only. */
 bool segment_large_grow(hak_page_t *page, size_t size);
+/* The heap's expired purges, and the idle segments' (force: all now, and
+** the heap's empty segments and the cache unmapped). */
 void segment_purge(hak_heap_t *heap, bool force);
-/* A segment taken off the abandoned list: frees its empty pages and purges
-** its free slices; false if it was empty and got unmapped. */
-bool segment_collect_abandoned(hak_segment_t *seg);
+/* The same for the idle segments (abandoned and cached) alone. */
+void segment_purge_idle(bool force);
+/* Purges every free slice of a segment now. */
+void segment_purge_free(hak_segment_t *seg);
+/* Into the cache (its blocks dropped, live or not), or unmapped. */
 void segment_free(hak_segment_t *seg);
+/* The abandoned list: segments whose thread exited with live blocks. */
+void segment_abandon(hak_segment_t *seg);
+hak_segment_t *segment_take_abandoned(void);
 void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap);
 size_t segment_header_size(void);
 void segment_list_push(hak_segment_t **list, hak_segment_t *seg);
@@ -142,8 +158,6 @@ void heap_abandon(hak_heap_t *heap);
 void heap_fork_lock(bool lock);
 hak_heap_t *heap_create(bool is_default);
 void heap_release_struct(hak_heap_t *heap);
-/* Takes an abandoned segment; false if it was empty and got unmapped. */
-bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg);
 
 /* ---- remote.c: batched remote frees ------------------------------------ */
 extern __thread unsigned remote_batch_depth tls_initial_exec; /* > 0: a batch is open */
@@ -169,13 +183,6 @@ static inline uintptr_t thread_id(void) { return thread_tid; }
 /* This thread's id, given out now if it has none. */
 uintptr_t thread_id_assign(void);
 hak_heap_t *thread_heap_init(void);
-void thread_abandon_segment(hak_segment_t *seg);
-hak_segment_t *thread_take_abandoned(void);
-/* Calls fn on every abandoned segment; the caller holds the list's lock
-** (thread_abandoned_lock, taken after all_lock), so none can be taken and
-** owned meanwhile. */
-void thread_abandoned_lock(bool lock);
-void thread_abandoned_each(void (*fn)(hak_segment_t *seg, void *arg), void *arg);
 
 /* ---- alloc.c ------------------------------------------------------------ */
 void *alloc_slow(hak_heap_t *heap, size_t size, size_t align);

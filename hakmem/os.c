@@ -19,24 +19,46 @@ static void os_account(intptr_t delta) {
   if (delta > 0) atomic_add(&stats.mmap_calls, 1);
 }
 
+#define OS_PROT (PROT_READ | PROT_WRITE)
+#define OS_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
 /*
-** An aligned mapping: over-map by `align`, then unmap the misaligned head
-** and the tail.  The kernel usually returns addresses next to the previous
-** mapping, so the first plain try is often aligned already.  `offset`
-** shifts what is aligned: a huge block aligned to more than a segment
-** starts one segment into its mapping (huge.c), and it is the block that
-** must fall on the multiple of `align`.
+** Where the next aligned mapping is tried first: right below the last one,
+** where the kernel's top-down placement would put it anyway, rounded down
+** to the alignment.  A hint only (no MAP_FIXED): the kernel places the
+** mapping elsewhere when the range is taken.  It makes a new segment one
+** mmap instead of the three to five calls of an over-map.
+*/
+static hak_atomic_t os_hint;
+
+static void *os_map_hinted(size_t size, size_t align, size_t offset) {
+  uintptr_t hint = atomic_load_relaxed(&os_hint);
+  if (hint < size + offset + align) return NULL;
+  uintptr_t at = ((hint - size + offset) & ~(uintptr_t)(align - 1)) - offset;
+  void *p = mmap((void *)at, size, OS_PROT, OS_FLAGS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if ((uintptr_t)p == at) return p;
+  munmap(p, size);
+  return NULL;
+}
+
+/*
+** An aligned mapping: at the hint; else a plain try (the kernel returns
+** addresses next to the previous mapping, so it is often aligned already);
+** else over-map by `align`, then unmap the misaligned head and the tail.
+** `offset` shifts what is aligned: a huge block aligned to more than a
+** segment starts one segment into its mapping (huge.c), and it is the
+** block that must fall on the multiple of `align`.
 */
 void *os_map_aligned_at(size_t size, size_t align, size_t offset) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *p = os_map_hinted(size, align, offset);
+  if (p) goto done;
+  p = mmap(NULL, size, OS_PROT, OS_FLAGS, -1, 0);
   if (p == MAP_FAILED) return NULL;
-  if ((((uintptr_t)p + offset) & (align - 1)) == 0) {
-    os_account((intptr_t)size);
-    return p;
-  }
+  if ((((uintptr_t)p + offset) & (align - 1)) == 0) goto done;
   munmap(p, size);
   if (size + align < size) return NULL;
-  uint8_t *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  uint8_t *raw = mmap(NULL, size + align, OS_PROT, OS_FLAGS, -1, 0);
   if (raw == MAP_FAILED) return NULL;
   /* the first address from raw on that is aligned once offset is added */
   uint8_t *aligned = (uint8_t *)((((uintptr_t)raw + offset + align - 1) & ~(uintptr_t)(align - 1)) - offset);
@@ -44,8 +66,11 @@ void *os_map_aligned_at(size_t size, size_t align, size_t offset) {
   size_t tail = align - head;
   if (head) munmap(raw, head);
   if (tail) munmap(aligned + size, tail);
+  p = aligned;
+done:
+  atomic_store_relaxed(&os_hint, (uintptr_t)p);
   os_account((intptr_t)size);
-  return aligned;
+  return p;
 }
 
 void *os_map_aligned(size_t size, size_t align) { return os_map_aligned_at(size, align, 0); }

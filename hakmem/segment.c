@@ -4,9 +4,17 @@
 ** A heap takes spans of slices from its segments to make pages and gives
 ** them back when the pages empty.  Freed slices stay resident until their
 ** purge deadline (HAKMEM_PURGE_DELAY) so that a page freed and soon needed
-** again costs no page faults; then they are purged (MADV_DONTNEED).  A
-** segment whose slices are all free is unmapped, but a heap keeps one such
-** segment to absorb churn.
+** again costs no page faults; then they are purged (MADV_DONTNEED).  A heap
+** keeps one segment whose slices are all free to absorb churn; the others
+** go to a small process-wide cache, from which the next new segment of any
+** heap comes (a thread that starts reuses what an exited one left, warm,
+** with no mmap), and are unmapped only when the cache is full.
+**
+** Segments without an owner are idle: abandoned ones (their thread exited
+** with live blocks in them; the next heap short of space adopts them, see
+** heap.c; their free slices are purged when they are abandoned) and cached
+** ones.  A cached segment's free slices keep their purge deadline, and any
+** heap's purge purges them when it passes.
 **
 ** The segment map answers "is this a hakmem segment?" for any address
 ** without touching the address: one bit per 4 MiB of the 48-bit address
@@ -30,6 +38,24 @@ static hak_atomic_t segment_aligned_map[MAP_UNITS / 64];
 /* Every live segment, for statistics; guarded by all_lock. */
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_segment_t *all_segments;
+
+/*
+** Idle segments, guarded by idle_lock (taken after all_lock, never before):
+** the abandoned list (first in, first out: every abandoned segment comes
+** up for adoption in turn, none is left behind under newer ones) and the
+** cache (newest first), both linked through seg->next.  Only
+** the holder of the lock touches an idle segment's masks; remote freers
+** touch only its pages' thread_free.  idle_purge_at is the earliest purge
+** deadline among the cached ones (0: none), read without the lock for a
+** cheap look.
+*/
+#define SEGMENT_CACHE_MAX 16 /* 64 MiB of address space; once purged, 8 KiB each */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_atomic_t abandoned; /* hak_segment_t*, its head, written under idle_lock */
+static hak_segment_t *abandoned_tail;
+static hak_segment_t *cache;
+static unsigned cache_count;
+static hak_atomic_t idle_purge_at;
 
 static uint64_t span_mask(unsigned idx, unsigned n) {
   return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << idx;
@@ -100,8 +126,13 @@ void segment_unregister(hak_segment_t *seg) {
 }
 
 void segment_fork_lock(bool lock) {
-  if (lock) pthread_mutex_lock(&all_lock);
-  else pthread_mutex_unlock(&all_lock);
+  if (lock) {
+    pthread_mutex_lock(&all_lock);
+    pthread_mutex_lock(&idle_lock);
+  } else {
+    pthread_mutex_unlock(&idle_lock);
+    pthread_mutex_unlock(&all_lock);
+  }
 }
 
 /* ---- a heap's segment list ---------------------------------------------- */
@@ -141,18 +172,37 @@ void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap) {
   atomic_store_release(&seg->tid, heap ? heap->tid : 0);
 }
 
-static hak_segment_t *segment_new(hak_heap_t *heap) {
-  hak_segment_t *seg = os_map_aligned(HAK_SEGMENT_SIZE, HAK_SEGMENT_SIZE);
-  if (!seg) return NULL;
-  seg->kind = SEGMENT_NORMAL;
-  seg->size = HAK_SEGMENT_SIZE;
-  seg->free_mask = SEGMENT_USABLE_MASK;
-  seg->commit_mask = 1; /* the header slice, counted by its touched bytes */
-  stats_committed((intptr_t)segment_header_size());
+static void segment_list_push_back(hak_segment_t **list, hak_segment_t *seg);
+
+/*
+** Makes `heap` the owner of a segment that has none (new, cached, adopted
+** or absorbed) and links it where the list's invariant puts it: first with
+** a free slice, last without.
+*/
+void segment_attach(hak_heap_t *heap, hak_segment_t *seg) {
   segment_set_owner(seg, heap);
-  segment_register(seg);
-  segment_list_push(&heap->segments, seg);
-  heap->empty_segments++;
+  if (seg->free_mask) segment_list_push(&heap->segments, seg);
+  else segment_list_push_back(&heap->segments, seg);
+  if (segment_is_empty(seg)) heap->empty_segments++;
+  if (seg->purge_mask) heap->purge_pending = true;
+}
+
+static hak_segment_t *segment_cache_take(void);
+
+/* An empty segment for `heap`, first in its list: from the cache, else new. */
+hak_segment_t *segment_new(hak_heap_t *heap) {
+  hak_segment_t *seg = segment_cache_take();
+  if (!seg) {
+    seg = os_map_aligned(HAK_SEGMENT_SIZE, HAK_SEGMENT_SIZE);
+    if (!seg) return NULL;
+    seg->kind = SEGMENT_NORMAL;
+    seg->size = HAK_SEGMENT_SIZE;
+    seg->free_mask = SEGMENT_USABLE_MASK;
+    seg->commit_mask = 1; /* the header slice, counted by its touched bytes */
+    stats_committed((intptr_t)segment_header_size());
+    segment_register(seg);
+  }
+  segment_attach(heap, seg);
   return seg;
 }
 
@@ -161,14 +211,103 @@ static size_t segment_committed_bytes(hak_segment_t *seg) {
          segment_header_size();
 }
 
-/* Unmaps a normal segment; the caller has unlinked it from its heap. */
-void segment_free(hak_segment_t *seg) {
-  hak_assert(seg->kind == SEGMENT_NORMAL);
-  for (unsigned i = 1; i < HAK_SLICES; i++)
-    if (seg->pages[i].slice_count) atomic_add(&stats.pages, -1);
+static void segment_unmap(hak_segment_t *seg) {
   segment_unregister(seg);
   stats_committed(-(intptr_t)segment_committed_bytes(seg));
   os_unmap(seg, seg->size);
+}
+
+static void segment_purge_now(hak_segment_t *seg, uint64_t m);
+
+/* Lowers idle_purge_at to `at` (caller holds idle_lock). */
+static void segment_idle_deadline(uint64_t at) {
+  uintptr_t now = atomic_load_relaxed(&idle_purge_at);
+  if (now == 0 || at < now) atomic_store_relaxed(&idle_purge_at, at);
+}
+
+/*
+** Frees a normal segment the caller has unlinked from its heap (or that has
+** none): its blocks are gone, live or not (hak_heap_destroy frees segments
+** that hold some).  It goes to the cache, every free slice purged at the
+** delay like any other, or is unmapped when the cache is full.
+*/
+void segment_free(hak_segment_t *seg) {
+  hak_assert(seg->kind == SEGMENT_NORMAL);
+  if (seg->free_mask != SEGMENT_USABLE_MASK) { /* live pages: drop them */
+    for (unsigned i = 1; i < HAK_SLICES; i++)
+      if (seg->pages[i].slice_count) atomic_add(&stats.pages, -1);
+    memset(&seg->pages[1], 0, sizeof(hak_page_t) * (HAK_SLICES - 1));
+    seg->free_mask = SEGMENT_USABLE_MASK;
+  }
+  segment_set_owner(seg, NULL);
+  long delay = hak_option_get(HAK_OPT_PURGE_DELAY);
+  pthread_mutex_lock(&idle_lock);
+  bool cached = cache_count < SEGMENT_CACHE_MAX;
+  if (cached) {
+    if (delay == 0) {
+      segment_purge_now(seg, seg->commit_mask & SEGMENT_USABLE_MASK);
+    } else if (delay > 0) {
+      seg->purge_mask = seg->commit_mask & SEGMENT_USABLE_MASK;
+      seg->purge_at = os_now_ms() + (uint64_t)delay;
+      if (seg->purge_mask) segment_idle_deadline(seg->purge_at);
+    }
+    seg->prev = NULL;
+    seg->next = cache;
+    cache = seg;
+    cache_count++;
+  }
+  pthread_mutex_unlock(&idle_lock);
+  if (!cached) segment_unmap(seg); /* all_lock: not under idle_lock */
+}
+
+static hak_segment_t *segment_cache_take(void) {
+  pthread_mutex_lock(&idle_lock);
+  hak_segment_t *seg = cache;
+  if (seg) {
+    cache = seg->next;
+    cache_count--;
+    seg->next = NULL;
+  }
+  pthread_mutex_unlock(&idle_lock);
+  return seg;
+}
+
+/* ---- abandoned segments --------------------------------------------------- */
+
+/*
+** A segment whose owner exited with live blocks in it (heap_abandon).  Its
+** dirty free slices are purged now (one madvise per run): when an adopter
+** comes is unknown, and a list of abandoned segments waiting with dirty
+** slices held test_churn's committed memory at 2 x live + 22 to 31 MiB,
+** against 12 to 16 MiB purged.  Empty segments go to the cache instead,
+** unpurged: those are what the next thread takes first.
+*/
+void segment_abandon(hak_segment_t *seg) {
+  segment_set_owner(seg, NULL);
+  if (seg->purge_mask) segment_purge_now(seg, seg->purge_mask);
+  pthread_mutex_lock(&idle_lock);
+  seg->prev = seg->next = NULL;
+  if (atomic_load_relaxed(&abandoned)) abandoned_tail->next = seg;
+  else atomic_store_release(&abandoned, (uintptr_t)seg);
+  abandoned_tail = seg;
+  pthread_mutex_unlock(&idle_lock);
+  atomic_add(&stats.abandoned, 1);
+}
+
+hak_segment_t *segment_take_abandoned(void) {
+  if (!atomic_load_relaxed(&abandoned)) return NULL; /* a cheap look first */
+  pthread_mutex_lock(&idle_lock);
+  hak_segment_t *seg = (hak_segment_t *)atomic_load_relaxed(&abandoned);
+  if (seg) {
+    atomic_store_release(&abandoned, (uintptr_t)seg->next);
+    if (!seg->next) abandoned_tail = NULL;
+  }
+  pthread_mutex_unlock(&idle_lock);
+  if (seg) {
+    seg->next = NULL;
+    atomic_add(&stats.abandoned, -1);
+  }
+  return seg;
 }
 
 /* ---- spans -------------------------------------------------------------- */
@@ -220,24 +359,14 @@ static hak_page_t *segment_take_span(hak_heap_t *heap, hak_segment_t *seg, unsig
   return page;
 }
 
-/*
-** A span of `slices` slices from the heap's segments, else from a segment
-** another thread abandoned, else from a new segment.
-*/
-hak_page_t *segment_page_alloc(hak_heap_t *heap, unsigned slices) {
+/* A span of `slices` slices from the heap's own segments; NULL if none has
+** one (heap_span_alloc then adopts, or makes a new segment). */
+hak_page_t *segment_span_alloc(hak_heap_t *heap, unsigned slices) {
   for (hak_segment_t *seg = heap->segments; seg && seg->free_mask; seg = seg->next) {
     int idx = segment_find_span(seg, slices);
     if (idx >= 0) return segment_take_span(heap, seg, (unsigned)idx, slices);
   }
-  hak_segment_t *seg;
-  while ((seg = thread_take_abandoned()) != NULL) {
-    if (!heap_adopt_segment(heap, seg)) continue; /* it was empty: unmapped */
-    int idx = segment_find_span(seg, slices);
-    if (idx >= 0) return segment_take_span(heap, seg, (unsigned)idx, slices);
-  }
-  seg = segment_new(heap);
-  if (!seg) return NULL;
-  return segment_take_span(heap, seg, 1, slices);
+  return NULL;
 }
 
 /*
@@ -329,7 +458,7 @@ void segment_page_free(hak_page_t *page) {
     seg->purge_at = os_now_ms() + (uint64_t)delay;
     if (heap) heap->purge_pending = true;
   }
-  if (!heap) return; /* abandoned: the adopter decides */
+  if (!heap) return; /* idle: whoever took it decides */
   if (was_full) {
     segment_list_remove(&heap->segments, seg);
     segment_list_push(&heap->segments, seg);
@@ -342,50 +471,60 @@ void segment_page_free(hak_page_t *page) {
   }
 }
 
-/*
-** Purges the free slices whose deadline has passed (all of them if force);
-** with force, also unmaps the heap's empty segments.
-*/
-void segment_purge(hak_heap_t *heap, bool force) {
-  uint64_t now = os_now_ms();
-  bool pending = false;
-  hak_segment_t *next;
-  for (hak_segment_t *seg = heap->segments; seg; seg = next) {
-    next = seg->next;
-    if (force && seg->free_mask == SEGMENT_USABLE_MASK) {
-      heap->empty_segments--;
-      segment_list_remove(&heap->segments, seg);
-      segment_free(seg);
-      continue;
-    }
+void segment_purge_free(hak_segment_t *seg) { segment_purge_now(seg, seg->free_mask); }
+
+/* Purges the cached segments' slices whose deadline passed (abandoned ones
+** were purged when abandoned); force: unmaps every cached segment. */
+void segment_purge_idle(bool force) {
+  uint64_t at = atomic_load_relaxed(&idle_purge_at);
+  if (!force && (at == 0 || os_now_ms() < at)) return;
+  uint64_t now = os_now_ms(), next = 0;
+  hak_segment_t *unmap = NULL;
+  pthread_mutex_lock(&idle_lock);
+  for (hak_segment_t *seg = cache; seg; seg = seg->next) {
     if (!seg->purge_mask) continue;
     if (force || now >= seg->purge_at) segment_purge_now(seg, seg->purge_mask);
-    else pending = true;
+    else if (next == 0 || seg->purge_at < next) next = seg->purge_at;
   }
-  heap->purge_pending = pending;
+  if (force) {
+    unmap = cache;
+    cache = NULL;
+    cache_count = 0;
+  }
+  atomic_store_relaxed(&idle_purge_at, next);
+  pthread_mutex_unlock(&idle_lock);
+  while (unmap) {
+    hak_segment_t *seg = unmap;
+    unmap = seg->next;
+    segment_unmap(seg);
+  }
 }
 
 /*
-** A segment taken off the abandoned list by a thread with no heap to adopt
-** it into (hak_collect on a thread that never allocated).  Nobody owns it
-** while it is off the list, so the taker may act as its owner: it takes
-** what remote freers returned, frees the pages that emptied and purges
-** every free slice now.  Returns false when nothing live was left and the
-** segment got unmapped; else the caller abandons it again.
+** Purges the free slices whose deadline has passed (all of them if force),
+** the heap's own and the idle segments'; with force, also unmaps the heap's
+** empty segments and the cache.
 */
-bool segment_collect_abandoned(hak_segment_t *seg) {
-  for (unsigned i = 1; i < HAK_SLICES; i++) {
-    hak_page_t *page = &seg->pages[i];
-    if (page->slice_count == 0) continue;
-    page_collect(page);
-    if (page->used == 0) segment_page_free(page); /* seg->heap is NULL: no heap work */
+void segment_purge(hak_heap_t *heap, bool force) {
+  if (heap->purge_pending || force) {
+    uint64_t now = os_now_ms();
+    bool pending = false;
+    hak_segment_t *next;
+    for (hak_segment_t *seg = heap->segments; seg; seg = next) {
+      next = seg->next;
+      if (force && seg->free_mask == SEGMENT_USABLE_MASK) {
+        heap->empty_segments--;
+        segment_list_remove(&heap->segments, seg);
+        segment_free(seg); /* into the cache, unmapped below */
+        continue;
+      }
+      if (!seg->purge_mask) continue;
+      if (force || now >= seg->purge_at) segment_purge_now(seg, seg->purge_mask);
+      else pending = true;
+    }
+    heap->purge_pending = pending;
   }
-  if (seg->free_mask == SEGMENT_USABLE_MASK) {
-    segment_free(seg);
-    return false;
-  }
-  segment_purge_now(seg, seg->free_mask);
-  return true;
+  segment_purge_idle(force);
 }
 
 /* ---- statistics --------------------------------------------------------- */
@@ -401,8 +540,7 @@ typedef struct stats_freed_s {
   size_t bytes;             /* freed bytes still counted by their pages */
 } stats_freed_t;
 
-static void segment_stats_abandoned(hak_segment_t *seg, void *arg) {
-  stats_freed_t *freed = arg;
+static void segment_stats_abandoned(hak_segment_t *seg, stats_freed_t *freed) {
   stats_class_t *per_class = freed->per_class;
   for (unsigned i = 1; i < HAK_SLICES; i++) {
     hak_page_t *page = &seg->pages[i];
@@ -429,7 +567,7 @@ void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   pthread_mutex_lock(&all_lock);
   /* no segment changes hands during the walk: the pages of abandoned ones
   ** keep the counts this walk reads until their lists are walked */
-  thread_abandoned_lock(true);
+  pthread_mutex_lock(&idle_lock);
   for (hak_segment_t *seg = all_segments; seg; seg = seg->all_next) {
     if (seg->kind == SEGMENT_HUGE) {
       in_use += seg->pages[0].block_size;
@@ -450,8 +588,9 @@ void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
     }
   }
   stats_freed_t freed = {per_class, 0};
-  thread_abandoned_each(segment_stats_abandoned, &freed);
-  thread_abandoned_lock(false);
+  for (hak_segment_t *seg = (hak_segment_t *)atomic_load_relaxed(&abandoned); seg; seg = seg->next)
+    segment_stats_abandoned(seg, &freed);
+  pthread_mutex_unlock(&idle_lock);
   pthread_mutex_unlock(&all_lock);
   out->in_use = in_use - freed.bytes;
 }

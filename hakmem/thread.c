@@ -1,12 +1,14 @@
 /*
-** thread.c -- threads: the default heap of each thread, thread exit, and
-** the list of segments that exited threads abandoned.
+** thread.c -- threads: the default heap of each thread, thread ids,
+** thread exit, fork.
 **
 ** A thread's heap is made on its first allocation (the fast path sees
 ** heap_empty until then).  At exit, or at hak_thread_done, the heap's empty
-** memory goes back to the OS and the segments that still hold live blocks
-** are abandoned: they keep receiving remote frees (as plain pushes, with no
-** heap to notify), and the next heap that needs a segment adopts them.
+** pages and segments go back to its segments and the segment cache (not to
+** the OS: the next thread reuses them), and the segments that still hold
+** live blocks are abandoned (segment.c): they keep receiving remote frees
+** (as plain pushes, with no heap to notify), and the next heap short of
+** space adopts them (heap.c).
 */
 #include "internal.h"
 
@@ -22,11 +24,7 @@ uintptr_t thread_id_assign(void) {
 }
 
 static pthread_key_t thread_key;
-static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
-
-/* Abandoned segments, linked through seg->next.  Rare events: a mutex. */
-static hak_atomic_t abandoned; /* hak_segment_t*, written under the lock */
 
 static void thread_exit_cb(void *value) {
   (void)value;
@@ -41,17 +39,16 @@ __attribute__((destructor)) static void thread_show_stats_at_exit(void) {
 /*
 ** fork copies only the calling thread: every lock another thread might hold
 ** is taken before and released after, in both processes.  Order: huge_lock
-** before all_lock (huge_realloc nests them), then the leaf locks.
+** before all_lock (huge_realloc nests them), all_lock before idle_lock
+** (segment_fork_lock takes both), then the heap pool's.
 */
 static void thread_fork_prepare(void) {
   huge_fork_lock(true);
   segment_fork_lock(true);
   heap_fork_lock(true);
-  pthread_mutex_lock(&abandoned_lock);
 }
 
 static void thread_fork_release(void) {
-  pthread_mutex_unlock(&abandoned_lock);
   heap_fork_lock(false);
   segment_fork_lock(false);
   huge_fork_lock(false);
@@ -81,36 +78,4 @@ void hak_thread_done(void) {
   heap_abandon(heap);
   heap_release_struct(heap);
   atomic_add(&stats.threads, -1);
-}
-
-void thread_abandon_segment(hak_segment_t *seg) {
-  pthread_mutex_lock(&abandoned_lock);
-  seg->prev = NULL;
-  seg->next = (hak_segment_t *)atomic_load_relaxed(&abandoned);
-  atomic_store_release(&abandoned, (uintptr_t)seg);
-  pthread_mutex_unlock(&abandoned_lock);
-  atomic_add(&stats.abandoned, 1);
-}
-
-hak_segment_t *thread_take_abandoned(void) {
-  if (!atomic_load_relaxed(&abandoned)) return NULL; /* a cheap look first */
-  pthread_mutex_lock(&abandoned_lock);
-  hak_segment_t *seg = (hak_segment_t *)atomic_load_relaxed(&abandoned);
-  if (seg) atomic_store_release(&abandoned, (uintptr_t)seg->next);
-  pthread_mutex_unlock(&abandoned_lock);
-  if (seg) {
-    seg->next = NULL;
-    atomic_add(&stats.abandoned, -1);
-  }
-  return seg;
-}
-
-void thread_abandoned_lock(bool lock) {
-  if (lock) pthread_mutex_lock(&abandoned_lock);
-  else pthread_mutex_unlock(&abandoned_lock);
-}
-
-void thread_abandoned_each(void (*fn)(hak_segment_t *seg, void *arg), void *arg) {
-  for (hak_segment_t *seg = (hak_segment_t *)atomic_load_relaxed(&abandoned); seg; seg = seg->next)
-    fn(seg, arg);
 }

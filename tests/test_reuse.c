@@ -1,0 +1,138 @@
+/*
+** test_reuse.c -- what an exited thread leaves is reused, not remapped.
+**
+** A thread that exits gives its empty pages back to its segments, its
+** empty segments to the segment cache, unpurged, and its segments with
+** live blocks to the abandoned list; it unmaps nothing.  The next thread
+** adopts the abandoned segments and takes the cached ones before it maps
+** anything.  A cached segment nobody takes is purged at its deadline by
+** any heap's purge, and hak_collect(true) unmaps it.
+**
+** Each test sets a purge delay of its own, so that no deadline passes
+** (or one surely does) while it looks.  tests/plain/reuse.c builds this
+** file without Criterion for TSan.
+*/
+#ifdef HKT_STANDALONE
+#include "standalone.h"
+#else
+#include <criterion/criterion.h>
+#endif
+
+#include <time.h>
+
+#include "threads_common.h"
+
+#define KEEP 8 /* blocks a worker leaves live, spread over its segments */
+#define WORK_BYTES (6u << 20) /* what a worker allocates: two segments' worth */
+#define BLOCK 1000 /* bytes per block */
+
+static void *kept[2][KEEP];
+
+/* Allocates WORK_BYTES in blocks of BLOCK bytes, keeps KEEP of them (spread
+** over the run) in kept[round], frees the rest, and exits. */
+static void *worker(void *arg) {
+  size_t round = (size_t)arg;
+  size_t n = WORK_BYTES / BLOCK;
+  void **all = hak_malloc(n * sizeof *all);
+  if (!all) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    all[i] = hak_malloc(BLOCK);
+    if (all[i]) memset(all[i], (int)i, BLOCK);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i % (n / KEEP) == 0 && i / (n / KEEP) < KEEP) kept[round][i / (n / KEEP)] = all[i];
+    else hak_free(all[i]);
+  }
+  hak_free(all);
+  return NULL;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* A thread exit unmaps nothing; the next thread maps nothing. */
+Test(reuse, next_thread_takes_what_an_exited_one_left) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 100000); /* no deadline passes in this test */
+  hak_free(hak_malloc(1));
+  hak_collect(true);
+  hak_stats_t s0, s1, s2, s3;
+  hak_stats_counters(&s0);
+
+  hkt_run_thread(worker, (void *)0);
+  hak_stats_counters(&s1);
+  cr_expect(s1.mmap_calls > s0.mmap_calls, "the first worker mapped nothing");
+  cr_expect(s1.abandoned >= 1, "no segment with live blocks was abandoned");
+  cr_expect(s1.mapped >= s0.mapped + 2 * (4u << 20), "a thread exit unmapped its segments "
+                "(mapped %zu KiB, %zu KiB before it)", s1.mapped >> 10, s0.mapped >> 10);
+
+  hkt_run_thread(worker, (void *)1);
+  hak_stats_counters(&s2);
+  cr_expect(s2.mmap_calls == s1.mmap_calls,
+               "the second worker mapped %zu times instead of taking the first one's segments",
+               s2.mmap_calls - s1.mmap_calls);
+  cr_expect(s2.mapped == s1.mapped, "mapped %zu KiB after the second worker, %zu KiB after "
+               "the first", s2.mapped >> 10, s1.mapped >> 10);
+
+  size_t bad = 0;
+  for (int r = 0; r < 2; r++)
+    for (int k = 0; k < KEEP; k++) {
+      unsigned char *p = kept[r][k];
+      cr_assert(p != NULL, "block %d of worker %d", k, r);
+      if (hkt_check_byte(p + 1, BLOCK - 1, p[0]) != BLOCK - 1) bad++;
+      hak_free(p);
+    }
+  cr_expect(bad == 0, "%zu blocks left by exited threads changed", bad);
+  hak_collect(true);
+  hak_stats_get(&s3);
+  cr_expect(s3.abandoned == 0, "%zu segments still abandoned", s3.abandoned);
+  cr_expect(s3.mapped <= s0.mapped, "hak_collect(true) left %zu KiB mapped (%zu KiB before)",
+                s3.mapped >> 10, s0.mapped >> 10);
+  cr_expect(s3.in_use == s0.in_use, "in_use %zu, was %zu", s3.in_use, s0.in_use);
+}
+
+static void *worker_frees_all(void *arg) {
+  (void)arg;
+  size_t n = WORK_BYTES / BLOCK;
+  void **all = hak_malloc(n * sizeof *all);
+  if (!all) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    all[i] = hak_malloc(BLOCK);
+    if (all[i]) memset(all[i], 1, BLOCK);
+  }
+  for (size_t i = 0; i < n; i++) hak_free(all[i]);
+  hak_free(all);
+  return NULL;
+}
+
+/* An exited thread's empty segments stay mapped and unpurged in the cache,
+** and are purged once their deadline passes. */
+Test(reuse, cached_segments_are_purged_at_their_deadline) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 20);
+  hak_free(hak_malloc(1));
+  hak_collect(true);
+  hak_stats_t s0, s1, s2;
+  hak_stats_counters(&s0);
+  hkt_run_thread(worker_frees_all, NULL);
+  hak_stats_counters(&s1);
+  cr_expect(s1.purged == s0.purged, "a thread exit purged %zu B of empty segments",
+            s1.purged - s0.purged);
+  cr_expect(s1.mapped >= s0.mapped + (4u << 20), "the worker's segments were "
+                "unmapped at its exit (mapped %zu KiB, %zu KiB before)", s1.mapped >> 10,
+                s0.mapped >> 10);
+  sleep_ms(60); /* three delays */
+  hak_collect(false); /* purges what is due, the idle segments' included */
+  hak_stats_counters(&s2);
+  cr_expect(s2.purged - s1.purged >= WORK_BYTES / 2, "only %zu KiB purged after the deadline",
+                (s2.purged - s1.purged) >> 10);
+  cr_expect(s2.committed <= s0.committed + 512 * 1024,
+                "%zu KiB committed after the deadline, %zu KiB before the worker",
+                s2.committed >> 10, s0.committed >> 10);
+  cr_expect(s2.mapped == s1.mapped, "the purge unmapped: the cache should keep them");
+  hak_collect(true);
+  hak_stats_counters(&s2);
+  cr_expect(s2.mapped <= s0.mapped, "hak_collect(true) left %zu KiB mapped (%zu KiB before)",
+                s2.mapped >> 10, s0.mapped >> 10);
+}
