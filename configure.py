@@ -175,6 +175,7 @@ BENCHES = [
     ('share', ['bench/threads/share.c']),
     ('mstress', ['bench/threads/mstress.c']),
     ('bignum', ['bench/threads/bignum.c']),
+    ('churn', ['bench/threads/churn.c']),
     ('c_channel', ['bench/runtime/c_channel.c']),
 ]
 # Benchmarks of the Lua glue: (name, sources) -> bench/<name>, linked with

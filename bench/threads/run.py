@@ -20,6 +20,12 @@ Benchmarks (bench/threads/*.c, each built plain and as a _hak binary):
             through a shared transfer array, fresh threads every round
   bignum    single-threaded: a bignum kernel (cfrac-like: small numbers, a
             block per result, temporaries)
+  churn     thread churn: at most T threads at a time, N over the run, each
+            allocating blocks of mixed lifetimes and leaving some in a
+            table shared with the threads after it (exited threads' blocks
+            freed by live ones); its table gives wall time, system time,
+            peak RSS and, with strace installed, the syscalls of one more
+            run (strace -f -c) per allocator
 
 Every benchmark but bignum runs at every thread count of --threads
 (default: 1, 2, then powers of two up to min(16, nproc)), xmalloc at the
@@ -41,6 +47,7 @@ that fails or disagrees.
 
 import argparse
 import os
+import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,6 +70,18 @@ BENCHMARKS = [
     ('bignum', ['--ops=1000000'], ['--ops=300000']),
 ]
 SINGLE_THREADED = {'bignum'}  # run once, without --threads
+
+# Thread churn (churn.c), at its own thread counts: (label, threads at a
+# time, other arguments, other arguments for --quick).  The first is the
+# shape of issue 12 (2 threads at a time, 100 over the run); the second has
+# 240 threads exit while the others free half of their blocks.
+CHURN = [
+    ('churn T=2 N=100', 2, ['--total=100', '--ops=100000'], ['--total=100', '--ops=30000']),
+    ('churn T=8 N=240', 8, ['--total=240', '--ops=50000', '--share=50'],
+     ['--total=240', '--ops=15000', '--share=50']),
+]
+# The syscalls the churn table counts (strace -f -c).
+CHURN_SYSCALLS = ['mmap', 'munmap', 'madvise', 'mprotect', 'brk', 'futex']
 
 
 def warn(msg):
@@ -96,6 +115,8 @@ def parse_args():
                          % ', '.join(DEFAULT_ALLOCS))
     ap.add_argument('--no-results', action='store_true',
                     help='do not rewrite bench/RESULTS.md')
+    ap.add_argument('--no-strace', action='store_true',
+                    help='churn: no strace run to count syscalls')
     args = ap.parse_args()
     benchlib.settle_runs(ap, args, 5)
     args.threads = benchlib.parse_threads(ap, args.threads, default_threads)
@@ -138,7 +159,75 @@ def plan(args, peers):
             threads = [] if name in SINGLE_THREADED else ['--threads=%d' % t]
             jobs += benchlib.binary_jobs(bindir, name, label, allocs,
                                          threads + (quick if args.quick else full), warn)
+    if benchlib.selected('churn', args.only):
+        for label, t, full, quick in CHURN:
+            shape[label] = ('churn', t)
+            jobs += benchlib.binary_jobs(bindir, 'churn', label, allocs,
+                                         ['--threads=%d' % t] + (quick if args.quick else full),
+                                         warn)
     return jobs, shape
+
+
+def strace_counts(job):
+    """{syscall: calls} of one more run of `job` under strace -f -c (the
+    preload goes to the traced program only, with -E), or None."""
+    out = benchlib.out_file('strace-%s-%s.txt' % (job.label.replace(' ', '_'), job.alloc))
+    env = dict(job.env)
+    preload = env.pop('LD_PRELOAD', None)
+    argv = ['strace', '-f', '-c', '-o', out] + (['-E', 'LD_PRELOAD=' + preload] if preload else [])
+    try:
+        benchlib.run_json(argv + job.argv, env, TIMEOUT_S)
+        with open(out) as f:
+            lines = f.read().splitlines()
+    except (RuntimeError, OSError) as e:
+        warn('strace of %s under %s: %s' % (job.label, job.alloc, e))
+        return None
+    counts = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 5 and fields[0][0].isdigit() and fields[3].isdigit():
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+def churn_rows(jobs, results, traced):
+    """One row per churn job: medians of wall time, system time and peak
+    RSS over its runs, and its syscall counts (or None)."""
+    rows = []
+    for j in jobs:
+        runs = results.get((j.label, j.alloc))
+        if runs:
+            rows.append({'label': j.label, 'alloc': j.alloc,
+                         'secs': benchlib.summary([r['secs'] for r in runs]),
+                         'sys_s': benchlib.summary([r['sys_s'] for r in runs]),
+                         'user_s': benchlib.summary([r['user_s'] for r in runs]),
+                         'peak_rss_kb': benchlib.summary([r['peak_rss_kb'] for r in runs]),
+                         'syscalls': traced.get((j.label, j.alloc))})
+    return rows
+
+
+def churn_table(rows, style):
+    """The churn table: medians (min–max in Markdown) and the syscalls of
+    the traced run; '' when there are no churn rows."""
+    if not rows:
+        return ''
+
+    def minmax(key, scale=1.0, fmt='%.2f'):
+        return benchlib.column('min–max', lambda r: '%s–%s' % (
+            fmt % (r[key]['min'] / scale), fmt % (r[key]['max'] / scale)), text=False)
+
+    def calls(name):
+        return benchlib.column(name, lambda r: str(r['syscalls'].get(name, 0))
+                               if r['syscalls'] is not None else '–')
+    columns = [benchlib.column('benchmark', lambda r: r['label'], 'l'),
+               benchlib.column('allocator', lambda r: r['alloc'], 'l'),
+               benchlib.column('wall s', lambda r: '%.2f' % r['secs']['median']),
+               minmax('secs'),
+               benchlib.column('system s', lambda r: '%.3f' % r['sys_s']['median']),
+               minmax('sys_s', fmt='%.3f'),
+               benchlib.column('peak RSS MiB', lambda r: '%.1f' % (r['peak_rss_kb']['median'] / 1024)),
+               minmax('peak_rss_kb', 1024, '%.1f')] + [calls(c) for c in CHURN_SYSCALLS]
+    return benchlib.table(columns, rows, style)
 
 
 def check_checksums(results, failures):
@@ -256,18 +345,30 @@ def main():
     results, failures = benchlib.measure_jobs(jobs, args.runs, TIMEOUT_S, (14, 15))
     check_checksums(results, failures)
     rows = tabulate(jobs, shape, results)
+    traced = {}
+    if any(shape[j.label][0] == 'churn' for j in jobs) and not args.no_strace:
+        if shutil.which('strace'):
+            for j in jobs:
+                if shape[j.label][0] == 'churn':
+                    traced[(j.label, j.alloc)] = strace_counts(j)
+        else:
+            warn('strace not found (Debian package strace): no syscall counts')
+    churn = churn_rows([j for j in jobs if shape[j.label][0] == 'churn'], results, traced)
 
     print()
     print(throughput_table(rows, 'text'))
     sp = speedup_table(rows, 'text')
     if sp:
         print('\nSpeedup over T=1:\n' + sp)
+    if churn:
+        print('\nThread churn (medians; syscalls of one strace -f -c run):\n'
+              + churn_table(churn, 'text'))
     print('\n' + goal_lines(rows))
 
     raw = benchlib.out_file('threads.json')
     benchlib.write_json(raw, {
         'machine': mach, 'runs': args.runs, 'quick': args.quick,
-        'builddir': args.builddir, 'threads': args.threads, 'rows': rows,
+        'builddir': args.builddir, 'threads': args.threads, 'rows': rows, 'churn': churn,
         'failures': failures,
         'raw': [{'label': l, 'alloc': a, 'results': rs} for (l, a), rs in results.items()]})
     print('wrote %s' % benchlib.rel(raw))
@@ -290,6 +391,10 @@ def main():
         if sp:
             body += ['', 'Speedup over each allocator\'s own T = 1 median:', '',
                      speedup_table(rows, 'md')]
+        if churn:
+            body += ['', 'Thread churn: medians (min–max) of wall time, system time (getrusage, '
+                     'exited threads included) and peak RSS; syscalls counted in one more run '
+                     'under `strace -f -c`:', '', churn_table(churn, 'md')]
         body += ['', goal_lines(rows)]
         benchlib.write_section('threads', body, failures)
 
