@@ -46,7 +46,7 @@ static const char *fill =
   "return live\n";
 
 static lua_State *make_state(int mode) {
-  hakl_config cfg = {0, mode == MODE_FAST, false};
+  hakl_config cfg = {.limit = 0, .private_heap = mode == MODE_FAST};
   lua_State *L = (mode == MODE_LIBC) ? luaL_newstate() : hakl_newstate(&cfg);
   if (L == NULL) {
     fprintf(stderr, "close_bench: cannot create a state\n");

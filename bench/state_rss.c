@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
   if (states == NULL) usage("out of memory");
   long before = rss_kib();
   for (long i = 0; i < n; i++) {
-    hakl_config cfg = {0, priv, false};
+    hakl_config cfg = {.limit = 0, .private_heap = priv};
     lua_State *L = libc ? luaL_newstate() : hakl_newstate(&cfg);
     if (L == NULL) usage("cannot create a state");
     luaL_openlibs(L);

@@ -52,7 +52,7 @@ static size_t finalizer_order(closer how, long *out) {
   if (how == LIBC_LUA_CLOSE) {
     L = luaL_newstate();
   } else {
-    hakl_config cfg = {0, how == HAKMEM_FAST_CLOSE};
+    hakl_config cfg = {.limit = 0, .private_heap = how == HAKMEM_FAST_CLOSE};
     L = hakl_newstate(&cfg);
   }
   cr_assert_not_null(L);
@@ -91,7 +91,7 @@ Test(fastclose, releases_every_byte) {
   size_t hak0 = lt_hak_in_use(), committed1 = 0;
   int round;
   for (round = 0; round < 4; round++) {
-    hakl_config cfg = {0, true};
+    hakl_config cfg = {.limit = 0, .private_heap = true};
     hakl_account final;
     lua_State *L = hakl_newstate(&cfg);
     cr_assert_not_null(L);
@@ -113,7 +113,7 @@ Test(fastclose, releases_every_byte) {
 }
 
 Test(fastclose, without_private_heap_is_plain_close) {
-  hakl_config cfg = {0, false};
+  hakl_config cfg = {.limit = 0, .private_heap = false};
   hakl_account final;
   size_t hak0 = lt_hak_in_use();
   lua_State *L = hakl_newstate(&cfg);

@@ -168,7 +168,7 @@ Test(glue, account_peak_and_limit_match_a_model) {
 ** --------------------------------------------------------------------- */
 
 static lua_State *new_state(bool private_heap) {
-  hakl_config cfg = {0, private_heap};
+  hakl_config cfg = {.limit = 0, .private_heap = private_heap};
   lua_State *L = hakl_newstate(&cfg);
   cr_assert_not_null(L);
   luaL_openlibs(L);

@@ -30,7 +30,7 @@ static long long expected(void) {
 }
 
 static lua_State *limited_state(size_t limit) {
-  hakl_config cfg = {limit, false};
+  hakl_config cfg = {.limit = limit, .private_heap = false};
   lua_State *L = hakl_newstate(&cfg);
   cr_assert_not_null(L);
   luaL_openlibs(L);
@@ -100,7 +100,7 @@ Test(limit, lowered_below_the_use) {
 }
 
 Test(limit, a_state_cannot_start_below_its_base) {
-  hakl_config cfg = {256, false};
+  hakl_config cfg = {.limit = 256, .private_heap = false};
   size_t hak0 = lt_hak_in_use();
   cr_expect_null(hakl_newstate(&cfg), "a state in 256 bytes");
   cr_expect_eq(lt_hak_in_use(), hak0);
