@@ -78,10 +78,11 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
 }
 
 void hak_remote_batch_begin(void) {
-  if (remote_batch_depth++ > 0) return;
-  /* Allocated before the depth is visible to this thread's own frees;
-  ** a failure leaves batch NULL and every block is pushed at once. */
-  remote_batch_depth = 0;
+  if (remote_batch_depth > 0) {
+    remote_batch_depth++;
+    return;
+  }
+  /* A failure leaves batch NULL: every block is then pushed at once. */
   batch = (batch_slot_t *)hak_malloc(BATCH_SLOTS * sizeof *batch);
   if (batch != NULL) memset(batch, 0, BATCH_SLOTS * sizeof *batch);
   remote_batch_depth = 1;

@@ -117,11 +117,17 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
 #define SINK_DEPTH 8
 
 typedef struct sink sink;
-struct sink {
+
+/* What a sink does with each figure: Lua tables or JSON. */
+typedef struct sink_ops {
   void (*open)(sink *k, const char *key, bool array); /* key NULL in an array */
   void (*close)(sink *k);
   void (*num)(sink *k, const char *key, double v, bool integer);
   void (*str)(sink *k, const char *key, const char *v);
+} sink_ops;
+
+struct sink {
+  const sink_ops *ops;
   /* Lua */
   lua_State *L;
   const char *keys[SINK_DEPTH];
@@ -133,43 +139,43 @@ struct sink {
 };
 
 static void emit_int(sink *k, const char *key, uint64_t v) {
-  k->num(k, key, (double)v, true);
+  k->ops->num(k, key, (double)v, true);
 }
 
 static void emit_ms(sink *k, const char *key, uint64_t ns) {
-  k->num(k, key, (double)ns / 1e6, false);
+  k->ops->num(k, key, (double)ns / 1e6, false);
 }
 
 static void emit_gc(sink *k, const char *key, const hakrt_gc_figures *g) {
-  k->open(k, key, false);
+  k->ops->open(k, key, false);
   emit_ms(k, "worker_ms", g->worker_gc_ns);
   emit_ms(k, "collector_ms", g->collector_gc_ns);
   emit_int(k, "idle_gcs", g->idle_gcs);
   emit_int(k, "soft_gcs", g->soft_gcs);
   emit_ms(k, "close_ms", g->close_ns);
-  k->close(k);
+  k->ops->close(k);
 }
 
 static void emit(const snapshot *s, sink *k, bool gc_timed) {
   size_t i;
   int w;
   uint64_t frees = s->col.remote.remote_frees, pushes = s->col.remote.remote_pushes;
-  k->open(k, NULL, false);
+  k->ops->open(k, NULL, false);
   emit_int(k, "workers", (uint64_t)s->nworkers);
-  k->str(k, "alloc", s->libc ? "libc" : "hakmem");
-  k->str(k, "queues", s->per_worker ? "per-worker" : "shared");
+  k->ops->str(k, "alloc", s->libc ? "libc" : "hakmem");
+  k->ops->str(k, "queues", s->per_worker ? "per-worker" : "shared");
   emit_int(k, "spawned", s->spawned);
   emit_int(k, "finished", s->finished);
   emit_int(k, "failed", s->failed);
   emit_int(k, "live", s->live);
   emit_int(k, "watchdog_reports", s->watchdog_reports);
   emit_int(k, "time_limit_stops", s->time_limit_stops);
-  k->str(k, "worker_gc_time", gc_timed ? "measured" : "not measured (no gc_clock)");
+  k->ops->str(k, "worker_gc_time", gc_timed ? "measured" : "not measured (no gc_clock)");
   emit_gc(k, "gc", &s->gc);
-  k->open(k, "per_worker", true);
+  k->ops->open(k, "per_worker", true);
   for (w = 0; s->workers != NULL && w < s->nworkers; w++) {
     const worker_fig *f = &s->workers[w];
-    k->open(k, NULL, false);
+    k->ops->open(k, NULL, false);
     emit_int(k, "resumes", f->resumes);
     emit_int(k, "migrations", f->migrations);
     emit_int(k, "steals", f->steals);
@@ -182,20 +188,20 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
     emit_int(k, "remote_frees", f->remote.remote_frees);
     emit_int(k, "remote_pushes", f->remote.remote_pushes);
     if (!s->libc) {
-      k->open(k, "heap", false); /* its hakmem heap, as of its last maintenance */
+      k->ops->open(k, "heap", false); /* its hakmem heap, as of its last maintenance */
       emit_int(k, "segments", f->heap.segments);
       emit_int(k, "committed", f->heap.committed);
       emit_int(k, "pages", f->heap.pages);
       emit_int(k, "in_use", f->heap.in_use);
-      k->close(k);
+      k->ops->close(k);
     }
-    k->close(k);
+    k->ops->close(k);
     frees += f->remote.remote_frees;
     pushes += f->remote.remote_pushes;
   }
-  k->close(k);
-  k->open(k, "collector", false);
-  k->str(k, "state", s->collector ? "on" : "off");
+  k->ops->close(k);
+  k->ops->open(k, "collector", false);
+  k->ops->str(k, "state", s->collector ? "on" : "off");
   emit_int(k, "closed", s->col.closed);
   emit_ms(k, "close_ms", s->col.close_ns);
   emit_int(k, "pending", s->col.pending);
@@ -206,13 +212,13 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
   emit_int(k, "maintenance", s->col.maintenance);
   emit_int(k, "remote_frees", s->col.remote.remote_frees);
   emit_int(k, "remote_pushes", s->col.remote.remote_pushes);
-  k->close(k);
+  k->ops->close(k);
   emit_int(k, "remote_frees", frees);
   emit_int(k, "remote_pushes", pushes);
-  k->open(k, "tasks", true);
+  k->ops->open(k, "tasks", true);
   for (i = 0; i < s->ntasks; i++) {
     const task_fig *t = &s->tasks[i];
-    k->open(k, NULL, false);
+    k->ops->open(k, NULL, false);
     emit_int(k, "id", t->id);
     emit_int(k, "in_use", t->in_use);
     emit_int(k, "peak", t->peak);
@@ -225,31 +231,31 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
     emit_int(k, "resumes", t->resumes);
     emit_int(k, "worker", (uint64_t)(t->last_worker + 1));
     emit_gc(k, "gc", &t->gc);
-    k->close(k);
+    k->ops->close(k);
   }
-  k->close(k);
+  k->ops->close(k);
   if (!s->libc) {
-    k->open(k, "hakmem", false);
+    k->ops->open(k, "hakmem", false);
     emit_int(k, "committed", s->heap.committed);
     emit_int(k, "committed_peak", s->heap.committed_peak);
     emit_int(k, "mapped", s->heap.mapped);
     emit_int(k, "purged", s->heap.purged);
     emit_int(k, "threads", s->heap.threads);
-    k->close(k);
+    k->ops->close(k);
   }
-  k->close(k);
+  k->ops->close(k);
 }
 
 /* ---- Lua tables ---------------------------------------------------------- */
 
-static void lua_set(sink *k, const char *key) {
+static void tbl_set(sink *k, const char *key) {
   lua_State *L = k->L;
   if (k->depth == 0) return; /* the top table stays on the stack */
   if (key != NULL) lua_setfield(L, -2, key);
   else lua_rawseti(L, -2, k->index[k->depth - 1]++);
 }
 
-static void lua_open(sink *k, const char *key, bool array) {
+static void tbl_open(sink *k, const char *key, bool array) {
   lua_createtable(k->L, 0, 0);
   (void)array;
   k->keys[k->depth] = key;
@@ -257,21 +263,23 @@ static void lua_open(sink *k, const char *key, bool array) {
   k->depth++;
 }
 
-static void lua_close_(sink *k) {
+static void tbl_close(sink *k) {
   k->depth--;
-  lua_set(k, k->keys[k->depth]);
+  tbl_set(k, k->keys[k->depth]);
 }
 
-static void lua_num(sink *k, const char *key, double v, bool integer) {
+static void tbl_num(sink *k, const char *key, double v, bool integer) {
   if (integer) lua_pushinteger(k->L, (lua_Integer)v);
   else lua_pushnumber(k->L, v);
-  lua_set(k, key);
+  tbl_set(k, key);
 }
 
-static void lua_str(sink *k, const char *key, const char *v) {
+static void tbl_str(sink *k, const char *key, const char *v) {
   lua_pushstring(k->L, v);
-  lua_set(k, key);
+  tbl_set(k, key);
 }
+
+static const sink_ops tbl_ops = {tbl_open, tbl_close, tbl_num, tbl_str};
 
 /* The arrays are full userdata on L's stack: an error while the tables
 ** are built (out of memory) leaves nothing to free by hand. */
@@ -286,10 +294,7 @@ int hakrt_figures_push(lua_State *L, hakrt *rt) {
   t = (task_fig *)lua_newuserdatauv(L, cap * sizeof *t, 0);
   snapshot_take(rt, &s, w, t, cap);
   memset(&k, 0, sizeof k);
-  k.open = lua_open;
-  k.close = lua_close_;
-  k.num = lua_num;
-  k.str = lua_str;
+  k.ops = &tbl_ops;
   k.L = L;
   emit(&s, &k, rt->cfg.gc_clock != NULL);
   return 1;
@@ -329,6 +334,8 @@ static void json_str(sink *k, const char *key, const char *v) {
   fprintf(k->f, "\"%s\"", v); /* our own fixed strings: nothing to escape */
 }
 
+static const sink_ops json_ops = {json_open, json_close, json_num, json_str};
+
 void hakrt_write_stats_json(hakrt *rt, FILE *f) {
   snapshot s;
   sink k;
@@ -344,10 +351,7 @@ void hakrt_write_stats_json(hakrt *rt, FILE *f) {
   }
   snapshot_take(rt, &s, w, t, cap);
   memset(&k, 0, sizeof k);
-  k.open = json_open;
-  k.close = json_close;
-  k.num = json_num;
-  k.str = json_str;
+  k.ops = &json_ops;
   k.f = f;
   emit(&s, &k, rt->cfg.gc_clock != NULL);
   fputc('\n', f);
