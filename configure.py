@@ -202,7 +202,7 @@ BENCH_SCRIPTS = [
 
 # `ninja install` runs packaging/install.sh, which writes these pkg-config
 # files from packaging/<name>.pc.in.
-PC_FILES = ['hakmem', 'hakmem-lua']
+PC_FILES = ['hakmem', 'hakmem-lua', 'hakrt']
 # LuaRocks builds the module from this rockspec (`luarocks make`), which
 # lists CORE_SOURCES and GLUE_SOURCES again: this script checks that the
 # two lists agree.

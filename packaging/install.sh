@@ -1,8 +1,9 @@
 #!/bin/sh
 #
-# packaging/install.sh -- what `ninja install` runs: the libraries, the
-# headers, hklua and the Lua module under $DESTDIR$PREFIX, and the
-# pkg-config files written from hakmem.pc.in and hakmem-lua.pc.in beside
+# packaging/install.sh -- what `ninja install` runs: the libraries (the
+# runtime's libhakrt.a included), the headers (hakmem.h, hakl.h, hakrt.h),
+# hklua and the Lua module under $DESTDIR$PREFIX, and the
+# pkg-config files written from hakmem.pc.in, hakmem-lua.pc.in and hakrt.pc.in beside
 # this script.
 #
 # build.ninja passes what configure.py found:
@@ -33,9 +34,9 @@ case ";$HAKMEM_LUA_CPATH;" in
 esac
 
 install -d "$DESTDIR$libdir/pkgconfig" "$DESTDIR$includedir" "$DESTDIR$bindir" "$DESTDIR$luadir"
-install -m 644 "$B/libhakmem.a" "$B/libhakmem_lua.a" "$DESTDIR$libdir/"
+install -m 644 "$B/libhakmem.a" "$B/libhakmem_lua.a" "$B/libhakrt.a" "$DESTDIR$libdir/"
 install -m 755 "$B/libhakmem.so" "$B/libhakmem-override.so" "$DESTDIR$libdir/"
-install -m 644 "$S/hakmem/hakmem.h" "$S/lua_glue/hakl.h" "$DESTDIR$includedir/"
+install -m 644 "$S/hakmem/hakmem.h" "$S/lua_glue/hakl.h" "$S/runtime/hakrt.h" "$DESTDIR$includedir/"
 install -m 755 "$B/lua/hakmem.so" "$DESTDIR$luadir/"
 install -m 755 "$B/hklua" "$DESTDIR$bindir/"
 
@@ -43,7 +44,7 @@ install -m 755 "$B/hklua" "$DESTDIR$bindir/"
 sed_value() {
   printf '%s\n' "$1" | sed -e 's/[\\|&]/\\&/g'
 }
-for pc in hakmem hakmem-lua; do
+for pc in hakmem hakmem-lua hakrt; do
   sed -e "s|@prefix@|$(sed_value "$PREFIX")|g" \
       -e "s|@libdir@|$(sed_value "$libdir")|g" \
       -e "s|@includedir@|$(sed_value "$includedir")|g" \
