@@ -160,8 +160,9 @@ TEST_SCRIPTS = [
 ]
 # Test scripts run in release mode only: tests/fastpath.py counts the
 # instructions of the release build's fast paths against README.md's table;
-# tests/luarocks/run.py builds the rockspec (its own flags: once is enough).
-RELEASE_TEST_SCRIPTS = ['tests/fastpath.py', 'tests/luarocks/run.py']
+# tests/luarocks/run.py builds the rockspec (its own flags: once is enough);
+# tests/install/run.py installs into a DESTDIR and builds hosts from it.
+RELEASE_TEST_SCRIPTS = ['tests/fastpath.py', 'tests/luarocks/run.py', 'tests/install/run.py']
 
 # Micro benchmarks: (name, sources) -> bench/<name> (calls malloc/free) and
 # bench/<name>_hak (same source, -DBENCH_HAKMEM, linked with libhakmem.a).
