@@ -38,6 +38,7 @@ local sources = {
    "hakmem/page.c",
    "hakmem/remote.c",
    "hakmem/heap_figures.c",
+   "hakmem/check.c",
    "hakmem/heap.c",
    "hakmem/alloc.c",
    "hakmem/huge.c",

@@ -126,6 +126,16 @@ typedef struct hak_heap_figures_s {
 } hak_heap_figures_t;
 HAK_API void hak_heap_figures(hak_heap_t *heap, hak_heap_figures_t *out);
 
+/* Walks one heap (`heap` NULL: the calling thread's default heap) and checks
+** every invariant of its segments, pages, free lists, queues and direct
+** table.  Only the heap's owner may call it, between its own allocations;
+** other threads may go on freeing into the heap meanwhile.  Returns 0 when
+** everything holds; on the first broken invariant it does not return: it
+** prints a message naming the heap, the page, the pointer and the
+** invariant, and aborts.  In every build; it costs the walk of every page
+** and free block of the heap. */
+HAK_API int hak_heap_check(hak_heap_t *heap);
+
 /* -------------------------------------------------------------------------
 ** Statistics.  The OS-level figures are exact counters.  `in_use` is
 ** counted in whole blocks (so with class rounding) by walking every live

@@ -297,7 +297,10 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
 
   page = heap_scan_queue(heap, cls);
   if (!page) page = heap_page_new(heap, cls, class_size[cls], class_page_slices(cls));
-  if (!page) return NULL;
+  if (!page) { /* out of memory: the scan may have moved the direct page to full */
+    heap_set_direct(heap, cls);
+    return NULL;
+  }
   if (q->first != page) {
     page_queue_remove(q, page);
     page_queue_push_front(q, page);

@@ -159,6 +159,13 @@ void huge_destroy_all(hak_heap_t *heap) {
 
 void huge_set_owner_all(hak_heap_t *heap) { huge_move_all(heap, heap); }
 
+void huge_each(hak_heap_t *heap, void (*fn)(hak_segment_t *seg, void *arg), void *arg) {
+  pthread_mutex_lock(&huge_lock);
+  for (hak_segment_t *seg = huge_list; seg; seg = seg->next)
+    if (seg->heap == heap) fn(seg, arg);
+  pthread_mutex_unlock(&huge_lock);
+}
+
 void huge_fork_lock(bool lock) {
   if (lock) pthread_mutex_lock(&huge_lock);
   else pthread_mutex_unlock(&huge_lock);

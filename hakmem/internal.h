@@ -196,6 +196,8 @@ void huge_move_all(hak_heap_t *to, hak_heap_t *from);
 void huge_destroy_all(hak_heap_t *heap);
 void huge_set_owner_all(hak_heap_t *heap);
 void huge_fork_lock(bool lock);
+/* Calls fn on each huge segment of `heap`, under the huge lock (check.c). */
+void huge_each(hak_heap_t *heap, void (*fn)(hak_segment_t *seg, void *arg), void *arg);
 
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct stats_global_s {

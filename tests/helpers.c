@@ -4,10 +4,17 @@
 */
 #include "helpers.h"
 
+#include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* =========================================================================
 ** Random numbers
@@ -149,4 +156,51 @@ void hkt_run_thread(void *(*fn)(void *), void *arg) {
   pthread_t t;
   if (pthread_create(&t, NULL, fn, arg) != 0) abort();
   pthread_join(t, NULL);
+}
+
+/* =========================================================================
+** Programs that must stop
+** ====================================================================== */
+
+bool hkt_run_child(void (*bad)(void *), void *arg, char *out, size_t outlen) {
+  int fd[2];
+  if (pipe(fd) != 0) abort();
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) abort();
+  if (pid == 0) {
+    dup2(fd[1], STDERR_FILENO);
+    close(fd[0]);
+    bad(arg);
+    _exit(0); /* not stopped */
+  }
+  close(fd[1]);
+  size_t len = 0;
+  ssize_t got;
+  while (len + 1 < outlen && (got = read(fd[0], out + len, outlen - 1 - len)) > 0)
+    len += (size_t)got;
+  out[len] = '\0';
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+bool hkt_names_pointer(const char *text, const void *p) {
+  char hex[32];
+  snprintf(hex, sizeof hex, "%" PRIxPTR, (uintptr_t)p);
+  size_t n = strlen(hex);
+  for (const char *t = text; *t; t++) {
+    size_t k = 0;
+    while (k < n && t[k] && tolower((unsigned char)t[k]) == hex[k]) k++;
+    if (k == n) return true;
+  }
+  return false;
+}
+
+bool hkt_mentions(const char *text, const char *word) {
+  size_t n = strlen(word);
+  for (const char *t = text; *t; t++)
+    if (strncasecmp(t, word, n) == 0) return true;
+  return false;
 }

@@ -88,6 +88,16 @@ size_t hkt_committed(void);
 void hkt_run_thread(void *(*fn)(void *), void *arg);
 
 /* -------------------------------------------------------------------------
+** Programs that must stop: bad(arg) runs in a forked child whose stderr is
+** kept in out (NUL-terminated); returns true if the child died of SIGABRT.
+** ---------------------------------------------------------------------- */
+bool hkt_run_child(void (*bad)(void *), void *arg, char *out, size_t outlen);
+/* Does `text` mention the pointer p, in hex (any case)? */
+bool hkt_names_pointer(const char *text, const void *p);
+/* Does `text` contain `word`, ignoring case? */
+bool hkt_mentions(const char *text, const char *word);
+
+/* -------------------------------------------------------------------------
 ** Reporting a long table of cases: the first HKT_REPORT_MAX failures each
 ** get their own cr_expect line, the rest are only counted, and the test
 ** ends with one expectation on the count.  A test that breaks on every size

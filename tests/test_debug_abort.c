@@ -5,20 +5,13 @@
 ** in the release build these tests are skipped.
 **
 ** Criterion runs each test in a process of its own, so an abort fails or
-** passes one test only.  The message tests fork a child of their own to
-** read what it wrote to stderr before it died.
+** passes one test only.  The message tests fork a child of their own
+** (hkt_run_child) to read what it wrote to stderr before it died.
 */
 #include <criterion/criterion.h>
 
-#include <ctype.h>
-#include <inttypes.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "helpers.h"
 
@@ -166,51 +159,6 @@ Test(debug_abort, sized_free_of_a_libc_block, .signal = ABORTS) {
 ** The message names the pointer and the cause.
 ** ---------------------------------------------------------------------- */
 
-/* Runs bad(arg) in a child; returns its stderr and whether it aborted. */
-static bool run_child(void (*bad)(void *), void *arg, char *out, size_t outlen) {
-  int fd[2];
-  cr_assert_eq(pipe(fd), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    dup2(fd[1], STDERR_FILENO);
-    close(fd[0]);
-    bad(arg);
-    _exit(0); /* not stopped */
-  }
-  close(fd[1]);
-  size_t len = 0;
-  ssize_t got;
-  while (len + 1 < outlen && (got = read(fd[0], out + len, outlen - 1 - len)) > 0)
-    len += (size_t)got;
-  out[len] = '\0';
-  close(fd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-}
-
-/* Case-insensitive search: does `text` mention the pointer, in hex? */
-static bool names_pointer(const char *text, const void *p) {
-  char hex[32];
-  snprintf(hex, sizeof hex, "%" PRIxPTR, (uintptr_t)p);
-  size_t n = strlen(hex);
-  for (const char *t = text; *t; t++) {
-    size_t k = 0;
-    while (k < n && t[k] && tolower((unsigned char)t[k]) == hex[k]) k++;
-    if (k == n) return true;
-  }
-  return false;
-}
-
-static bool mentions(const char *text, const char *word) {
-  size_t n = strlen(word);
-  for (const char *t = text; *t; t++)
-    if (strncasecmp(t, word, n) == 0) return true;
-  return false;
-}
-
 static void *the_pointer; /* set by the child before the bad free */
 
 static void double_free_child(void *arg) {
@@ -225,11 +173,11 @@ Test(debug_abort, double_free_message_names_pointer_and_cause) {
   debug_only();
   the_pointer = hak_malloc(72); /* made before the fork: the same in the child */
   char out[4096];
-  bool aborted = run_child(double_free_child, NULL, out, sizeof out);
+  bool aborted = hkt_run_child(double_free_child, NULL, out, sizeof out);
   cr_expect(aborted, "a double free did not abort; stderr: \"%s\"", out);
-  cr_expect(names_pointer(out, the_pointer), "the message does not name %p: \"%s\"",
+  cr_expect(hkt_names_pointer(out, the_pointer), "the message does not name %p: \"%s\"",
             the_pointer, out);
-  cr_expect(mentions(out, "double"), "the message does not say \"double free\": \"%s\"", out);
+  cr_expect(hkt_mentions(out, "double"), "the message does not say \"double free\": \"%s\"", out);
 }
 
 static void foreign_free_child(void *arg) {
@@ -242,12 +190,12 @@ Test(debug_abort, foreign_free_message_names_pointer_and_cause) {
   hak_free(hak_malloc(16));
   the_pointer = malloc(48);
   char out[4096];
-  bool aborted = run_child(foreign_free_child, NULL, out, sizeof out);
+  bool aborted = hkt_run_child(foreign_free_child, NULL, out, sizeof out);
   cr_expect(aborted, "a foreign free did not abort; stderr: \"%s\"", out);
-  cr_expect(names_pointer(out, the_pointer), "the message does not name %p: \"%s\"",
+  cr_expect(hkt_names_pointer(out, the_pointer), "the message does not name %p: \"%s\"",
             the_pointer, out);
-  cr_expect(mentions(out, "not owned") || mentions(out, "foreign") || mentions(out, "invalid") ||
-                mentions(out, "not a hakmem") || mentions(out, "unknown"),
+  cr_expect(hkt_mentions(out, "not owned") || hkt_mentions(out, "foreign") || hkt_mentions(out, "invalid") ||
+                hkt_mentions(out, "not a hakmem") || hkt_mentions(out, "unknown"),
             "the message does not say the pointer is not hakmem's: \"%s\"", out);
   free(the_pointer);
 }
