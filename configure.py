@@ -114,6 +114,7 @@ TESTS = [
     ('runtime', 'rt'),
     ('hklua_threads', 'lua'),
     ('floor', 'lua', ['lua_glue/hakl_floor.c']),
+    ('oom', 'lua'),
 ]
 TEST_HELPERS = {
     'core': ['tests/helpers.c'],

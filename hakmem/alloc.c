@@ -167,7 +167,8 @@ size_t hak_usable_size(const void *p) {
 
 /*
 ** realloc keeps the block when the new size fits and would not waste more
-** than half of it; huge blocks are resized by mremap (no copy) when the
+** than half of it, or when a shrink finds no memory for a smaller block
+** (it would be the one realloc that fails with a fitting block); huge blocks are resized by mremap (no copy) when the
 ** kernel can; everything else moves.
 */
 static void *heap_realloc(hak_heap_t *heap, void *p, size_t size, size_t copy_max, size_t align) {
@@ -184,7 +185,7 @@ static void *heap_realloc(hak_heap_t *heap, void *p, size_t size, size_t copy_ma
     if (page->class_idx == HAK_CLASS_LARGE && segment_large_grow(page, size)) return p;
   }
   void *q = align == 8 ? heap_alloc8(heap, size) : heap_alloc16(heap, size);
-  if (!q) return NULL;
+  if (!q) return size <= usable ? p : NULL; /* a shrink keeps the block rather than fail */
   size_t n = size < usable ? size : usable;
   memcpy(q, p, n < copy_max ? n : copy_max);
   hak_free(p);

@@ -82,7 +82,13 @@ void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
   if (size > SIZE_MAX - offset - map_align) return NULL;
   size_t total = os_round_page(offset + size);
   hak_segment_t *seg = os_map_aligned_at(total, map_align, map_offset);
-  if (!seg) return NULL;
+  if (!seg) {
+    /* out of address space (RLIMIT_AS): the cache of empty segments may
+       hold up to 64 MiB of it; give that back and try once more */
+    segment_purge_idle(true);
+    seg = os_map_aligned_at(total, map_align, map_offset);
+    if (!seg) return NULL;
+  }
   seg->kind = SEGMENT_HUGE;
   seg->size = total;
   seg->huge_offset = offset;
