@@ -152,6 +152,12 @@ TEST_PROGRAMS = [
     ('override/interface', 'plain', ['tests/override/interface.c'], False),
     # C++ (built when a C++ compiler is found): new and delete on the override
     ('override/newdelete', 'plain', ['tests/override/newdelete.cc'], False),
+    # The fuzz targets' inputs (tests/fuzz/regress/<t>, tests/fuzz/corpus/<t>)
+    # replayed without libFuzzer, in every mode (FUZZ_TARGETS below).
+    ('fuzz/replay_core', 'core', ['tests/fuzz/replay.c', 'tests/fuzz/fuzz_core.c'], True),
+    ('fuzz/replay_lua', 'lua', ['tests/fuzz/replay.c', 'tests/fuzz/fuzz_lua.c'], True),
+    # The soak's workloads, run by tests/soak/run.py (`ninja soak`).
+    ('soak/soak', 'lua', ['tests/soak/soak.c', 'tests/helpers.c'], False),
     # dlopen, dlclose and thread exits of libhakmem.so, run by itself.
     ('override/dlclose', 'plain', ['tests/override/dlclose.c'], True),
 ]
@@ -166,6 +172,23 @@ TEST_SCRIPTS = [
 # tests/luarocks/run.py builds the rockspec (its own flags: once is enough);
 # tests/install/run.py installs into a DESTDIR and builds hosts from it.
 RELEASE_TEST_SCRIPTS = ['tests/fastpath.py', 'tests/luarocks/run.py', 'tests/install/run.py']
+
+# libFuzzer targets: (name, kind, source) -> fuzz/fuzz_<name>, built with
+# clang (FUZZ_CC, else clang or clang-14) under ASan and UBSan with the
+# mode's other flags, when that compiler can; otherwise configure.py warns
+# and skips them.  Not in `all`: `ninja fuzz` builds them, `ninja fuzz-run`
+# runs each for FUZZ_SECONDS seconds (default 30) through tests/fuzz/run.py.
+# kind as for TESTS.  Their inputs also replay in `ninja test` (fuzz/replay_*
+# in TEST_PROGRAMS).
+FUZZ_TARGETS = [
+    ('core', 'core', 'tests/fuzz/fuzz_core.c'),
+    ('lua', 'lua', 'tests/fuzz/fuzz_lua.c'),
+]
+FUZZ_SCRIPT = 'tests/fuzz/run.py'
+# `ninja soak` runs this for $SOAK_MINUTES minutes (3 unless set): the
+# thread stress and the Lua failure injection with RSS sampled every second.
+SOAK_SCRIPT = 'tests/soak/run.py'
+FUZZ_SANITIZE = '-fsanitize=fuzzer,address,undefined'
 
 # Micro benchmarks: (name, sources) -> bench/<name> (calls malloc/free) and
 # bench/<name>_hak (same source, -DBENCH_HAKMEM, linked with libhakmem.a).
@@ -245,7 +268,7 @@ DEBIAN_LUA_CPATH = ('/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5
 # plots and instruction counts.
 DEBIAN_PACKAGES = (['gcc', 'libc6-dev', 'pkg-config', 'ninja-build',
                     'liblua5.4-dev', 'lua5.4', 'libatomic-ops-dev', 'libcriterion-dev',
-                    'luarocks']
+                    'luarocks', 'clang', 'libclang-rt-14-dev']
                    + [p.deb for p in peers.PRELOADED]
                    + ['time', 'python3-matplotlib', 'hyperfine', 'valgrind'])
 
@@ -276,16 +299,29 @@ class Platform:
     def has_program(self, name):
         return shutil.which(name) is not None
 
-    def cc_builds(self, flags=()):
-        """Can the compiler compile and link a program with these flags?"""
-        if not self.cc or not self.has_program(self.cc[0]):
+    def cc_builds(self, flags=(), cc=None,
+                  source='#include <stdlib.h>\nint main(void) { return abs(0); }\n'):
+        """Can the compiler (ours, or cc) compile and link this program with these flags?"""
+        cc = cc or self.cc
+        if not cc or not self.has_program(cc[0]):
             return False
         with tempfile.TemporaryDirectory() as tmp:
             src = os.path.join(tmp, 'probe.c')
             with open(src, 'w') as f:
-                f.write('#include <stdlib.h>\nint main(void) { return abs(0); }\n')
-            r = self.run(self.cc + list(flags) + [src, '-o', os.path.join(tmp, 'probe')])
+                f.write(source)
+            r = self.run(cc + list(flags) + [src, '-o', os.path.join(tmp, 'probe')])
             return r is not None and r.returncode == 0
+
+    def fuzzer_cc(self, flags):
+        """A clang that links a libFuzzer target with these flags (argv), or None.
+        Debian's clang needs libclang-rt-14-dev for libFuzzer and the sanitizers."""
+        probe = ('#include <stddef.h>\n#include <stdint.h>\n'
+                 'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { return d && n; }\n')
+        names = [os.environ['FUZZ_CC']] if os.environ.get('FUZZ_CC') else ['clang', 'clang-14']
+        for name in names:
+            if self.cc_builds(flags, shlex.split(name), probe):
+                return shlex.split(name)
+        return None
 
     def has_pkg(self, name):
         r = self.run(['pkg-config', '--exists', name])
@@ -459,6 +495,7 @@ def listed_files():
              + ['tests/test_%s.c' % t[0] for t in TESTS]
              + [s for t in TESTS for s in TEST_HELPERS[t[1]] + (t[2] if len(t) > 2 else [])]
              + [s for _, _, ss, _ in TEST_PROGRAMS for s in ss] + TEST_SCRIPTS
+             + [s for _, _, s in FUZZ_TARGETS] + [FUZZ_SCRIPT, SOAK_SCRIPT]
              + RELEASE_TEST_SCRIPTS + ['tests/run_all.py']
              + [s for _, ss in BENCHES + LUA_BENCHES for s in ss]
              + [s for _, s, _ in BENCH_SCRIPTS]
@@ -532,6 +569,16 @@ if not bench_python:
     warn('matplotlib not found (Debian package python3-matplotlib): no plots')
     bench_python = sys.executable
 
+# The fuzz targets take the mode's flags but their own sanitizers.
+fuzz_cflags = ([x for x in mode_cflags if not x.startswith(('-fsanitize', '-fno-sanitize'))]
+               + ['-g', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'])
+fuzz_cc = platform.fuzzer_cc(fuzz_cflags + [FUZZ_SANITIZE])
+fuzz_missing = ''
+if not fuzz_cc:
+    fuzz_missing = ('no clang that links libFuzzer with %s (Debian packages clang and '
+                    'libclang-rt-14-dev; or set FUZZ_CC)' % FUZZ_SANITIZE)
+    warn(fuzz_missing + ': `ninja fuzz` builds nothing, `ninja fuzz-run` says so')
+
 # ---------------------------------------------------------------------------
 # build.ninja
 # ---------------------------------------------------------------------------
@@ -566,6 +613,15 @@ n.rule('cxx', '$cxx -MMD -MT $out -MF $out.d -std=c++17 -D_GNU_SOURCE -Wall -Wex
        '%s $extra_cflags -c $in -o $out' % ' '.join(escape(x) for x in mode_cflags),
        description='CXX $out', depfile='$out.d', deps='gcc')
 n.rule('ar', 'rm -f $out && ar crs $out $in', description='AR $out')
+if fuzz_cc:
+    n.variable('fuzz_cc', escape(' '.join(shlex.quote(a) for a in fuzz_cc)))
+    n.variable('fuzz_cflags', [escape(x) for x in COMMON_CFLAGS + fuzz_cflags + atomic_cflags]
+               + ['-I' + escape(src(d)) for d in INCLUDE_DIRS])
+    n.rule('fuzzcc', '$fuzz_cc -MMD -MT $out -MF $out.d $fuzz_cflags '
+           '-fsanitize=fuzzer-no-link,address,undefined $extra_cflags -c $in -o $out',
+           description='CC (fuzz) $out', depfile='$out.d', deps='gcc')
+    n.rule('fuzzlink', '$fuzz_cc %s -pthread -o $out $in $extra_libs $libs' % FUZZ_SANITIZE,
+           description='LINK (fuzz) $out')
 # A static library is one object: the partial link of its objects with every
 # hidden symbol made local, so that a host sees only the API (hak_, hakl_,
 # hakrt_, luaopen_): its own `stats` or `page_init` cannot clash with ours.
@@ -595,11 +651,11 @@ n.line()
 objects = {}  # (source, variant) -> object path, each source compiled once
 
 
-def compile_c(source, variant='', extra_cflags=()):
+def compile_c(source, variant='', extra_cflags=(), rule=None):
     key = (source, variant)
     if key not in objects:
         obj = out(os.path.join('obj', os.path.splitext(source)[0] + variant + '.o'))
-        n.build(obj, 'cxx' if source.endswith('.cc') else 'cc', src(source),
+        n.build(obj, rule or ('cxx' if source.endswith('.cc') else 'cc'), src(source),
                 variables={'extra_cflags': list(extra_cflags)} if extra_cflags else None)
         objects[key] = obj
     return objects[key]
@@ -734,6 +790,22 @@ for name, sources in LUA_BENCHES:
 everything += test_programs + test_bins + bench_bins
 n.line()
 
+# Fuzz targets: every source compiled again by clang with the fuzzer's
+# instrumentation (variant _fuzz), the static Lua library as it is.
+n.comment('Fuzz targets (libFuzzer): ninja fuzz, ninja fuzz-run.')
+fuzz_bins = []
+if fuzz_cc:
+    fuzz_kind_sources = {'core': CORE_SOURCES, 'lua': GLUE_SOURCES + CORE_SOURCES}
+    for name, kind, source in FUZZ_TARGETS:
+        objs = [compile_c(s, '_fuzz', ['$lua_cflags'] if kind == 'lua' else [], rule='fuzzcc')
+                for s in [source] + fuzz_kind_sources[kind]]
+        target = out('fuzz/fuzz_' + name)
+        n.build(target, 'fuzzlink', objs,
+                variables={'extra_libs': lua_link if kind == 'lua' else ['-lm']})
+        fuzz_bins.append(target)
+n.build('fuzz', 'phony', fuzz_bins)
+n.line()
+
 # ninja test: tests/run_all.py runs each test binary (a .py script with this
 # Python) in the build directory, and repeats why any failed at the end.
 n.comment('ninja test: every test binary, one after the other.')
@@ -765,6 +837,20 @@ for target, script, script_args in BENCH_SCRIPTS:
     steps.append(step)
 for target, steps in bench_steps.items():
     n.build(target, 'phony', steps)
+n.line()
+
+# ninja fuzz-run: each fuzz target for $FUZZ_SECONDS seconds (30 unless set).
+n.rule('fuzz_run', 'cd $root && %s %s --builddir %s --seconds $${FUZZ_SECONDS:-30}%s'
+       % (q(sys.executable), q(os.path.join(ROOT, FUZZ_SCRIPT)), q(builddir),
+          ' --missing ' + q(fuzz_missing) if fuzz_missing else ''),
+       description='FUZZ', pool='console')
+n.build('run-fuzz', 'fuzz_run', implicit=fuzz_bins)
+n.build('fuzz-run', 'phony', 'run-fuzz')
+n.rule('soak_run', '%s %s --builddir %s --minutes $${SOAK_MINUTES:-3}'
+       % (q(sys.executable), q(os.path.join(ROOT, SOAK_SCRIPT)), q(builddir)),
+       description='SOAK', pool='console')
+n.build('run-soak', 'soak_run', implicit=[out('tests/soak/soak')])
+n.build('soak', 'phony', 'run-soak')
 n.line()
 
 # ninja install: packaging/install.sh with what this script found; PREFIX
