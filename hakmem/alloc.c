@@ -76,6 +76,8 @@ static void free_check(const void *p) {
   if (!segment_is_mapped(p)) hak_fatal("free(%p): foreign pointer, not allocated by hakmem", p);
   if (segment_is_boundary(p) && !segment_is_aligned_huge(p))
     hak_fatal("free(%p): pointer into a segment header", p);
+  if (!segment_is_boundary(p) && !segment_has_header(p))
+    hak_fatal("free(%p): not the start of a hakmem block (inside an aligned huge block)", p);
   hak_segment_t *seg = segment_of_block(p);
   if (seg->kind == SEGMENT_HUGE) {
     if ((const uint8_t *)p != (const uint8_t *)seg + seg->huge_offset)
@@ -224,7 +226,9 @@ void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t align, size_t size) { retu
 
 bool hak_owns(const void *p) {
   if (segment_is_boundary(p)) return segment_is_aligned_huge(p); /* NULL: false */
-  if (!segment_is_mapped(p)) return false;
+  /* not segment_is_mapped: inside an aligned huge block's first unit,
+     segment_of(p) is the block itself, not a header */
+  if (!segment_has_header(p)) return false;
   hak_segment_t *seg = segment_of(p);
   if (seg->kind == SEGMENT_HUGE) return (const uint8_t *)p == (const uint8_t *)seg + seg->huge_offset;
   if ((uintptr_t)p - (uintptr_t)seg < HAK_SLICE_SIZE) return false; /* header slice */

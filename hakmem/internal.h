@@ -87,6 +87,10 @@ static inline hak_page_t *page_of(hak_segment_t *seg, const void *p) {
 /* p's 4 MiB unit is ours: the first unit of a segment, or the unit of a
 ** segment-aligned huge block (the override's foreign-pointer test). */
 bool segment_is_mapped(const void *p);
+/* p's 4 MiB unit starts a segment, so segment_of(p) is its header: false
+** inside a segment-aligned huge block's first unit, which segment_is_mapped
+** counts (any p; reads no memory at p). */
+bool segment_has_header(const void *p);
 /* p is a segment-aligned huge block (any p; reads no memory at p). */
 bool segment_is_aligned_huge(const void *p);
 void segment_register(hak_segment_t *seg);       /* map + process list */

@@ -75,6 +75,8 @@ bool segment_is_mapped(const void *p) {
   return segment_map_test(segment_map, p) || segment_map_test(segment_aligned_map, p);
 }
 
+bool segment_has_header(const void *p) { return segment_map_test(segment_map, p); }
+
 bool segment_is_aligned_huge(const void *p) {
   return segment_is_boundary(p) && segment_map_test(segment_aligned_map, p);
 }
