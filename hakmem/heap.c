@@ -213,8 +213,8 @@ static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls);
 /*
 ** A new page of class `cls` (HAK_CLASS_LARGE: one block of `bsize` bytes):
 ** the one path by which a heap gets memory, for pages and large blocks
-** alike.  A span from the heap's own segments; else it adopts a few
-** abandoned segments (heap_adopt) and takes a class page of theirs that
+** alike.  A span from the heap's own segments; else (a default heap) it
+** adopts a few abandoned segments (heap_adopt) and takes a class page of theirs that
 ** has free blocks as it is, or else a span from them; else a span from a
 ** new segment (the cache's first, then a fresh mapping).  A class page is
 ** put in its queue.  NULL when the OS has no memory.
@@ -226,7 +226,9 @@ static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls);
 */
 static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls, size_t bsize, unsigned slices) {
   hak_page_t *page = segment_span_alloc(heap, slices);
-  if (!page && heap_adopt(heap)) {
+  /* Only a default heap adopts: an explicit one may be destroyed whole,
+     and would take the adopted segments' live blocks with it. */
+  if (!page && heap->is_default && heap_adopt(heap)) {
     if (cls != HAK_CLASS_LARGE && (page = heap_scan_queue(heap, cls)) != NULL) return page;
     page = segment_span_alloc(heap, slices);
   }

@@ -81,6 +81,43 @@ Test(heap, destroy_does_not_touch_other_heaps) {
   hak_heap_destroy(b);
 }
 
+/*
+** A thread that exits with live blocks abandons their segments; an explicit
+** heap short of space must not adopt them, or destroying it would release
+** those blocks too (the fuzz target found it: tests/fuzz/regress/core/
+** destroy-adopted-segment).
+*/
+enum { ORPHANS = 8 };
+static void *alloc_orphans(void *arg) {
+  void **blk = arg;
+  for (int i = 0; i < ORPHANS; i++) {
+    size_t n = i % 2 ? 100 : 300 * 1024;
+    blk[i] = hak_malloc(n);
+    hkt_fill(blk[i], n, hkt_seed(blk[i], n));
+  }
+  return NULL;
+}
+
+Test(heap, destroy_spares_blocks_of_exited_threads) {
+  void *blk[ORPHANS];
+  hkt_run_thread(alloc_orphans, blk);
+  hak_heap_t *h = hak_heap_new();
+  cr_assert_not_null(h);
+  for (int i = 0; i < 64; i++) cr_assert_not_null(hak_heap_malloc(h, i % 2 ? 200 : 500 * 1024));
+  hak_heap_destroy(h);
+  hak_collect(false);
+  size_t fails = 0;
+  for (int i = 0; i < 64; i++) memset(hak_malloc(i % 2 ? 100 : 300 * 1024), 0x77, i % 2 ? 100 : 300 * 1024);
+  for (int i = 0; i < ORPHANS; i++) {
+    size_t n = i % 2 ? 100 : 300 * 1024;
+    HKT_EXPECT(fails, hak_owns(blk[i]), "block %p of the exited thread released by the destroy", blk[i]);
+    HKT_EXPECT(fails, hkt_check(blk[i], n, hkt_seed(blk[i], n)) == n, "block %p changed", blk[i]);
+  }
+  HKT_EXPECT_NONE(fails, "blocks of an exited thread survive an explicit heap's destroy");
+  for (int i = 0; i < ORPHANS; i++)
+    if (hak_owns(blk[i])) hak_free(blk[i]);
+}
+
 /* -------------------------------------------------------------------------
 ** hak_heap_delete: live blocks survive in the default heap.
 ** ---------------------------------------------------------------------- */
