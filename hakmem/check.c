@@ -265,8 +265,11 @@ static void check_segments(check_t *c) {
 static void check_huge(hak_segment_t *seg, void *arg) {
   check_t *c = arg;
   hak_page_t *page = &seg->pages[0];
-  CHECK(seg->kind == SEGMENT_HUGE && page->flags == PAGE_HUGE, c, page, seg,
-        "huge segment: kind %d, flags %#x", (int)seg->kind, (unsigned)page->flags);
+  CHECK(segment_is_mapped(seg) && seg->kind == SEGMENT_HUGE && page->flags == PAGE_HUGE, c, page,
+        seg, "huge segment: kind %d, flags %#x", (int)seg->kind, (unsigned)page->flags);
+  CHECK(seg->huge_offset >= segment_header_size() && seg->huge_offset <= HAK_SEGMENT_SIZE &&
+            seg->huge_offset < seg->size, c, page, seg,
+        "huge segment: huge_offset %zu is past the header, at most a segment", seg->huge_offset);
   CHECK(page->block_size == seg->size - seg->huge_offset &&
             page->start == (uint8_t *)seg + seg->huge_offset, c, page, page->start,
         "huge segment: the block is the mapping past huge_offset %zu", seg->huge_offset);

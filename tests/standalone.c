@@ -35,6 +35,13 @@ typedef struct test_s {
 
 static test_t tests[MAX_TESTS];
 static int test_count;
+
+#define MAX_SUITES 8
+static struct {
+  const char *suite;
+  const hkt_suite_t *fixture;
+} suites[MAX_SUITES];
+static int suite_count;
 static bool test_failed; /* in the process running the test */
 
 void hkt_register_test(const char *suite, const char *name, hkt_test_fn fn) {
@@ -43,6 +50,25 @@ void hkt_register_test(const char *suite, const char *name, hkt_test_fn fn) {
     exit(2);
   }
   tests[test_count++] = (test_t){suite, name, fn};
+}
+
+void hkt_register_suite(const char *suite, const hkt_suite_t *fixture) {
+  if (suite_count == MAX_SUITES) {
+    fprintf(stderr, "standalone: more than %d suites\n", MAX_SUITES);
+    exit(2);
+  }
+  suites[suite_count].suite = suite;
+  suites[suite_count++].fixture = fixture;
+}
+
+/* The test with its suite's fixture around it, as Criterion runs it. */
+static void run_body(const test_t *t) {
+  const hkt_suite_t *f = NULL;
+  for (int i = 0; i < suite_count; i++)
+    if (strcmp(suites[i].suite, t->suite) == 0) f = suites[i].fixture;
+  if (f && f->init) f->init();
+  t->fn();
+  if (f && f->fini) f->fini();
 }
 
 void hkt_fail(bool fatal, const char *file, int line, const char *expr, const char *fmt, ...) {
@@ -86,7 +112,7 @@ static double now_s(void) {
 static bool run_test(const test_t *t, bool use_fork) {
   if (!use_fork) {
     test_failed = false;
-    t->fn();
+    run_body(t);
     return !test_failed;
   }
   fflush(NULL);
@@ -96,7 +122,7 @@ static bool run_test(const test_t *t, bool use_fork) {
     return false;
   }
   if (pid == 0) {
-    t->fn();
+    run_body(t);
     /* exit, not _exit: the sanitizers report at exit */
     exit(test_failed ? 1 : 0);
   }

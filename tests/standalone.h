@@ -10,8 +10,9 @@
 ** Criterion, and exits 0 only if every test passed.
 **
 ** Only this subset exists: Test(suite, name) (options after the name are
-** ignored), cr_assert and cr_expect with a mandatory printf-style message,
-** and cr_log_info.
+** ignored), TestSuite(suite, .init = f, .fini = g) (run around each test of
+** the suite, in its child), cr_assert and cr_expect with a mandatory
+** printf-style message, and cr_log_info.
 */
 #ifndef HAKMEM_TESTS_STANDALONE_H
 #define HAKMEM_TESTS_STANDALONE_H
@@ -26,6 +27,19 @@ void hkt_register_test(const char *suite, const char *name, hkt_test_fn fn);
 void hkt_fail(bool fatal, const char *file, int line, const char *expr, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void hkt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A suite's fixture (either may be NULL). */
+typedef struct hkt_suite_s {
+  void (*init)(void);
+  void (*fini)(void);
+} hkt_suite_t;
+void hkt_register_suite(const char *suite, const hkt_suite_t *fixture);
+
+#define TestSuite(suite, ...)                                                 \
+  static const hkt_suite_t hkt_suite_##suite = {__VA_ARGS__};                 \
+  __attribute__((constructor)) static void hkt_register_suite_##suite(void) { \
+    hkt_register_suite(#suite, &hkt_suite_##suite);                           \
+  }
 
 #define Test(suite, name, ...)                                                   \
   static void hkt_test_##suite##_##name(void);                                   \

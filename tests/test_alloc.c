@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(alloc, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* -------------------------------------------------------------------------
 ** Alignment and distinct blocks.

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(calloc, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 struct csize {
   size_t size;

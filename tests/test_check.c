@@ -19,6 +19,9 @@
 
 #include "helpers.h"
 #include "internal.h" /* the structures the tests corrupt; segment_of, page_of */
+#include "fixture.h"
+
+TestSuite(check, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 static hak_page_t *page_of_block(void *p) { return page_of(segment_of(p), p); }
 
@@ -156,6 +159,8 @@ static struct scene_s {
   void *huge;
 } sc;
 
+static void *large_block; /* sc.large's block */
+
 static void *free_c(void *arg) {
   (void)arg;
   hak_free(sc.c);
@@ -167,7 +172,7 @@ static void scene(void) {
   sc.a = hak_malloc(48);
   sc.b = hak_malloc(48);
   sc.c = hak_malloc(48);
-  void *large = hak_malloc(300 * HKT_KiB);
+  void *large = large_block = hak_malloc(300 * HKT_KiB);
   sc.huge = hak_malloc(5 * HKT_MiB);
   cr_assert(sc.heap && sc.a && sc.b && sc.c && large && sc.huge, "setup");
   sc.page = page_of_block(sc.a);
@@ -197,6 +202,10 @@ static void expect_caught(void (*corrupt)(void), const char *words, const void *
   if (page)
     cr_expect(hkt_names_pointer(out, page), "the message does not name the page %p: \"%s\"",
               page, out);
+  /* the child died with the corruption; the scene here is intact */
+  hak_free(sc.a);
+  hak_free(large_block);
+  hak_free(sc.huge);
 }
 
 #define CORRUPTION(name, words, page, ...)                        \
@@ -259,6 +268,10 @@ CORRUPTION(class_page_flagged_full, "a page in full has no free block", sc.page,
 CORRUPTION(large_page_out_of_full, "a large page is in the full queue", sc.large,
            sc.large->flags = 0)
 
+/* the large page is full (WANTED): NONE says a freer put it on `notified` */
+CORRUPTION(full_page_not_notified, "not on the heap's notified stack", sc.large,
+           atomic_store_relaxed(&sc.large->thread_free, NOTIFY_NONE))
+
 /* slot 6 (41..48 B) points at slot 128's page (1 KiB: none, page_empty) */
 CORRUPTION(pages_direct_wrong, "pages_direct[6]", NULL,
            sc.heap->pages_direct[6] = sc.heap->pages_direct[128])
@@ -286,6 +299,45 @@ CORRUPTION(segment_of_another_heap, "segment heap is the heap", NULL,
 
 CORRUPTION(huge_slice_back, "huge segment", NULL,
            segment_of(sc.huge)->pages[7].slice_back = 0)
+
+/* Large blocks of one slice each until a second segment opens: the first
+** is full, and goes behind the new one.  The child puts it back in front. */
+static void full_segment_first(void *arg) {
+  hak_segment_t *full = arg, *other = sc.heap->segments;
+  other->next = NULL;
+  other->prev = full;
+  full->prev = NULL;
+  full->next = other;
+  sc.heap->segments = full;
+  hak_heap_check(NULL);
+}
+
+Test(check, full_segment_before_one_with_room) {
+  enum { MAX = 200 };
+  void *b[MAX];
+  size_t n = 0;
+  hak_heap_figures_t fig = {0};
+  sc.heap = hak_heap_default();
+  while (n < MAX && fig.segments < 2) {
+    b[n] = hak_malloc(40000);
+    cr_assert_not_null(b[n]);
+    hak_heap_figures(NULL, &fig);
+    n++;
+  }
+  hak_segment_t *full = segment_of(b[0]);
+  cr_assert(fig.segments == 2 && full->free_mask == 0 && sc.heap->segments->next == full &&
+                full->next == NULL,
+            "setup: %zu segments, the first one's free_mask %#llx", fig.segments,
+            (unsigned long long)full->free_mask);
+  cr_assert_eq(hak_heap_check(NULL), 0, "the scene itself is healthy");
+  char out[4096];
+  bool aborted = hkt_run_child(full_segment_first, full, out, sizeof out);
+  cr_expect(aborted, "the check did not abort; stderr: \"%s\"", out);
+  cr_expect(hkt_mentions(out, "segments with a free slice come first"),
+            "the message does not name the order: \"%s\"", out);
+  cr_expect(hkt_names_pointer(out, sc.heap->segments), "the message does not name the segment");
+  for (size_t i = 0; i < n; i++) hak_free(b[i]);
+}
 
 /* ---- the caller ----------------------------------------------------------- */
 

@@ -24,6 +24,9 @@
 #include <stdlib.h>
 
 #include "threads_common.h"
+#include "fixture.h"
+
+TestSuite(churn, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define PER_THREAD 4 /* blocks each thread leaves behind */
 #define BATCH 8      /* threads alive at once */
@@ -65,6 +68,7 @@ static void *churner(void *arg) {
   void *tmp = hak_malloc(100);
   hak_free(tmp);
   c->size[w->index] = bytes;
+  hak_heap_check(NULL); /* with what it adopted from exited threads */
   /* One thread in three leaves like a pool worker: hak_thread_done first
   ** (it must not count twice when the thread then exits). */
   if (w->index % 3 == 0) hak_thread_done();

@@ -10,6 +10,9 @@
 #include <criterion/parameterized.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(classes, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* -------------------------------------------------------------------------
 ** Small classes, every size.

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(collect, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* -------------------------------------------------------------------------
 ** Hundreds of MiB allocated, freed, collected.

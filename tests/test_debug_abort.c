@@ -14,6 +14,9 @@
 #include <stdlib.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(debug_abort, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /*
 ** In the debug build these tests must die of SIGABRT.  In the release build
@@ -178,6 +181,7 @@ Test(debug_abort, double_free_message_names_pointer_and_cause) {
   cr_expect(hkt_names_pointer(out, the_pointer), "the message does not name %p: \"%s\"",
             the_pointer, out);
   cr_expect(hkt_mentions(out, "double"), "the message does not say \"double free\": \"%s\"", out);
+  hak_free(the_pointer); /* freed twice in the child only */
 }
 
 static void foreign_free_child(void *arg) {

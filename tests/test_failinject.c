@@ -14,6 +14,9 @@
 
 #include "helpers.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(failinject, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 static const char *script =
   "local t = {}\n"

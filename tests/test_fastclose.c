@@ -8,6 +8,9 @@
 
 #include "helpers.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(fastclose, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define MAXNOTES 4096
 

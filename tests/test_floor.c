@@ -7,6 +7,9 @@
 
 #include "hakl_floor.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(floor, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* Strings of every length to 3000 (blocks 25 .. 3025 bytes), tables grown
 ** by realloc through the classes into libc and shrunk again, several

@@ -9,6 +9,9 @@
 
 #include "helpers.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(glue, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* ------------------------------------------------------------------------
 ** hakl_alloc called directly.
@@ -167,6 +170,7 @@ Test(glue, account_peak_and_limit_match_a_model) {
 ** States and scripts.
 ** --------------------------------------------------------------------- */
 
+/* Closed with hakl_close: lua_close would leave the context allocated. */
 static lua_State *new_state(bool private_heap) {
   hakl_config cfg = {.limit = 0, .private_heap = private_heap};
   lua_State *L = hakl_newstate(&cfg);
@@ -233,7 +237,7 @@ Test(glue, per_type_counts_match_what_the_script_created) {
     if (cases[k].tag == LUA_TTABLE) /* a Table is 56 B in 5.4 on 64-bit */
       cr_expect_eq(db[LUA_TTABLE], (uint64_t)N * 56);
   }
-  lua_close(L);
+  hakl_close(L, NULL);
 }
 
 Test(glue, account_equals_luas_own_count) {
@@ -252,7 +256,7 @@ Test(glue, account_equals_luas_own_count) {
                  c->acct.in_use, lt_lua_bytes(L));
     cr_expect_geq(c->acct.peak, c->acct.in_use);
   }
-  lua_close(L);
+  hakl_close(L, NULL);
 }
 
 static const char *churn_script =
@@ -290,7 +294,7 @@ Test(glue, account_returns_to_start_after_objects_die) {
     cr_expect_eq(after, start, "round %d: %zu B after, %zu B at the start", round, after, start);
     cr_expect_eq(after, lt_lua_bytes(L));
   }
-  lua_close(L);
+  hakl_close(L, NULL);
 }
 
 Test(glue, close_returns_every_byte) {
@@ -315,7 +319,7 @@ Test(glue, standard_handlers) {
   /* warnings start off, as with luaL_newstate; "@on" turns them on */
   cr_expect_eq(lt_run(L, "warn('@on') warn('a', 'b') warn('@off') warn('c')", 0), LUA_OK);
   cr_expect_neq(lua_atpanic(L, NULL), NULL, "no panic handler");
-  lua_close(L);
+  hakl_close(L, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -435,7 +439,7 @@ Test(glue, module_in_a_hakmem_state_only_reports) {
                1);
   cr_expect_geq(lt_int(L, "return hakmem.collect()"), 0);
   cr_expect_eq(lt_int(L, "return hakmem.stats().heap.in_use > 0 and 1 or 0"), 1);
-  lua_close(L);
+  hakl_close(L, NULL);
 }
 
 /* ------------------------------------------------------------------------

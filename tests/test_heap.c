@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(heap, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* -------------------------------------------------------------------------
 ** hak_heap_destroy: everything goes at once.

@@ -5,6 +5,9 @@
 #include <criterion/criterion.h>
 
 #include "hakmem.h"
+#include "fixture.h"
+
+TestSuite(heap_figures, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 Test(heap_figures, counts_own_blocks) {
   enum { N = 5000 };

@@ -14,6 +14,9 @@
 
 #include "helpers.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(hklua, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* Absolute paths, fixed before the test moves into the corpus directory. */
 static char hklua[PATH_MAX], corpus[PATH_MAX];

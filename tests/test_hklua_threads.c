@@ -6,6 +6,9 @@
 #include <limits.h>
 
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(hklua_threads, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 static char hklua[PATH_MAX], scripts[PATH_MAX];
 

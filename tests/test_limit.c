@@ -7,6 +7,9 @@
 
 #include "helpers.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(limit, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define LIMIT (4 * HKT_MiB)
 

@@ -12,6 +12,9 @@
 
 #include "helpers.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(module, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 static char builddir[PATH_MAX], script[PATH_MAX];
 

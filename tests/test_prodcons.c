@@ -24,6 +24,9 @@
 #include <stdatomic.h>
 
 #include "threads_common.h"
+#include "fixture.h"
+
+TestSuite(prodcons, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define RING 1024 /* blocks in flight at most */
 
@@ -82,6 +85,7 @@ static void *producer(void *arg) {
       break;
     }
     hkt_block_fill(p, n);
+    hkt_check_every(pc->blocks, 2000); /* the consumer frees into this heap meanwhile */
     pc->blocks++;
     pc->bytes += n;
     ring_put(&pc->ring, p);

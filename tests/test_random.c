@@ -16,6 +16,9 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(random, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* -------------------------------------------------------------------------
 ** One slot of the working set.
@@ -163,8 +166,13 @@ static void realloc_block(run_t *r, slot_t *s) {
   hkt_fill(q, n, s->seed);
 }
 
+/* The invariant checker walks the run's heap every CHECK_EVERY operations
+** (by the thread that owns it: each run belongs to one thread). */
+#define CHECK_EVERY 5000
+
 static void run_ops(run_t *r, size_t nops) {
   for (size_t i = 0; i < nops; i++, r->ops++) {
+    if (r->ops % CHECK_EVERY == 0) hak_heap_check(r->heap);
     slot_t *s = &r->slots[hkt_rng_next(&r->rng) % r->nslots];
     if (!s->ptr)
       new_block(r, s);

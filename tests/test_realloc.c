@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "fixture.h"
+
+TestSuite(realloc, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /*
 ** Sizes on both sides of every boundary: 8-byte and 16-byte classes, the

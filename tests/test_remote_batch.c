@@ -20,6 +20,9 @@
 
 #include "hakmem.h"
 #include "threads_common.h"
+#include "fixture.h"
+
+TestSuite(remote_batch, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define NBLOCKS 20000
 
@@ -49,12 +52,14 @@ static void *owner_main(void *arg) {
     else hkt_block_fill(o->blocks[i], size_of(i));
   }
   atomic_store(&o->phase, 1);
-  while (atomic_load(&o->phase) == 1) {
+  for (size_t i = 0; atomic_load(&o->phase) == 1; i++) {
     if (o->concurrent) { /* local traffic on the same pages meanwhile */
       void *p = hak_malloc(48);
       if (p != NULL) hak_free(p);
+      hkt_check_every(i, 4096); /* while the batch pushes */
     }
   }
+  hak_heap_check(NULL); /* every block pushed back, none taken yet */
   /* Every block came back: allocating them again needs no new memory. */
   o->mapped_before = mapped_now();
   for (size_t i = 0; i < o->n; i++) {

@@ -21,6 +21,9 @@
 #include <time.h>
 
 #include "threads_common.h"
+#include "fixture.h"
+
+TestSuite(reuse, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define KEEP 8 /* blocks a worker leaves live, spread over its segments */
 #define WORK_BYTES (6u << 20) /* what a worker allocates: two segments' worth */
@@ -44,6 +47,7 @@ static void *worker(void *arg) {
     else hak_free(all[i]);
   }
   hak_free(all);
+  hak_heap_check(NULL); /* with the segments it took from the one before */
   return NULL;
 }
 

@@ -18,6 +18,9 @@
 
 #include "hakrt.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(runtime, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 /* The collector's scripts take a scale: sanitizer and debug builds run
 ** them smaller (the scripts of tests/runtime read it as their first

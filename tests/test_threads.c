@@ -29,6 +29,9 @@
 #include <stdio.h>
 
 #include "threads_common.h"
+#include "fixture.h"
+
+TestSuite(threads, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define SIZE_LIMIT (16 * HKT_MiB) /* no block is bigger (hkt_rng_size: 8 MiB) */
 
@@ -184,6 +187,7 @@ static void *stress_worker(void *arg) {
     if (keep[i]) note_failure("calloc'ed keep array is not zeroed at %zu", i);
 
   for (size_t it = 0; it < s->iters; it++) {
+    hkt_check_every(it, 500); /* other workers free into this heap meanwhile */
     unsigned op = (unsigned)(hkt_rng_next(&rng) % 100);
     size_t r = (size_t)hkt_rng_next(&rng);
     if (op < 40) { /* short-lived */
@@ -215,6 +219,7 @@ static void *stress_worker(void *arg) {
   }
 
   for (unsigned i = 0; i < RECENT; i++) free_checked(&rng, recent[i]);
+  hak_heap_check(NULL);
   unsigned fate = (w->index + w->round) % 4;
   if (fate == 0) { /* a clean exit */
     free_keep_array(&rng, keep, s->retain);
@@ -358,6 +363,7 @@ static void *relay_worker(void *arg) {
   for (size_t turn = 0; turn < r->turns; turn++) {
     relay_heap_t *h = relay_take(r);
     hak_heap_claim(h->heap);
+    hak_heap_check(h->heap); /* as the last holder left it */
     h->passes++;
     for (unsigned k = 0; k < 50; k++) {
       size_t i = (size_t)(hkt_rng_next(&rng) % RELAY_BLOCKS);
@@ -379,6 +385,7 @@ static void *relay_worker(void *arg) {
         h->block[i] = p;
       }
     }
+    hak_heap_check(h->heap);
     hak_heap_release(h->heap);
     relay_give(r, h);
   }
@@ -464,6 +471,7 @@ static void *allocate_after_adoption(void *arg) {
     hkt_block_fill(p, 1024);
     a->block[a->count++] = p;
   }
+  hak_heap_check(NULL); /* with the adopted segment */
   return NULL;
 }
 
@@ -549,8 +557,10 @@ static void *orphan_claimer(void *arg) {
   hkt_rng_init(&rng, 13);
   void *mine[64] = {0};
   hak_heap_claim(o->heap);
+  hak_heap_check(o->heap); /* as its exited maker left it */
   atomic_store(&o->claimed, 1);
   for (unsigned k = 0; k < 40000; k++) {
+    if (k % 1000 == 0) hak_heap_check(o->heap); /* the freer frees into it meanwhile */
     void **slot = &mine[hkt_rng_next(&rng) % 64];
     free_checked(&rng, *slot);
     size_t n = HKT_BLOCK_MIN + (size_t)(hkt_rng_next(&rng) % 300);
@@ -626,6 +636,7 @@ Test(threads, local_free_after_remote_notify) {
   cr_assert(pthread_create(&t, NULL, free_handed_block, f) == 0, "pthread_create");
   atomic_store_explicit(&f->handoff, b[0], memory_order_release);
   while (!atomic_load_explicit(&f->done, memory_order_relaxed)) sched_yield();
+  hak_heap_check(NULL); /* a full page with a remote free, maybe notified */
   hak_free(b[1]); /* a local free into the notified full page */
   pthread_join(t, NULL);
   report_failures("local free after a remote notification");

@@ -38,6 +38,14 @@ static inline size_t hkt_block_check(const void *p, size_t limit) {
 }
 
 /* -------------------------------------------------------------------------
+** The invariant checker, run by a thread on its own default heap every
+** `every` steps of a loop (step i), while other threads free into it.
+** ---------------------------------------------------------------------- */
+static inline void hkt_check_every(size_t i, size_t every) {
+  if (i % every == 0) hak_heap_check(NULL);
+}
+
+/* -------------------------------------------------------------------------
 ** Run sizes.  The defaults keep all of `ninja test` short, in every build.
 ** HAK_SOAK=1 in the environment multiplies the work of every thread test
 ** by 20 (HAK_SOAK=N by N, for N >= 2).  Sanitizers and -O0 (debug) make
