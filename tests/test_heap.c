@@ -110,7 +110,12 @@ Test(heap, destroy_spares_blocks_of_exited_threads) {
   hak_heap_destroy(h);
   hak_collect(false);
   size_t fails = 0;
-  for (int i = 0; i < 64; i++) memset(hak_malloc(i % 2 ? 100 : 300 * 1024), 0x77, i % 2 ? 100 : 300 * 1024);
+  void *mine[64]; /* the memory a destroy would have released, reused */
+  for (int i = 0; i < 64; i++) {
+    mine[i] = hak_malloc(i % 2 ? 100 : 300 * 1024);
+    cr_assert_not_null(mine[i]);
+    memset(mine[i], 0x77, i % 2 ? 100 : 300 * 1024);
+  }
   for (int i = 0; i < ORPHANS; i++) {
     size_t n = i % 2 ? 100 : 300 * 1024;
     HKT_EXPECT(fails, hak_owns(blk[i]), "block %p of the exited thread released by the destroy", blk[i]);
@@ -119,6 +124,7 @@ Test(heap, destroy_spares_blocks_of_exited_threads) {
   HKT_EXPECT_NONE(fails, "blocks of an exited thread survive an explicit heap's destroy");
   for (int i = 0; i < ORPHANS; i++)
     if (hak_owns(blk[i])) hak_free(blk[i]);
+  for (int i = 0; i < 64; i++) hak_free(mine[i]);
 }
 
 /* -------------------------------------------------------------------------

@@ -24,6 +24,9 @@
 
 #include "helpers.h"
 #include "luatest.h"
+#include "fixture.h"
+
+TestSuite(oom, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define OOM_HEADROOM (64 * HKT_MiB) /* address space left under the cap */
 #define OOM_TiB ((size_t)1 << 40)
