@@ -4,6 +4,7 @@
 #
 #   python3 configure.py                  release: ./build.ninja, outputs in build/release/
 #   python3 configure.py --mode=asan      build/asan/build.ninja  (then: ninja -C build/asan test)
+#   python3 configure.py --mode=secure    build/secure: release with HAK_SECURE=1 (hakmem/secure.c)
 #   python3 configure.py --install-deps   apt-get installs what is missing, then configures
 #
 # Standard library only.  Sources are listed by name below (never globbed):
@@ -36,6 +37,7 @@ CORE_SOURCES = [
     'hakmem/os.c',
     'hakmem/segment.c',
     'hakmem/page.c',
+    'hakmem/secure.c',
     'hakmem/remote.c',
     'hakmem/heap_figures.c',
     'hakmem/check.c',
@@ -98,6 +100,7 @@ TESTS = [
     ('heap', 'core'),
     ('collect', 'core'),
     ('debug_abort', 'core'),
+    ('corrupt', 'core'),
     ('threads', 'core'),
     ('prodcons', 'core'),
     ('remote_batch', 'core'),
@@ -251,6 +254,8 @@ MODES = {
              ['-fsanitize=address,undefined']),
     'tsan': (['-O1', '-g', '-fsanitize=thread', '-DHAK_DEBUG=1'],
              ['-fsanitize=thread']),
+    # release's optimisation with the hardening of hakmem/secure.c
+    'secure': (['-O2', '-DNDEBUG', '-DHAK_DEBUG=0', '-DHAK_SECURE=1'], []),
 }
 HKLUA_LDFLAGS = ['-Wl,--wrap=luaC_step,--wrap=luaC_fullgc', '-Wl,-E']
 LUA_STATIC_NAME = 'liblua5.4.a'
@@ -451,7 +456,7 @@ def q(path):
 
 parser = argparse.ArgumentParser(description='Write build.ninja for hakmem.')
 parser.add_argument('--mode', choices=sorted(MODES), default='release',
-                    help='release (default), debug, asan or tsan')
+                    help='release (default), debug, asan, tsan or secure')
 parser.add_argument('--builddir', metavar='DIR',
                     help='outputs and build.ninja go here (default: build/<mode>; '
                          'release writes build.ninja at the repository root)')

@@ -36,6 +36,7 @@ local sources = {
    "hakmem/os.c",
    "hakmem/segment.c",
    "hakmem/page.c",
+   "hakmem/secure.c",
    "hakmem/remote.c",
    "hakmem/heap_figures.c",
    "hakmem/check.c",

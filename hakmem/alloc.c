@@ -33,7 +33,8 @@ noinline void *alloc_slow(hak_heap_t *heap, size_t size, size_t align) {
       hak_page_t *page = heap_find_page(heap, cls);
       if (page) {
         hak_block_t *block = page->free;
-        page->free = block->next;
+        page->free = block_next(page, block);
+        block_forget(block);
         page->used++;
         p = block;
       }
@@ -61,7 +62,7 @@ noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
       heap_page_retire(page);
       return;
     }
-    block->next = page->local_free;
+    block_set_next(page, block, page->local_free);
     page->local_free = block;
     heap_page_unfull(page);
     if (page->used == 0) heap_page_retire(page);
@@ -73,29 +74,10 @@ noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
 #if HAK_DEBUG
 /* The debug build stops at a free that would corrupt the heap. */
 static void free_check(const void *p) {
-  if (!segment_is_mapped(p)) hak_fatal("free(%p): foreign pointer, not allocated by hakmem", p);
-  if (segment_is_boundary(p) && !segment_is_aligned_huge(p))
-    hak_fatal("free(%p): pointer into a segment header", p);
-  if (!segment_is_boundary(p) && !segment_has_header(p))
-    hak_fatal("free(%p): not the start of a hakmem block (inside an aligned huge block)", p);
-  hak_segment_t *seg = segment_of_block(p);
-  if (seg->kind == SEGMENT_HUGE) {
-    if ((const uint8_t *)p != (const uint8_t *)seg + seg->huge_offset)
-      hak_fatal("free(%p): not the start of a hakmem block", p);
-    return;
-  }
-  if ((uintptr_t)p - (uintptr_t)seg < HAK_SLICE_SIZE)
-    hak_fatal("free(%p): pointer into a segment header", p);
-  hak_page_t *page = page_of(seg, p);
-  if (page->slice_count == 0 || page->block_size == 0)
-    hak_fatal("free(%p): double free (its page is already free) or invalid pointer", p);
-  /* block_size, start and reserved are fixed while the page lives */
-  size_t off = (size_t)((const uint8_t *)p - page->start);
-  if (off % page->block_size != 0 || off / page->block_size >= page->reserved)
-    hak_fatal("free(%p): not the start of a hakmem block", p);
+  hak_page_t *page = secure_check_pointer(p);
   /* the lists and counters belong to the owner: only it can check them */
-  if (atomic_load_relaxed(&seg->tid) != thread_id()) return;
-  if (off / page->block_size >= page->capacity) hak_fatal("free(%p): not a block handed out", p);
+  if (page == NULL || atomic_load_relaxed(&segment_of(p)->tid) != thread_id()) return;
+  if (secure_block_index(page, p) >= page->capacity) hak_fatal("free(%p): not a block handed out", p);
   if (page->used == 0 || page_contains_free(page, (hak_block_t *)p)) hak_fatal("free(%p): double free", p);
 }
 #endif
@@ -117,6 +99,8 @@ static noinline void free_boundary(void *p) {
 void hak_free(void *p) {
 #if HAK_DEBUG
   if (p) free_check(p);
+#elif HAK_SECURE
+  if (p) secure_free_check(p);
 #endif
   if (unlikely(segment_is_boundary(p))) {
     free_boundary(p);
@@ -135,6 +119,9 @@ void hak_free_sized(void *p, size_t size) {
     free_check(p);
     if (size > hak_usable_size(p)) hak_fatal("free_sized(%p, %zu): size larger than the block", p, size);
   }
+#elif HAK_SECURE
+  if (p) secure_free_check(p);
+  (void)size;
 #else
   (void)size;
 #endif
@@ -163,7 +150,7 @@ void *hak_heap_calloc(hak_heap_t *heap, size_t count, size_t size) { return heap
 size_t hak_usable_size(const void *p) {
   if (!p) return 0;
   hak_segment_t *seg = segment_of_block(p);
-  if (seg->kind == SEGMENT_HUGE) return seg->size - seg->huge_offset;
+  if (seg->kind == SEGMENT_HUGE) return seg->size - seg->huge_offset - SECURE_GUARD;
   return page_of(seg, p)->block_size;
 }
 
@@ -196,6 +183,9 @@ static void *heap_realloc(hak_heap_t *heap, void *p, size_t size, size_t copy_ma
 
 void *hak_heap_realloc(hak_heap_t *heap, void *p, size_t size) {
   if (!p) return heap_alloc16(heap, size);
+#if HAK_SECURE
+  secure_free_check(p); /* realloc of a freed or foreign block */
+#endif
   if (size == 0) {
     hak_free(p);
     return NULL;
@@ -256,6 +246,9 @@ void *hak_heap_realloc8(hak_heap_t *heap, void *p, size_t oldsize, size_t newsiz
     hak_free_sized(p, oldsize);
     return NULL;
   }
+#if HAK_SECURE
+  secure_free_check(p);
+#endif
   hak_segment_t *seg = segment_of_block(p);
   if (likely(newsize <= HAK_SMALL_MAX && oldsize <= HAK_SMALL_MAX && seg->kind == SEGMENT_NORMAL)) {
     /* Lua's vectors growing a step: small to small, no large or huge case */

@@ -28,7 +28,8 @@ static inline void *heap_alloc_small(hak_heap_t *heap, size_t slot, size_t size,
   hak_page_t *page = heap->pages_direct[slot];
   hak_block_t *block = page->free;
   if (likely(block != NULL)) {
-    page->free = block->next;
+    page->free = block_next(page, block);
+    block_forget(block);
     page->used++;
     return block;
   }
@@ -59,7 +60,7 @@ static inline void free_block_or(void *p, void (*slow)(hak_segment_t *, hak_page
   hak_page_t *page = page_of(seg, p);
   if (likely(atomic_load_relaxed(&seg->tid) == thread_id() && page->flags == 0)) {
     hak_block_t *block = p;
-    block->next = page->local_free;
+    block_set_next(page, block, page->local_free);
     page->local_free = block;
     if (unlikely(--page->used == 0)) heap_page_retire(page);
     return;

@@ -62,13 +62,6 @@ check_fail(const hak_heap_t *heap, const void *page, const void *p, const char *
 
 /* ---- free lists ----------------------------------------------------------- */
 
-/* The one read of a free-list link: a build that encodes links decodes
-** them here, so every walk below sees plain pointers. */
-static inline hak_block_t *check_next(const hak_page_t *page, const hak_block_t *block) {
-  (void)page;
-  return block->next;
-}
-
 /*
 ** Walks one list of `page`: every block inside the page, at a block
 ** boundary, below capacity, met once (a second meeting in the same list is
@@ -77,7 +70,7 @@ static inline hak_block_t *check_next(const hak_page_t *page, const hak_block_t 
 static size_t check_list(check_t *c, const hak_page_t *page, hak_block_t *head, unsigned list) {
   size_t n = 0;
   const char *name = check_list_name[list];
-  for (hak_block_t *b = head; b != NULL; b = check_next(page, b)) {
+  for (hak_block_t *b = head; b != NULL; b = block_peek(page, b)) { /* decoded in secure builds */
     uintptr_t at = (uintptr_t)b, start = (uintptr_t)page->start;
     CHECK(at >= start && at - start < (uintptr_t)page->capacity * page->block_size, c, page, b,
           "lists inside their page: a block of the %s list is outside the page's %u carved blocks "
@@ -184,10 +177,14 @@ static void check_page(check_t *c, hak_segment_t *seg, unsigned idx) {
 /*
 ** The 63 slices after the header: each one free (its descriptor clear) or
 ** in exactly one page's span, whose other descriptors lead back to it.
+** Secure builds keep the last slice as a guard: never free, never a page's.
 */
 static void check_slices(check_t *c, hak_segment_t *seg) {
-  unsigned idx = 1;
-  while (idx < HAK_SLICES) {
+  unsigned idx = 1, end = HAK_SLICES - (HAK_SECURE ? 1 : 0);
+  if (HAK_SECURE)
+    CHECK(seg->pages[end].slice_count == 0 && seg->pages[end].block_size == 0, c, &seg->pages[end], NULL,
+          "the guard slice is no page's (segment %p)", (void *)seg);
+  while (idx < end) {
     hak_page_t *d = &seg->pages[idx];
     if (seg->free_mask >> idx & 1) {
       CHECK(d->slice_count == 0 && d->slice_back == 0 && d->block_size == 0, c, d, NULL,
@@ -199,7 +196,7 @@ static void check_slices(check_t *c, hak_segment_t *seg) {
     CHECK(n != 0 && d->slice_back == 0, c, d, NULL,
           "slices covered once: slice %u of segment %p is neither free nor a page's first",
           idx, (void *)seg);
-    CHECK(idx + n <= HAK_SLICES, c, d, NULL,
+    CHECK(idx + n <= end, c, d, NULL,
           "span inside its segment: %u slices from slice %u", n, idx);
     for (unsigned j = 1; j < n; j++) {
       hak_page_t *s = &seg->pages[idx + j];
@@ -217,7 +214,8 @@ static void check_slices(check_t *c, hak_segment_t *seg) {
 
 /* The masks' rules (types.h, hak_segment_t). */
 static void check_masks(check_t *c, const hak_segment_t *seg) {
-  CHECK(!(seg->free_mask & 1), c, NULL, seg, "free_mask excludes the header slice: %#llx",
+  CHECK(!(seg->free_mask & ~SEGMENT_USABLE_MASK), c, NULL, seg,
+        "free_mask excludes the header slice (and secure builds' guard slice): %#llx",
         (unsigned long long)seg->free_mask);
   CHECK(seg->commit_mask & 1, c, NULL, seg, "commit_mask includes the header slice: %#llx",
         (unsigned long long)seg->commit_mask);
@@ -270,7 +268,7 @@ static void check_huge(hak_segment_t *seg, void *arg) {
   CHECK(seg->huge_offset >= segment_header_size() && seg->huge_offset <= HAK_SEGMENT_SIZE &&
             seg->huge_offset < seg->size, c, page, seg,
         "huge segment: huge_offset %zu is past the header, at most a segment", seg->huge_offset);
-  CHECK(page->block_size == seg->size - seg->huge_offset &&
+  CHECK(page->block_size == seg->size - seg->huge_offset - SECURE_GUARD &&
             page->start == (uint8_t *)seg + seg->huge_offset, c, page, page->start,
         "huge segment: the block is the mapping past huge_offset %zu", seg->huge_offset);
   CHECK(atomic_load_relaxed(&seg->tid) == c->heap->tid, c, page, seg,

@@ -315,14 +315,18 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
 ** A large block: a span of its own, handed out at once, kept in `full`.
 ** Its size is rounded like the classes (8 steps per doubling), not to whole
 ** slices: the span's tail beyond it is never touched, so never resident.
+** Secure builds make the OS page right after it a guard (sizes above
+** HAK_MEDIUM_MAX are multiples of 4 KiB); segment_page_free lifts it.
 */
 void *heap_large_alloc(hak_heap_t *heap, size_t size) {
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
   size_t bsize = class_large_size(size);
-  unsigned slices = (unsigned)((bsize + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
+  unsigned slices = (unsigned)((bsize + SECURE_GUARD + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
   hak_page_t *page = heap_page_new(heap, HAK_CLASS_LARGE, bsize, slices);
   if (!page) return NULL;
+  if (SECURE_GUARD) os_guard(page->start + bsize, SECURE_GUARD, true);
   hak_block_t *b = page->free;
+  block_forget(b);
   page->free = NULL;
   page->used = 1;
   heap_page_insert(heap, page);

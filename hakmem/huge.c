@@ -35,7 +35,7 @@ static void huge_set_page(hak_segment_t *seg) {
   page->flags = PAGE_HUGE;
   page->class_idx = HAK_CLASS_LARGE;
   page->slice_count = 1;
-  page->block_size = seg->size - seg->huge_offset;
+  page->block_size = seg->size - seg->huge_offset - SECURE_GUARD;
   page->used = page->capacity = page->reserved = 1;
   page->start = (uint8_t *)seg + seg->huge_offset;
   for (unsigned i = 1; i < HAK_SLICES; i++) slice_set_back(&seg->pages[i], i);
@@ -46,7 +46,12 @@ static void huge_set_page(hak_segment_t *seg) {
 ** the header and an aligned block, which nothing ever touches.
 */
 static size_t huge_committed(const hak_segment_t *seg) {
-  return seg->size - (seg->huge_offset - segment_header_size());
+  return seg->size - SECURE_GUARD - (seg->huge_offset - segment_header_size());
+}
+
+/* Secure builds: the mapping's last OS page is a guard after the block. */
+static void huge_guard(hak_segment_t *seg, bool guard) {
+  if (SECURE_GUARD) os_guard((uint8_t *)seg + seg->size - SECURE_GUARD, SECURE_GUARD, guard);
 }
 
 /*
@@ -80,7 +85,7 @@ void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
     if (align > HAK_SEGMENT_SIZE) map_align = align, map_offset = offset;
   }
   if (size > SIZE_MAX - offset - map_align) return NULL;
-  size_t total = os_round_page(offset + size);
+  size_t total = os_round_page(offset + size) + SECURE_GUARD;
   hak_segment_t *seg = os_map_aligned_at(total, map_align, map_offset);
   if (!seg) {
     /* out of address space (RLIMIT_AS): the cache of empty segments may
@@ -92,6 +97,7 @@ void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
   seg->kind = SEGMENT_HUGE;
   seg->size = total;
   seg->huge_offset = offset;
+  huge_guard(seg, true);
   huge_set_page(seg);
   segment_set_owner(seg, heap);
   segment_register(seg);
@@ -125,12 +131,13 @@ void huge_free(hak_segment_t *seg) {
 void *huge_realloc(hak_segment_t *seg, size_t size) {
   if (!huge_backable(size)) return NULL;
   if (size > SIZE_MAX - seg->huge_offset - HAK_SEGMENT_SIZE) return NULL;
-  size_t total = os_round_page(seg->huge_offset + size);
+  size_t total = os_round_page(seg->huge_offset + size) + SECURE_GUARD;
   if (total == seg->size) return seg->pages[0].start;
   size_t old = seg->size;
   pthread_mutex_lock(&huge_lock);
   huge_unlink(seg);
   segment_unregister(seg);
+  huge_guard(seg, false); /* mremap takes one mapping of one protection */
   hak_segment_t *moved = os_remap_aligned(seg, old, total, HAK_SEGMENT_SIZE);
   if (moved) {
     seg = moved;
@@ -138,6 +145,7 @@ void *huge_realloc(hak_segment_t *seg, size_t size) {
     huge_set_page(seg);
     stats_committed((intptr_t)total - (intptr_t)old);
   }
+  huge_guard(seg, true);
   segment_register(seg);
   huge_link(seg);
   pthread_mutex_unlock(&huge_lock);

@@ -41,7 +41,7 @@ unsigned class_page_slices(unsigned cls);
 unsigned class_aligned(size_t size, size_t align);
 size_t class_large_size(size_t size);
 
-/* ---- os.c: the OS contract (map, purge, unmap, remap) ----------------- */
+/* ---- os.c: the OS contract (map, purge, unmap, remap, protect) -------- */
 /* A fresh zeroed mapping of `size` bytes at a multiple of `align` (a power
 ** of two >= the OS page), or NULL. */
 void *os_map_aligned(size_t size, size_t align);
@@ -55,6 +55,8 @@ void os_purge(void *p, size_t size);
 ** aligned to `align`; NULL (and p untouched) on failure. */
 void *os_remap_aligned(void *p, size_t old, size_t size, size_t align);
 uint64_t os_now_ms(void);
+/* Makes [p, p+size) a guard (no access) or ordinary memory again. */
+void os_guard(void *p, size_t size, bool guard);
 size_t os_round_page(size_t size);
 
 /* ---- segment.c ---------------------------------------------------------- */
@@ -96,8 +98,11 @@ bool segment_is_aligned_huge(const void *p);
 void segment_register(hak_segment_t *seg);       /* map + process list */
 void segment_unregister(hak_segment_t *seg);
 /* Every slice but the header's is free. */
+/* Slices a page may take: all but the header's (and in secure builds the
+** last one, a guard between this segment and the next mapping). */
+#define SEGMENT_USABLE_MASK (~(uint64_t)1 & ~((uint64_t)HAK_SECURE << (HAK_SLICES - 1)))
 static inline bool segment_is_empty(const hak_segment_t *seg) {
-  return seg->free_mask == ~(uint64_t)1;
+  return seg->free_mask == SEGMENT_USABLE_MASK;
 }
 /* An empty segment for heap, first in its list: from the cache, else mapped. */
 hak_segment_t *segment_new(hak_heap_t *heap);
@@ -133,6 +138,93 @@ typedef struct stats_class_s {
 void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]);
 void segment_fork_lock(bool lock);
 
+/* ---- secure.c: free-list links, and the checks of secure builds -------- */
+/*
+** Every link stored in a free block (free, local_free, the thread_free
+** chain, remote batches) is read with block_next and written with
+** block_set_next.  In release and debug builds they are the plain load and
+** store.  In secure builds (HAK_SECURE) a link is stored encoded with its
+** page's keys, and every link read is decoded and checked to be NULL or a
+** block of the page before anyone follows it: a link overwritten by a
+** stray write (past a block's end, after a free) stops the program instead
+** of handing out the address the write put there.
+*/
+static inline uint64_t secure_rotl(uint64_t x, unsigned r) {
+  return (x << (r & 63)) | (x >> ((64 - r) & 63));
+}
+static inline uint64_t secure_rotr(uint64_t x, unsigned r) {
+  return (x >> (r & 63)) | (x << ((64 - r) & 63));
+}
+/* The index of the block starting at p in `page`, or a number far above
+** `reserved` when p is not a block start of the page (see hak_page_t). */
+static inline uint64_t secure_block_index(const hak_page_t *page, const void *p) {
+  uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)page->start);
+  return secure_rotr(off * page->div_inv, page->div_shift);
+}
+/* The link stored in free block b, decoded but not checked. */
+static inline hak_block_t *secure_decode(const hak_page_t *page, const hak_block_t *b) {
+  uint64_t x = (uint64_t)(uintptr_t)b->next;
+  return (hak_block_t *)(uintptr_t)(secure_rotr(x - page->key[1], (unsigned)page->key[0]) ^ page->key[0]);
+}
+void secure_bad_link(const hak_page_t *page, const hak_block_t *b, const void *next)
+    __attribute__((noreturn, cold));
+
+/* The link in free block b, decoded but not checked (hak_heap_check's
+** walks, which check it themselves and say more). */
+static inline hak_block_t *block_peek(const hak_page_t *page, const hak_block_t *b) {
+#if HAK_SECURE
+  return secure_decode(page, b);
+#else
+  (void)page;
+  return b->next;
+#endif
+}
+
+static inline hak_block_t *block_next(const hak_page_t *page, const hak_block_t *b) {
+  hak_block_t *next = block_peek(page, b);
+#if HAK_SECURE
+  if (unlikely(next != NULL && secure_block_index(page, next) >= page->capacity))
+    secure_bad_link(page, b, next);
+#endif
+  return next;
+}
+
+static inline void block_set_next(const hak_page_t *page, hak_block_t *b, hak_block_t *next) {
+#if HAK_SECURE
+  uint64_t x = (uint64_t)(uintptr_t)next ^ page->key[0];
+  b->next = (hak_block_t *)(uintptr_t)(secure_rotl(x, (unsigned)page->key[0]) + page->key[1]);
+#else
+  (void)page;
+  b->next = next;
+#endif
+}
+
+/* A block just popped: secure builds clear its link, which would tell the
+** program a page key, and which would make its free look like a double
+** free to secure_free_check. */
+static inline void block_forget(hak_block_t *b) {
+#if HAK_SECURE
+  b->next = NULL;
+#else
+  (void)b;
+#endif
+}
+
+/* Secure builds: a guard page (PROT_NONE) after every segment, large block
+** and huge block; 0 elsewhere. */
+#define SECURE_GUARD ((size_t)(HAK_SECURE ? HAK_OS_PAGE : 0))
+/* Keys and block-index constants of a page being initialised. */
+void secure_page_init(hak_page_t *page);
+/* Links the n blocks from `first` (block_size apart) into a list in a
+** random order; returns its head. */
+hak_block_t *secure_carve(hak_page_t *page, uint8_t *first, uint32_t n);
+/* Stops the program at a free of p that would corrupt the heap: a foreign
+** or interior pointer, or a double free. */
+void secure_free_check(const void *p);
+/* The list-free part of that (debug builds too): returns p's page, or NULL
+** for a huge block. */
+hak_page_t *secure_check_pointer(const void *p);
+
 /* ---- page.c ------------------------------------------------------------- */
 void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_size);
 void page_extend(hak_page_t *page);
@@ -149,6 +241,7 @@ void page_push_remote(hak_page_t *page, hak_block_t *block);
 void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last);
 /* Pushes a page on heap->notified, for the heap's next drain. */
 void page_notify(hak_heap_t *heap, hak_page_t *page);
+/* Owner thread: is `block` in one of the page's three free lists? */
 bool page_contains_free(hak_page_t *page, hak_block_t *block);
 extern hak_page_t page_empty;
 

@@ -1,6 +1,6 @@
 /*
-** os.c -- the OS layer: the only file that calls mmap, munmap, madvise and
-** mremap.  Preconditions, stated once: sizes and addresses are multiples of
+** os.c -- the OS layer: the only file that calls mmap, munmap, madvise,
+** mremap and mprotect.  Preconditions, stated once: sizes and addresses are multiples of
 ** the OS page; alignments are powers of two no smaller than the OS page.
 */
 #include <errno.h>
@@ -116,6 +116,16 @@ void *os_remap_aligned(void *p, size_t old, size_t size, size_t align) {
   if (tail) munmap(aligned + size, tail);
   os_account((intptr_t)size - (intptr_t)old);
   return q;
+}
+
+/*
+** Secure builds' guard pages.  A failure is fatal: a guard that silently
+** is not there would be worse than none, and one that stays after its
+** block is freed would fault a correct program.
+*/
+void os_guard(void *p, size_t size, bool guard) {
+  if (mprotect(p, size, guard ? PROT_NONE : OS_PROT) != 0)
+    hak_fatal("mprotect(%p, %zu) failed: errno %d (vm.max_map_count?)", p, size, errno);
 }
 
 uint64_t os_now_ms(void) {

@@ -29,9 +29,9 @@
 ** would take a foreign block for one of its own only if that word were this
 ** thread's id and the page byte after it zero, or fault if nothing were
 ** mapped there: which is why it is not asked to recognise the loader's
-** blocks, which never come.  The debug build tests the map before anything
-** else, so that a program freeing what malloc never gave stops with a
-** message (free_check) instead.
+** blocks, which never come.  The debug and secure builds test the map
+** before anything else (a foreign pointer is left alone there too), then
+** hak_free checks the block (free_check, secure_free_check).
 */
 #include <errno.h>
 #include <limits.h>
@@ -70,6 +70,7 @@ static void *override_realloc_foreign(void *p, size_t size) {
 EXPORT void *malloc(size_t size) { return heap_alloc16(thread_heap, size); }
 EXPORT void *calloc(size_t count, size_t size) { return hak_calloc(count, size); }
 
+#if !HAK_DEBUG && !HAK_SECURE
 /* A free that missed the fast path: a foreign pointer is left alone. */
 static noinline void override_free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
   if (likely(segment_is_mapped(p))) free_slow(seg, page, p);
@@ -80,8 +81,10 @@ static noinline void override_free_boundary(void *p) {
   if (segment_is_aligned_huge(p)) huge_free(segment_of_block(p));
 }
 
+#endif
+
 EXPORT void free(void *p) {
-#if HAK_DEBUG
+#if HAK_DEBUG || HAK_SECURE
   if (segment_is_mapped(p)) hak_free(p); /* hak_free checks the block */
 #else
   if (unlikely(segment_is_boundary(p))) {

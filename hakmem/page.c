@@ -27,11 +27,13 @@ void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_si
   page->local_free = NULL;
   page->notify_next = NULL;
   atomic_store_relaxed(&page->thread_free, NOTIFY_NONE);
+  secure_page_init(page);
   page_extend(page);
 }
 
 /*
-** Carves the next blocks of a fresh page into `free`, in address order.
+** Carves the next blocks of a fresh page into `free`, in address order
+** (secure builds: in a random order, secure_carve).
 ** A little at first (one OS page, or one block if a block is bigger), then
 ** as much again as is carved already, up to HAK_EXTEND_MAX: a class a
 ** script barely uses costs it one page of resident memory, a busy one few
@@ -49,10 +51,14 @@ void page_extend(hak_page_t *page) {
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   if (n == 0) return;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
+#if HAK_SECURE
+  page->free = secure_carve(page, first, n);
+#else
   uint8_t *p = first;
-  for (uint32_t i = 1; i < n; i++, p += bsize) ((hak_block_t *)p)->next = (hak_block_t *)(p + bsize);
-  ((hak_block_t *)p)->next = NULL;
+  for (uint32_t i = 1; i < n; i++, p += bsize) block_set_next(page, (hak_block_t *)p, (hak_block_t *)(p + bsize));
+  block_set_next(page, (hak_block_t *)p, NULL);
   page->free = (hak_block_t *)first;
+#endif
   page->capacity += n;
   segment_commit(page, (size_t)page->capacity * bsize);
 }
@@ -63,9 +69,9 @@ static void page_append_free(hak_page_t *page, hak_block_t *head) {
     page->free = head;
     return;
   }
-  hak_block_t *tail = head;
-  while (tail->next) tail = tail->next;
-  tail->next = page->free;
+  hak_block_t *tail = head, *next;
+  while ((next = block_next(page, tail)) != NULL) tail = next;
+  block_set_next(page, tail, page->free);
   page->free = head;
 }
 
@@ -81,14 +87,17 @@ static void page_collect_thread_free(hak_page_t *page) {
   } while (!atomic_cas_full(&page->thread_free, tf, tf & NOTIFY_MASK));
   hak_block_t *head = (hak_block_t *)(tf & ~NOTIFY_MASK);
   uint32_t count = 1;
-  hak_block_t *tail = head;
-  while (tail->next) {
-    tail = tail->next;
-    count++;
+  hak_block_t *tail = head, *next;
+  while ((next = block_next(page, tail)) != NULL) {
+    tail = next;
+    /* more blocks than handed out: a block freed twice by other threads
+    ** made the list a loop (a cheap check, so every build makes it) */
+    if (unlikely(++count > page->used))
+      hak_fatal("heap corruption: thread_free list of page %p holds more blocks than are in use "
+                "(a double free from another thread?)", (void *)page->start);
   }
-  hak_assert(count <= page->used);
   page->used -= count;
-  tail->next = page->free;
+  block_set_next(page, tail, page->free);
   page->free = head;
 }
 
@@ -190,7 +199,7 @@ void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *la
       sched_yield();
       continue;
     }
-    last->next = (hak_block_t *)(tf & ~NOTIFY_MASK);
+    block_set_next(page, last, (hak_block_t *)(tf & ~NOTIFY_MASK));
     uintptr_t next_state = state == NOTIFY_WANTED ? NOTIFY_BUSY : state;
     if (atomic_cas_full(&page->thread_free, tf, (uintptr_t)first | next_state)) break;
   }
@@ -202,11 +211,20 @@ void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *la
   }
 }
 
-/* Debug: is `block` already in one of the owner's free lists? */
-bool page_contains_free(hak_page_t *page, hak_block_t *block) {
-  for (hak_block_t *b = page->free; b; b = b->next)
+/* Is `block` in `list`?  A list longer than the page's blocks is a loop. */
+static bool page_list_contains(hak_page_t *page, hak_block_t *list, hak_block_t *block) {
+  uint32_t n = 0;
+  for (hak_block_t *b = list; b; b = block_next(page, b)) {
     if (b == block) return true;
-  for (hak_block_t *b = page->local_free; b; b = b->next)
-    if (b == block) return true;
+    if (++n > page->capacity)
+      hak_fatal("heap corruption: a free list of page %p loops (a double free?)", (void *)page->start);
+  }
   return false;
+}
+
+/* Debug and secure builds' double-free check (owner thread only). */
+bool page_contains_free(hak_page_t *page, hak_block_t *block) {
+  hak_block_t *remote = (hak_block_t *)(atomic_load_acquire(&page->thread_free) & ~NOTIFY_MASK);
+  return page_list_contains(page, page->free, block) || page_list_contains(page, page->local_free, block) ||
+         page_list_contains(page, remote, block);
 }

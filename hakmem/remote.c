@@ -62,7 +62,7 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
   for (unsigned k = 0; k < BATCH_WAYS; k++) {
     s = &batch[(h + k) & (BATCH_SLOTS - 1)];
     if (s->page == page) { /* prepend: the chain's last block stays last */
-      block->next = s->first;
+      block_set_next(page, block, s->first);
       s->first = block;
       return;
     }
@@ -72,7 +72,7 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
     empty = &batch[h];
     batch_flush_slot(empty);
   }
-  block->next = NULL;
+  block_set_next(page, block, NULL);
   empty->page = page;
   empty->first = empty->last = block;
 }

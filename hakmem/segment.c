@@ -26,7 +26,6 @@
 
 #include "internal.h"
 
-#define SEGMENT_USABLE_MASK (~(uint64_t)1) /* every slice but the header's */
 #define MAP_UNITS ((uint64_t)1 << (48 - HAK_SEGMENT_SHIFT))
 
 /* Units where a segment (its header) starts. */
@@ -59,6 +58,12 @@ static hak_atomic_t idle_purge_at;
 
 static uint64_t span_mask(unsigned idx, unsigned n) {
   return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << idx;
+}
+
+/* Secure builds: lifts the guard after a large block whose span goes back. */
+static void segment_large_unguard(hak_page_t *page) {
+  if (SECURE_GUARD && page->class_idx == HAK_CLASS_LARGE)
+    os_guard(page->start + page->block_size, SECURE_GUARD, false);
 }
 
 size_t segment_header_size(void) { return os_round_page(sizeof(hak_segment_t)); }
@@ -201,6 +206,8 @@ hak_segment_t *segment_new(hak_heap_t *heap) {
     seg->size = HAK_SEGMENT_SIZE;
     seg->free_mask = SEGMENT_USABLE_MASK;
     seg->commit_mask = 1; /* the header slice, counted by its touched bytes */
+    /* secure builds: the last slice (never a page's) is a guard */
+    if (SECURE_GUARD) os_guard((uint8_t *)seg + HAK_SEGMENT_SIZE - HAK_SLICE_SIZE, HAK_SLICE_SIZE, true);
     stats_committed((intptr_t)segment_header_size());
     segment_register(seg);
   }
@@ -236,8 +243,11 @@ static void segment_idle_deadline(uint64_t at) {
 void segment_free(hak_segment_t *seg) {
   hak_assert(seg->kind == SEGMENT_NORMAL);
   if (seg->free_mask != SEGMENT_USABLE_MASK) { /* live pages: drop them */
-    for (unsigned i = 1; i < HAK_SLICES; i++)
-      if (seg->pages[i].slice_count) atomic_add(&stats.pages, -1);
+    for (unsigned i = 1; i < HAK_SLICES; i++) {
+      if (seg->pages[i].slice_count == 0) continue;
+      segment_large_unguard(&seg->pages[i]);
+      atomic_add(&stats.pages, -1);
+    }
     memset(&seg->pages[1], 0, sizeof(hak_page_t) * (HAK_SLICES - 1));
     seg->free_mask = SEGMENT_USABLE_MASK;
   }
@@ -396,7 +406,7 @@ bool segment_large_grow(hak_page_t *page, size_t size) {
   unsigned idx = (unsigned)(page - seg->pages);
   size_t bsize = class_large_size(size);
   unsigned n = page->slice_count;
-  unsigned want = (unsigned)((bsize + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
+  unsigned want = (unsigned)((bsize + SECURE_GUARD + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
   if (idx + want > HAK_SLICES) return false;
   if (want > n) {
     uint64_t more = span_mask(idx + n, want - n);
@@ -413,7 +423,9 @@ bool segment_large_grow(hak_page_t *page, size_t size) {
       segment_list_push_back(&seg->heap->segments, seg);
     }
   }
+  segment_large_unguard(page); /* the guard moves to the new end */
   page->block_size = bsize;
+  if (SECURE_GUARD) os_guard(page->start + bsize, SECURE_GUARD, true);
   segment_commit(page, bsize);
   return true;
 }
@@ -443,6 +455,7 @@ static void segment_purge_now(hak_segment_t *seg, uint64_t m) {
 ** unmapped at once.
 */
 void segment_page_free(hak_page_t *page) {
+  segment_large_unguard(page);
   hak_segment_t *seg = segment_of(page);
   hak_heap_t *heap = seg->heap;
   unsigned idx = (unsigned)(page - seg->pages);
@@ -549,7 +562,7 @@ static void segment_stats_abandoned(hak_segment_t *seg, stats_freed_t *freed) {
     if (page->slice_count == 0 || page->block_size == 0) continue;
     size_t n = 0;
     uintptr_t tf = atomic_load_acquire(&page->thread_free);
-    for (hak_block_t *b = (hak_block_t *)(tf & ~NOTIFY_MASK); b; b = b->next) n++;
+    for (hak_block_t *b = (hak_block_t *)(tf & ~NOTIFY_MASK); b; b = block_next(page, b)) n++;
     freed->bytes += n * page->block_size;
     if (per_class) {
       per_class[page->class_idx].blocks -= n;

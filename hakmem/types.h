@@ -25,6 +25,9 @@
 #ifndef HAK_DEBUG
 #define HAK_DEBUG 0 /* 1: assertions, double-free and foreign-free checks */
 #endif
+#ifndef HAK_SECURE
+#define HAK_SECURE 0 /* 1: encoded free lists, checked pops and frees, guard pages */
+#endif
 
 #define HAK_SEGMENT_SHIFT 22 /* 4 MiB segments */
 #define HAK_SLICE_SHIFT 16   /* 64 KiB slices */
@@ -110,7 +113,15 @@ typedef struct hak_page_s {
   struct hak_page_s *prev;
   struct hak_page_s *notify_next; /* link in heap->notified */
   uint8_t slice_count;            /* slices in the span (0: not a page start) */
-  uint8_t pad[39];                /* 128 bytes: free finds a page by a shift */
+  /* Secure builds (HAK_SECURE, secure.c): the keys of the free-list links
+  ** and block_size = odd << shift with inv = odd^-1 mod 2^64, so that
+  ** "is this offset a block start, and which one" is a multiply and a
+  ** rotate.  Set by page_init; unused in other builds. */
+  uint8_t div_shift;
+  uint8_t pad[6];
+  uint64_t key[2];
+  uint64_t div_inv;
+  uint8_t pad2[8]; /* 128 bytes: free finds a page by a shift */
 } hak_page_t;
 
 _Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");

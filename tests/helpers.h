@@ -17,6 +17,9 @@
 #ifndef HAK_DEBUG
 #define HAK_DEBUG 0
 #endif
+#ifndef HAK_SECURE
+#define HAK_SECURE 0
+#endif
 
 /* -------------------------------------------------------------------------
 ** Size limits of the core, as the issue and the architecture state them.
@@ -65,6 +68,16 @@ size_t hkt_check_byte(const void *p, size_t len, unsigned char value);
 ** ---------------------------------------------------------------------- */
 static inline bool hkt_aligned(const void *p, size_t align) {
   return ((uintptr_t)p & (align - 1)) == 0;
+}
+
+/* p as a number the compiler knows nothing of: hak_malloc is declared
+** malloc-like, so GCC folds "hak_malloc(n) == p" to false for any p the
+** program holds, even one hakmem does hand out (a block freed twice, a
+** forged free-list link). */
+static inline uintptr_t hkt_launder(const void *p) {
+  uintptr_t x = (uintptr_t)p;
+  __asm__ volatile("" : "+r"(x));
+  return x;
 }
 
 /* Round n up to a multiple of m (m > 0). */
