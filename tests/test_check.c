@@ -228,22 +228,22 @@ CORRUPTION(block_size_of_another_class, "block_size matches class_idx", sc.page,
 
 /* local_free (b) goes on into the free list: those blocks are in two lists */
 CORRUPTION(block_in_two_lists, "the free and local_free lists", sc.page,
-           ((hak_block_t *)sc.b)->next = sc.page->free)
+           block_set_next(sc.page, (hak_block_t *)sc.b, sc.page->free))
 
 /* c, in thread_free, is linked into local_free too */
 CORRUPTION(block_in_local_and_thread_free, "the local_free and thread_free lists", sc.page,
-           ((hak_block_t *)sc.b)->next = sc.c)
+           block_set_next(sc.page, (hak_block_t *)sc.b, sc.c))
 
-CORRUPTION(cycle_in_local_free, "cycle", sc.page, ((hak_block_t *)sc.b)->next = sc.b)
+CORRUPTION(cycle_in_local_free, "cycle", sc.page, block_set_next(sc.page, (hak_block_t *)sc.b, sc.b))
 
 CORRUPTION(cycle_in_free, "cycle", sc.page,
-           sc.page->free->next->next = sc.page->free)
+           block_set_next(sc.page, block_peek(sc.page, sc.page->free), sc.page->free))
 
 CORRUPTION(link_inside_a_block, "block boundaries", sc.page,
-           ((hak_block_t *)sc.b)->next = (hak_block_t *)((char *)sc.a + 8))
+           block_set_next(sc.page, (hak_block_t *)sc.b, (hak_block_t *)((char *)sc.a + 8)))
 
 CORRUPTION(link_out_of_the_page, "inside their page", sc.page,
-           ((hak_block_t *)sc.b)->next = (hak_block_t *)sc.huge)
+           block_set_next(sc.page, (hak_block_t *)sc.b, (hak_block_t *)sc.huge))
 
 /* ---- queues and the direct table ---------------------------------------- */
 
