@@ -19,7 +19,11 @@ void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_si
   page->heap = heap;
   page->class_idx = (uint8_t)cls;
   page->block_size = block_size;
-  page->reserved = (uint32_t)(((size_t)page->slice_count << HAK_SLICE_SHIFT) / block_size);
+  /* a large page holds its one block, whatever room its span has left
+  ** (secure builds add a guard page after it) */
+  page->reserved = cls == HAK_CLASS_LARGE
+                      ? 1
+                      : (uint32_t)(((size_t)page->slice_count << HAK_SLICE_SHIFT) / block_size);
   page->capacity = 0;
   page->used = 0;
   page->flags = 0;
