@@ -85,7 +85,9 @@ void *huge_alloc(hak_heap_t *heap, size_t size, size_t align) {
     if (align > HAK_SEGMENT_SIZE) map_align = align, map_offset = offset;
   }
   if (size > SIZE_MAX - offset - map_align) return NULL;
-  size_t total = os_round_page(offset + size) + SECURE_GUARD;
+  /* at least one byte: a block of 0 at the very end of its mapping would
+     be the address where the next mapping may start */
+  size_t total = os_round_page(offset + (size ? size : 1)) + SECURE_GUARD;
   hak_segment_t *seg = os_map_aligned_at(total, map_align, map_offset);
   if (!seg) {
     /* out of address space (RLIMIT_AS): the cache of empty segments may
