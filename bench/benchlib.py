@@ -29,6 +29,12 @@ OUT_DIR = os.path.join(BENCH_DIR, 'out')
 ALLOCATORS = peer_list.ALLOCATORS
 
 
+def also_label(builddir):
+    """The allocator name of another hakmem build run beside the main one
+    (--also-builddir build/secure: "hakmem-secure")."""
+    return 'hakmem-' + os.path.basename(os.path.normpath(builddir))
+
+
 def peer_libs(warn):
     """{name: library to preload} of the peers present (glibc needs none);
     `warn(msg)` for each one missing."""

@@ -89,10 +89,19 @@ static inline hak_page_t *page_of(hak_segment_t *seg, const void *p) {
 /* p's 4 MiB unit is ours: the first unit of a segment, or the unit of a
 ** segment-aligned huge block (the override's foreign-pointer test). */
 bool segment_is_mapped(const void *p);
+/* One bit per 4 MiB unit of the 48-bit address space: a segment starts
+** there (segment.c keeps it). */
+#define SEGMENT_MAP_UNITS ((uint64_t)1 << (48 - HAK_SEGMENT_SHIFT))
+extern hak_atomic_t segment_map[SEGMENT_MAP_UNITS / 64];
 /* p's 4 MiB unit starts a segment, so segment_of(p) is its header: false
 ** inside a segment-aligned huge block's first unit, which segment_is_mapped
-** counts (any p; reads no memory at p). */
-bool segment_has_header(const void *p);
+** counts (any p; reads no memory at p).  Inline: secure builds ask it at
+** every free. */
+static inline bool segment_has_header(const void *p) {
+  uint64_t unit = (uint64_t)(uintptr_t)p >> HAK_SEGMENT_SHIFT;
+  if (unit >= SEGMENT_MAP_UNITS) return false;
+  return (atomic_load_acquire(&segment_map[unit / 64]) >> (unit % 64)) & 1;
+}
 /* p is a segment-aligned huge block (any p; reads no memory at p). */
 bool segment_is_aligned_huge(const void *p);
 void segment_register(hak_segment_t *seg);       /* map + process list */
@@ -218,12 +227,12 @@ void secure_page_init(hak_page_t *page);
 /* Links the n blocks from `first` (block_size apart) into a list in a
 ** random order; returns its head. */
 hak_block_t *secure_carve(hak_page_t *page, uint8_t *first, uint32_t n);
-/* Stops the program at a free of p that would corrupt the heap: a foreign
-** or interior pointer, or a double free. */
-void secure_free_check(const void *p);
-/* The list-free part of that (debug builds too): returns p's page, or NULL
-** for a huge block. */
+/* The checks of a pointer to free that need no list (debug builds too):
+** returns p's page, or NULL for a huge block. */
 hak_page_t *secure_check_pointer(const void *p);
+/* secure_free_check's rare cases, out of line (see there). */
+void secure_free_odd(const void *p);
+void secure_free_confirm(hak_page_t *page, const void *p);
 
 /* ---- page.c ------------------------------------------------------------- */
 void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_size);
@@ -307,5 +316,36 @@ void stats_committed(intptr_t delta);
 /* ---- options.c ---------------------------------------------------------- */
 void hak_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void hak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- secure.c: the check of a free (inline; it needs thread_id) --------- */
+/*
+** Secure builds stop a free of p that would corrupt the heap, before
+** anything is written: a foreign or interior pointer, a pointer into a
+** header or a free page, or, from the page's owner, a double free.  Inline
+** for the common case (a block of a normal segment): one map bit, one
+** index check, and the decode of the block's first word; anything unusual
+** goes to secure_free_odd, which finds what it is (a huge block is fine).
+** A double free is suspected when the block's first word decodes to NULL
+** or to a block of its page, as a free block's link does (a live block's
+** was cleared when it was handed out), and confirmed by walking the
+** page's lists (mimalloc's idea).  Other threads cannot read the owner's
+** lists: a block they free twice makes thread_free loop, which the
+** owner's collect stops at.
+*/
+static inline __attribute__((always_inline)) void secure_free_check(const void *p) {
+  hak_segment_t *seg = segment_of(p);
+  if (unlikely(segment_is_boundary(p) || !segment_has_header(p) || seg->kind != SEGMENT_NORMAL ||
+               (uintptr_t)p - (uintptr_t)seg < HAK_SLICE_SIZE)) {
+    secure_free_odd(p);
+    return;
+  }
+  hak_page_t *page = page_of(seg, p);
+  /* a free page is all zeros: reserved 0 fails this too */
+  if (unlikely(secure_block_index(page, p) >= page->reserved)) secure_free_odd(p);
+  if (atomic_load_relaxed(&seg->tid) != thread_id()) return;
+  if (unlikely(page->used == 0)) secure_free_odd(p);
+  hak_block_t *next = secure_decode(page, p);
+  if (unlikely(next == NULL || secure_block_index(page, next) < page->capacity)) secure_free_confirm(page, p);
+}
 
 #endif

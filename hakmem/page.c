@@ -97,8 +97,8 @@ static void page_collect_thread_free(hak_page_t *page) {
     /* more blocks than handed out: a block freed twice by other threads
     ** made the list a loop (a cheap check, so every build makes it) */
     if (unlikely(++count > page->used))
-      hak_fatal("heap corruption: thread_free list of page %p holds more blocks than are in use "
-                "(a double free from another thread?)", (void *)page->start);
+      hak_fatal("heap corruption: thread_free list of page %p holds more blocks than are in use, "
+                "%p among them (a double free from another thread?)", (void *)page->start, (void *)tail);
   }
   page->used -= count;
   block_set_next(page, tail, page->free);

@@ -92,26 +92,41 @@ static uint32_t secure_gcd(uint32_t a, uint32_t b) {
 }
 
 /*
-** The blocks in the order at, at + step, at + 2 step, ... (mod n), with a
-** random start and a random step prime to n: every block once, and
-** neighbours in memory are rarely neighbours in the list, so that an
-** overflow does not reliably reach the next block handed out.
+** The blocks in a random order, one OS page at a time: within each 4 KiB
+** window (or single block, when blocks are bigger) the order at, at + step,
+** at + 2 step, ... (mod n), with a random start and a random step prime to
+** n: every block once, and neighbours in memory are rarely neighbours in
+** the list, so that an overflow does not reliably reach the next block
+** handed out.  The windows stay in address order, as release hands blocks
+** out: consecutive allocations share an OS page, where a permutation of
+** the whole carve (up to 32 KiB) would scatter them over eight.
 */
-hak_block_t *secure_carve(hak_page_t *page, uint8_t *first, uint32_t n) {
+static hak_block_t *secure_carve_window(hak_page_t *page, uint8_t *first, uint32_t n,
+                                        hak_block_t *tail) {
   size_t bsize = page->block_size;
   uint64_t r = secure_random();
   uint32_t at = (uint32_t)(r % n), step = n > 1 ? 1 + (uint32_t)((r >> 32) % (n - 1)) : 1;
   while (secure_gcd(step, n) != 1) step++;
-  hak_block_t *head = (hak_block_t *)(first + (size_t)at * bsize), *b = head;
-  for (uint32_t i = 1; i < n; i++) {
+  for (uint32_t i = 0; i < n; i++) {
+    hak_block_t *b = (hak_block_t *)(first + (size_t)at * bsize);
+    block_set_next(page, tail, b);
+    tail = b;
     at += step;
     if (at >= n) at -= n;
-    hak_block_t *next = (hak_block_t *)(first + (size_t)at * bsize);
-    block_set_next(page, b, next);
-    b = next;
   }
-  block_set_next(page, b, NULL);
-  return head;
+  return tail;
+}
+
+hak_block_t *secure_carve(hak_page_t *page, uint8_t *first, uint32_t n) {
+  size_t bsize = page->block_size;
+  uint32_t w = bsize >= HAK_OS_PAGE ? 1 : (uint32_t)(HAK_OS_PAGE / bsize);
+  hak_block_t head, *tail = &head; /* head.next: the first block, encoded */
+  for (uint32_t done = 0; done < n; done += w) {
+    uint32_t k = n - done < w ? n - done : w;
+    tail = secure_carve_window(page, first + (size_t)done * bsize, k, tail);
+  }
+  block_set_next(page, tail, NULL);
+  return block_peek(page, &head);
 }
 
 void secure_bad_link(const hak_page_t *page, const hak_block_t *b, const void *next) {
@@ -146,17 +161,14 @@ hak_page_t *secure_check_pointer(const void *p) {
   return page;
 }
 
-/*
-** The check of a free in secure builds, before anything is written: the
-** pointer's, then, from the page's owner, not free already.  Other threads
-** cannot read the owner's lists; a block they free twice is caught when
-** the owner takes the thread_free list (a loop: page_collect).
-*/
-void secure_free_check(const void *p) {
+/* The unusual frees: a huge block (fine), or a bad pointer (the messages). */
+void secure_free_odd(const void *p) {
   hak_page_t *page = secure_check_pointer(p);
-  if (page == NULL || atomic_load_relaxed(&segment_of(p)->tid) != thread_id()) return;
-  if (page->used == 0) hak_fatal("free(%p): double free (its page has no block in use)", p);
-  hak_block_t *next = secure_decode(page, p);
-  if (next != NULL && secure_block_index(page, next) >= page->capacity) return; /* not a link */
+  if (page != NULL && atomic_load_relaxed(&segment_of(p)->tid) == thread_id() && page->used == 0)
+    hak_fatal("free(%p): double free (its page has no block in use)", p);
+}
+
+/* A block that looks free: is it? */
+void secure_free_confirm(hak_page_t *page, const void *p) {
   if (page_contains_free(page, (hak_block_t *)p)) hak_fatal("free(%p): double free", p);
 }

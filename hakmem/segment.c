@@ -26,10 +26,11 @@
 
 #include "internal.h"
 
-#define MAP_UNITS ((uint64_t)1 << (48 - HAK_SEGMENT_SHIFT))
+#define MAP_UNITS SEGMENT_MAP_UNITS
 
-/* Units where a segment (its header) starts. */
-static hak_atomic_t segment_map[MAP_UNITS / 64];
+/* Units where a segment (its header) starts (read inline by
+** segment_has_header). */
+hak_atomic_t segment_map[MAP_UNITS / 64];
 /* Units where a segment-aligned huge block starts, one unit past its header:
 ** the one kind of hakmem pointer outside its segment's first unit. */
 static hak_atomic_t segment_aligned_map[MAP_UNITS / 64];
@@ -79,8 +80,6 @@ static bool segment_map_test(hak_atomic_t *map, const void *p) {
 bool segment_is_mapped(const void *p) {
   return segment_map_test(segment_map, p) || segment_map_test(segment_aligned_map, p);
 }
-
-bool segment_has_header(const void *p) { return segment_map_test(segment_map, p); }
 
 bool segment_is_aligned_huge(const void *p) {
   return segment_is_boundary(p) && segment_map_test(segment_aligned_map, p);

@@ -3,12 +3,15 @@
 
     bench/lua/compare.py --builddir build/release [--quick] [--runs N]
                          [--gc incremental|generational|both]
+                         [--also-builddir build/secure]
 
 Every workload in bench/lua/ runs in hklua, the project's lua5.4-compatible
 host: `hklua --alloc=hakmem` for hakmem, and `hklua --alloc=libc` (Lua's own
 realloc/free allocator) under glibc, and under mimalloc, jemalloc and
 tcmalloc loaded with LD_PRELOAD; and the two floors, `hklua
---alloc=floor-mixed` and `--alloc=floor-segregated` (lua_glue/hakl_floor.h).
+--alloc=floor-mixed` and `--alloc=floor-segregated` (lua_glue/hakl_floor.h);
+with --also-builddir DIR, DIR's hklua too, as "hakmem-<DIR's name>" (the
+secure build beside release: hakmem-secure).
 Runs are interleaved by benchlib.measure_jobs (round 1 of every job, then
 round 2, ..., each round rotated), several rounds each.  Per workload, GC
 mode and allocator it reports the median time (user + system CPU time of
@@ -98,6 +101,9 @@ def parse_args():
                     help='multiply every size by this (binary_trees: depth unchanged)')
     ap.add_argument('--lua', default=None,
                     help='a stock interpreter to use instead of DIR/hklua (no GC pauses)')
+    ap.add_argument('--also-builddir', action='append', default=[], metavar='DIR',
+                    help="also run DIR's hklua --alloc=hakmem, as hakmem-<name of DIR> "
+                         '(repeatable)')
     ap.add_argument('--no-results', action='store_true', help='leave bench/RESULTS.md alone')
     ap.add_argument('--no-plots', action='store_true', help='draw no PNG')
     args = ap.parse_args()
@@ -129,9 +135,17 @@ class Host:
             raise SystemExit('compare.py: %s is not an executable%s' % (self.exe, hint))
         self.override = os.path.join(args.builddir, 'libhakmem-override.so')
 
-    def allocators(self, wanted, peers):
-        """{allocator: (host arguments, LD_PRELOAD or None)} for those present."""
+    def allocators(self, wanted, peers, also=()):
+        """{allocator: (host arguments, LD_PRELOAD or None)} for those present;
+        `also`: other build directories, whose hklua runs as hakmem-<name>."""
         out = {}
+        for d in also:
+            exe = os.path.join(d, 'hklua')
+            if self.stock or not os.access(exe, os.X_OK):
+                warn('%s skipped: %s is not built (or a stock interpreter runs the suite)'
+                     % (benchlib.also_label(d), exe))
+                continue
+            out[benchlib.also_label(d)] = (['--alloc=hakmem'], None, exe)
         for a in wanted:
             if a in FLOORS:
                 if not self.stock:
@@ -150,10 +164,10 @@ class Host:
                 out[a] = ([] if self.stock else ['--alloc=libc'], peers[a])
         return out
 
-    def command(self, alloc_args, mode, script, size, pause_file):
+    def command(self, alloc_args, mode, script, size, pause_file, exe=None):
         if self.stock:  # lua.c sets generational itself; -e runs after that
             return [self.exe, '-e', 'collectgarbage("%s")' % mode, script, str(size)]
-        return ([self.exe] + alloc_args +
+        return ([exe or self.exe] + alloc_args +
                 ['--gc=%s' % mode, '--gc-pauses=%s' % pause_file, script, str(size)])
 
 
@@ -256,10 +270,10 @@ def measure(args, host, allocs, workloads):
         for mode in args.modes:
             for name, size in workloads:
                 script = os.path.join(HERE, name + '.lua')
-                for a, (alloc_args, preload) in allocs.items():
+                for a, (alloc_args, preload, *exe) in allocs.items():
                     jobs.append(benchlib.Job('%s %s' % (mode, name), a,
                                              host.command(alloc_args, mode, script, size,
-                                                          pause_file),
+                                                          pause_file, *exe),
                                              benchlib.child_env(preload)))
         by_label, failures = benchlib.measure_jobs(
             jobs, args.runs, TIMEOUT_S, (27, 16),
@@ -511,7 +525,8 @@ def main():
     args = parse_args()
     host = Host(args)
     peers = benchlib.peer_libs(warn)
-    allocs = host.allocators(args.alloc or LUA_ALLOCATORS, peers)
+    allocs = host.allocators(args.alloc or LUA_ALLOCATORS, peers, args.also_builddir)
+    LUA_ALLOCATORS.extend(a for a in allocs if a not in LUA_ALLOCATORS)  # the tables' columns
     workloads = workload_sizes(args)
     if not allocs or not workloads:
         print('compare.py: nothing to run', file=sys.stderr)
@@ -563,6 +578,7 @@ def main():
         cmd = 'bench/lua/compare.py --builddir %s --runs %d --gc %s --time %s%s' % (
             benchlib.shown(args.builddir), args.runs, args.gc, args.time,
             ' --quick' if args.quick else '')
+        cmd += ''.join(' --also-builddir %s' % benchlib.shown(d) for d in args.also_builddir)
         if host.stock:
             cmd += ' --lua %s' % args.lua
         body = ['## Lua benchmark suite', '',

@@ -2,10 +2,12 @@
 """Runs the micro-benchmarks under every allocator and reports them side by side.
 
     bench/micro/run.py --builddir build/release [--runs N] [--quick] [--callgrind]
+                       [--also-builddir build/secure]
 
 Each benchmark binary runs under glibc (no preload), mimalloc, jemalloc and
 tcmalloc (LD_PRELOAD into the plain binary) and hakmem (the _hak binary,
-which calls hakmem's API), interleaved: run 1 of every allocator, then
+which calls hakmem's API; --also-builddir DIR adds DIR's _hak binary as
+"hakmem-<DIR's name>", e.g. the secure build), interleaved: run 1 of every allocator, then
 run 2, ..., with the allocator order rotated from one round to the next so
 that none always runs first.  Each child prints one JSON line; its
 ops_per_s and peak_rss_kb (getrusage ru_maxrss) are kept.  All allocators
@@ -52,6 +54,9 @@ def parse_args():
                     help='run only the benchmarks whose label contains this (repeatable)')
     ap.add_argument('--alloc', action='append', default=[], choices=benchlib.ALLOCATORS,
                     help='run only these allocators (repeatable)')
+    ap.add_argument('--also-builddir', action='append', default=[], metavar='DIR',
+                    help='also run the _hak binaries of another hakmem build, as '
+                         'hakmem-<name of DIR> (repeatable)')
     ap.add_argument('--no-results', action='store_true',
                     help='do not rewrite bench/RESULTS.md')
     ap.add_argument('--callgrind', action='store_true',
@@ -77,6 +82,9 @@ def plan(args):
     for label, binary, bargs in BENCHMARKS:
         if benchlib.selected(label, args.only):
             jobs += benchlib.binary_jobs(bindir, binary, label, variants, bargs, warn)
+            for d in args.also_builddir:
+                jobs += benchlib.binary_jobs(os.path.join(d, 'bench'), binary, label,
+                                             {benchlib.also_label(d): ('_hak', None)}, bargs, warn)
     return jobs, peers
 
 
@@ -119,7 +127,7 @@ def callgrind(jobs, failures):
 
 def callgrind_table(ir, style):
     """A row per benchmark, a column per allocator."""
-    allocs = [a for a in benchlib.ALLOCATORS if any(x == a for _, x in ir)]
+    allocs = benchlib.in_order(a for _, a in ir)
     cols = [benchlib.column('benchmark', lambda label: label, 'l')]
     cols += [benchlib.column(a, lambda label, a=a: benchlib.num(ir.get((label, a)), '%.1f'))
              for a in allocs]
@@ -137,7 +145,8 @@ def tabulate(results):
     rows = []
     for label in benchlib.in_order(label for label, _ in results):
         base = {}
-        for a in benchlib.ALLOCATORS:
+        for a in benchlib.ALLOCATORS + benchlib.in_order(x for _, x in results
+                                                          if x not in benchlib.ALLOCATORS):
             rs = results.get((label, a))
             if not rs:
                 continue
