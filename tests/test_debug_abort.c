@@ -158,6 +158,16 @@ Test(debug_abort, sized_free_of_a_libc_block, .signal = ABORTS) {
   hak_free_sized(p, 40);
 }
 
+/* A sized free that states more than the block holds (a C extension
+** passing Lua a wrong osize): the size is only read by the debug check. */
+Test(debug_abort, sized_free_larger_than_the_block, .signal = ABORTS) {
+  debug_only();
+  void *p = hak_malloc(40);
+  void *keep = hak_malloc(40);
+  cr_assert(p && keep);
+  hak_free_sized(p, 4096);
+}
+
 /* -------------------------------------------------------------------------
 ** The message names the pointer and the cause.
 ** ---------------------------------------------------------------------- */
