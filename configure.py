@@ -117,6 +117,7 @@ TESTS = [
     ('runtime', 'rt'),
     ('hklua_threads', 'lua'),
     ('floor', 'lua', ['lua_glue/hakl_floor.c']),
+    ('corrupt_lua', 'lua'),
     ('oom', 'lua'),
 ]
 TEST_HELPERS = {

@@ -80,6 +80,8 @@ typedef struct hakl_account {
 ** [bump, end) is the unused rest of the newest chunk (both NULL before
 ** the first); chunks links every chunk through its first word, its size in
 ** the second; next_chunk is the size of the next one (0: the first size).
+** In secure builds the links are stored encoded with key[] and every chunk
+** lies in [lo, hi): a link that decodes outside it was overwritten.
 */
 #define HAKL_REGION_MAX 1024                          /* largest block of a region */
 #define HAKL_REGION_CLASSES (HAKL_REGION_MAX / 8 + 1) /* class c: blocks of c * 8 B */
@@ -88,6 +90,8 @@ typedef struct hakl_region {
   void *chunks;
   size_t next_chunk;
   void *free[HAKL_REGION_CLASSES];
+  uintptr_t key[2];  /* secure builds: the links' keys (0 in other builds) */
+  uintptr_t lo, hi;  /* secure builds: the chunks' address range */
 } hakl_region;
 
 /*

@@ -17,24 +17,10 @@
 #define hakl_noinline
 #endif
 
-/*
-** Secure builds of the core (configure.py --mode=secure passes
-** -DHAK_SECURE=1 to every file) send a state's small blocks to the core's
-** pages instead of its region: the region's lists chain blocks of every
-** size through chunks with no per-block metadata, so a link could be
-** checked only against every chunk of the state, and a double free not at
-** all, where the core's pages give each block the encoded, checked link,
-** the double-free check, guard pages and random placement.
-*/
-#if defined(HAK_SECURE) && HAK_SECURE
-#define HAKL_USE_REGION false
-#else
-#define HAKL_USE_REGION true
-#endif
-
 void hakl_ctx_init(hakl_ctx *ctx, hak_heap_t *heap, size_t limit) {
   memset(ctx, 0, sizeof *ctx);
   ctx->heap = heap;
+  if (HAKL_REGION_SECURE) hakl_region_secure_init(&ctx->region);
   hakl_account_start(&ctx->acct, 0, limit);
 }
 
@@ -75,8 +61,7 @@ static void *refuse(hakl_ctx *c) {
 */
 
 /*
-** Every helper takes `reg`, a constant: true in hakl_alloc (but for secure
-** builds, see HAKL_USE_REGION); false for the
+** Every helper takes `reg`, a constant: true in hakl_alloc; false for the
 ** blocks of a state the module switched (hakl_alloc_foreign), which tells
 ** its blocks from the previous allocator's with hak_owns, true of block
 ** starts of the core only: such a state allocates from the core alone.
@@ -220,7 +205,7 @@ static hakl_noinline void *new_region(hakl_ctx *c, size_t tag, size_t nsize) {
   if (hakl_unlikely(hakl_account_rises(&c->acct, nsize)) || nsize > HAKL_REGION_MAX)
     return new_block(c, tag, nsize, true);
   if ((p = r->free[k]) != NULL) {
-    r->free[k] = *(void **)p;
+    r->free[k] = hakl_region_next(r, p);
   } else {
     if (hakl_unlikely((size_t)(r->end - r->bump) < k * 8)) return new_block(c, tag, nsize, true);
     p = r->bump;
@@ -246,7 +231,7 @@ static inline void *alloc_cases(hakl_ctx *c, void *ptr, size_t osize, size_t nsi
 }
 
 void *hakl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  return alloc_cases((hakl_ctx *)ud, ptr, osize, nsize, HAKL_USE_REGION);
+  return alloc_cases((hakl_ctx *)ud, ptr, osize, nsize, true);
 }
 
 /*

@@ -23,12 +23,83 @@
 #define HAKL_REGION_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hakl.h"
 #include "hakmem.h"
 
+/* Secure builds of the core (-DHAK_SECURE=1) encode the region's links. */
+#if defined(HAK_SECURE) && HAK_SECURE
+#define HAKL_REGION_SECURE 1
+#else
+#define HAKL_REGION_SECURE 0
+#endif
+
 static inline size_t hakl_region_class(size_t n) {
   return (n + 7) >> 3;
+}
+
+/*
+** The links of the free lists, in secure builds.  A program that writes
+** past a block's end, or into a block after its free, overwrites the link
+** at the start of a free block; a plain list hands out whatever address
+** was written.  Here a link is stored as
+**   rotl(next ^ key0, 29) + key1
+** with the state's random keys (hakl_region_secure_init): a written
+** value decodes to an address that is almost never inside the state's
+** chunks, and the pop that reads it stops the program.  A block whose
+** first word decodes to NULL or into the chunks may be free already: its
+** class list is walked, and a double free stops the program.  As in the
+** core's secure pages, the check is a property of the encoding, not of
+** Lua: every size keeps the region's placement.
+*/
+void hakl_region_secure_init(hakl_region *r);
+void hakl_region_bad_link(const hakl_region *r, const void *p, uintptr_t next);
+void hakl_region_confirm_free(const hakl_region *r, const void *p, size_t c);
+
+/* A fixed rotation (one instruction) moves a pointer's zero high bits
+** under the keys' random low ones: a stored link never looks like a plain
+** address. */
+#define HAKL_REGION_ROT 29
+
+static inline uintptr_t hakl_region_decode(const hakl_region *r, uintptr_t stored) {
+  uintptr_t x = stored - r->key[1];
+  return ((x >> HAKL_REGION_ROT) | (x << (64 - HAKL_REGION_ROT))) ^ r->key[0];
+}
+
+static inline uintptr_t hakl_region_encode(const hakl_region *r, uintptr_t next) {
+  uintptr_t x = next ^ r->key[0];
+  return ((x << HAKL_REGION_ROT) | (x >> (64 - HAKL_REGION_ROT))) + r->key[1];
+}
+
+/* Could `next` be a link of this region: NULL, or 8-aligned in a chunk. */
+static inline int hakl_region_plausible(const hakl_region *r, uintptr_t next) {
+  return next == 0 || ((next & 7) == 0 && next - r->lo < r->hi - r->lo);
+}
+
+/* The link in free block p, checked in secure builds. */
+static inline void *hakl_region_next(const hakl_region *r, void *p) {
+#if HAKL_REGION_SECURE
+  uintptr_t next = hakl_region_decode(r, *(uintptr_t *)p);
+  if (!hakl_region_plausible(r, next)) hakl_region_bad_link(r, p, next);
+  *(uintptr_t *)p = 0; /* handed out: no stale link to mistake for a free block */
+  return (void *)next;
+#else
+  (void)r;
+  return *(void **)p;
+#endif
+}
+
+/* p (class c) on its list. */
+static inline void hakl_region_link(hakl_region *r, void *p, size_t c) {
+#if HAKL_REGION_SECURE
+  if (hakl_region_plausible(r, hakl_region_decode(r, *(uintptr_t *)p)))
+    hakl_region_confirm_free(r, p, c);
+  *(uintptr_t *)p = hakl_region_encode(r, (uintptr_t)r->free[c]);
+#else
+  *(void **)p = r->free[c];
+#endif
+  r->free[c] = p;
 }
 
 /* A block of class c (1 .. HAKL_REGION_CLASSES - 1): its list's first, or
@@ -37,7 +108,7 @@ static inline size_t hakl_region_class(size_t n) {
 static inline void *hakl_region_take(hakl_region *r, size_t c) {
   void *p = r->free[c];
   if (p != NULL) {
-    r->free[c] = *(void **)p;
+    r->free[c] = hakl_region_next(r, p);
     return p;
   }
   if ((size_t)(r->end - r->bump) < c * 8) return NULL;
@@ -48,8 +119,7 @@ static inline void *hakl_region_take(hakl_region *r, size_t c) {
 
 /* A free block of class c back on its list. */
 static inline void hakl_region_give(hakl_region *r, void *p, size_t c) {
-  *(void **)p = r->free[c];
-  r->free[c] = p;
+  hakl_region_link(r, p, c);
 }
 
 /* A new chunk from `heap` (NULL: the running thread's), the rest of the

@@ -93,7 +93,7 @@ Test(fastclose, finalizers_run_in_lua_close_order) {
 Test(fastclose, releases_every_byte) {
   size_t hak0 = lt_hak_in_use(), committed1 = 0;
   int round;
-  for (round = 0; round < 4; round++) {
+  for (round = 0; round < 6; round++) {
     hakl_config cfg = {.limit = 0, .private_heap = true};
     hakl_account final;
     lua_State *L = hakl_newstate(&cfg);
@@ -107,10 +107,15 @@ Test(fastclose, releases_every_byte) {
     cr_expect_eq(final.in_use, 0);
     cr_expect_eq(lt_hak_in_use(), hak0, "round %d: hakmem holds %zu B after the close, %zu before",
                  round, lt_hak_in_use(), hak0);
-    /* the pages are reused, not piled up */
-    if (round == 0) committed1 = hkt_committed();
-    else
-      cr_expect_leq(hkt_committed(), committed1 + HKT_MiB, "round %d: committed %zu, after the first %zu",
+    /* The pages are reused, not piled up: after two rounds to warm up,
+    ** committed memory stays flat.  (It counts the destroyed heaps'
+    ** segments waiting in the segment cache for their purge; the first
+    ** rounds' placement decides how many slices those have touched: the
+    ** secure build's guard slices and random carving touch more, and its
+    ** figure rose 6 MiB over rounds 1-3, then stayed flat for 10 more.) */
+    if (round == 2) committed1 = hkt_committed();
+    else if (round > 2)
+      cr_expect_leq(hkt_committed(), committed1 + HKT_MiB, "round %d: committed %zu, after the warm-up %zu",
                     round, hkt_committed(), committed1);
   }
 }
