@@ -90,18 +90,6 @@ static inline void *hakl_region_next(const hakl_region *r, void *p) {
 #endif
 }
 
-/* p (class c) on its list. */
-static inline void hakl_region_link(hakl_region *r, void *p, size_t c) {
-#if HAKL_REGION_SECURE
-  if (hakl_region_plausible(r, hakl_region_decode(r, *(uintptr_t *)p)))
-    hakl_region_confirm_free(r, p, c);
-  *(uintptr_t *)p = hakl_region_encode(r, (uintptr_t)r->free[c]);
-#else
-  *(void **)p = r->free[c];
-#endif
-  r->free[c] = p;
-}
-
 /* A block of class c (1 .. HAKL_REGION_CLASSES - 1): its list's first, or
 ** the next c * 8 bytes of the chunk; NULL when hakl_region_refill must
 ** run. */
@@ -117,9 +105,17 @@ static inline void *hakl_region_take(hakl_region *r, size_t c) {
   return p;
 }
 
-/* A free block of class c back on its list. */
+/* A free block of class c back on its list (in secure builds, unless it
+** is there already). */
 static inline void hakl_region_give(hakl_region *r, void *p, size_t c) {
-  hakl_region_link(r, p, c);
+#if HAKL_REGION_SECURE
+  if (hakl_region_plausible(r, hakl_region_decode(r, *(uintptr_t *)p)))
+    hakl_region_confirm_free(r, p, c);
+  *(uintptr_t *)p = hakl_region_encode(r, (uintptr_t)r->free[c]);
+#else
+  *(void **)p = r->free[c];
+#endif
+  r->free[c] = p;
 }
 
 /* A new chunk from `heap` (NULL: the running thread's), the rest of the
