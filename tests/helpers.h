@@ -109,6 +109,18 @@ bool hkt_run_child(void (*bad)(void *), void *arg, char *out, size_t outlen);
 bool hkt_names_pointer(const char *text, const void *p);
 /* Does `text` contain `word`, ignoring case? */
 bool hkt_mentions(const char *text, const char *word);
+/* In a Criterion test: bad(arg) must stop the program with a message that
+** mentions `cause` and names the pointer p. */
+#define HKT_EXPECT_STOP(bad, arg, cause, p)                                             \
+  do {                                                                                  \
+    char hkt_out_[4096];                                                                \
+    const void *hkt_p_ = (p);                                                           \
+    cr_expect(hkt_run_child((bad), (arg), hkt_out_, sizeof hkt_out_), "not stopped: \"%s\"", \
+              hkt_out_);                                                                \
+    cr_expect(hkt_mentions(hkt_out_, (cause)), "the cause is not named: \"%s\"", hkt_out_); \
+    cr_expect(hkt_names_pointer(hkt_out_, hkt_p_), "the message does not name %p: \"%s\"", \
+              hkt_p_, hkt_out_);                                                        \
+  } while (0)
 
 /* -------------------------------------------------------------------------
 ** Reporting a long table of cases: the first HKT_REPORT_MAX failures each

@@ -92,11 +92,8 @@ Test(corrupt, overflow_into_free_block, .signal = IN_SECURE(SIGABRT)) {
 Test(corrupt, overflow_into_free_block_message) {
   secure_only();
   overflow_setup();
-  char out[4096];
   bool dummy;
-  cr_expect(hkt_run_child(overflow_act, &dummy, out, sizeof out), "not stopped: \"%s\"", out);
-  cr_expect(hkt_mentions(out, "heap corruption"), "the cause is not named: \"%s\"", out);
-  cr_expect(hkt_names_pointer(out, victim), "the message does not name %p: \"%s\"", (void *)victim, out);
+  HKT_EXPECT_STOP(overflow_act, &dummy, "heap corruption", victim);
 }
 
 /* ---------------------------------------------------------------------------
@@ -127,11 +124,8 @@ Test(corrupt, use_after_free_write, .signal = IN_SECURE(SIGABRT)) {
 Test(corrupt, use_after_free_write_message) {
   secure_only();
   use_after_free_setup();
-  char out[4096];
   bool dummy;
-  cr_expect(hkt_run_child(use_after_free_act, &dummy, out, sizeof out), "not stopped: \"%s\"", out);
-  cr_expect(hkt_mentions(out, "heap corruption"), "the cause is not named: \"%s\"", out);
-  cr_expect(hkt_names_pointer(out, victim), "the message does not name %p: \"%s\"", (void *)victim, out);
+  HKT_EXPECT_STOP(use_after_free_act, &dummy, "heap corruption", victim);
 }
 
 /* ---------------------------------------------------------------------------
@@ -159,10 +153,7 @@ Test(corrupt, double_free_message) {
   secure_only();
   void *p = hak_malloc(72), *keep = hak_malloc(72);
   cr_assert(p && keep);
-  char out[4096];
-  cr_expect(hkt_run_child(double_free_act, p, out, sizeof out), "not stopped: \"%s\"", out);
-  cr_expect(hkt_mentions(out, "double free"), "the cause is not named: \"%s\"", out);
-  cr_expect(hkt_names_pointer(out, p), "the message does not name %p: \"%s\"", p, out);
+  HKT_EXPECT_STOP(double_free_act, p, "double free", p);
 }
 
 /* A block freed twice by a thread that does not own it: the second push
@@ -189,10 +180,7 @@ Test(corrupt, remote_double_free, .signal = SIGABRT) {
 Test(corrupt, remote_double_free_message) {
   void *p = hak_malloc(72), *keep = hak_malloc(72);
   cr_assert(p && keep);
-  char out[4096];
-  cr_expect(hkt_run_child(remote_double_free_act, p, out, sizeof out), "not stopped: \"%s\"", out);
-  cr_expect(hkt_mentions(out, "double free from another thread"), "the cause is not named: \"%s\"", out);
-  cr_expect(hkt_names_pointer(out, p), "the message does not name %p: \"%s\"", p, out);
+  HKT_EXPECT_STOP(remote_double_free_act, p, "double free from another thread", p);
 }
 
 /* A double free behind other frees, and one in a huge block. */
@@ -229,10 +217,7 @@ Test(corrupt, interior_free, .signal = CHECKED_FREE) {
 Test(corrupt, interior_free_message) {
   secure_only();
   char *p = hak_malloc(256);
-  char out[4096];
-  cr_expect(hkt_run_child(interior_act, p + 64, out, sizeof out), "not stopped: \"%s\"", out);
-  cr_expect(hkt_mentions(out, "not the start"), "the cause is not named: \"%s\"", out);
-  cr_expect(hkt_names_pointer(out, p + 64), "the message does not name %p: \"%s\"", (void *)(p + 64), out);
+  HKT_EXPECT_STOP(interior_act, p + 64, "not the start", p + 64);
 }
 
 /* ---------------------------------------------------------------------------
@@ -260,10 +245,7 @@ Test(corrupt, foreign_stack_pointer, .signal = CHECKED_FREE) {
 Test(corrupt, foreign_message) {
   secure_only();
   void *p = malloc(48);
-  char out[4096];
-  cr_expect(hkt_run_child(foreign_act, p, out, sizeof out), "not stopped: \"%s\"", out);
-  cr_expect(hkt_mentions(out, "foreign"), "the cause is not named: \"%s\"", out);
-  cr_expect(hkt_names_pointer(out, p), "the message does not name %p: \"%s\"", p, out);
+  HKT_EXPECT_STOP(foreign_act, p, "foreign", p);
   free(p);
 }
 
