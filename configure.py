@@ -69,6 +69,7 @@ RUNTIME_SOURCES = [
     'runtime/hakrt/sched.c',
     'runtime/hakrt/task.c',
     'runtime/hakrt/collector.c',
+    'runtime/hakrt/ready.c',
     'runtime/hakrt/figures.c',
     'runtime/hakrt/preempt.c',
     'runtime/hakrt/channel.c',

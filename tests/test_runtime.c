@@ -357,6 +357,22 @@ Test(runtime, collector_closes_states) {
   }
 }
 
+/* States opened ahead by the collector: taken by new tasks, refused when
+** they do not fit, given back after a quiet second; none with it off. */
+Test(runtime, states_opened_ahead) {
+  col_cfg c = col_default();
+  int i;
+  for (i = 0; i < 3; i++) {
+    rt_run r;
+    c.collector = i != 1;
+    c.private_heaps = i == 2;
+    r = run_col("ready.lua", c);
+    cr_expect(r.waited == 0 && strstr(r.out, "ready ok") != NULL, "collector %s%s:\n%s%s",
+              c.collector ? "on" : "off", c.private_heaps ? ", private heaps" : "", r.out, r.err);
+    free_run(&r);
+  }
+}
+
 /* Accounts exact to the byte after the collector ran the tasks' GC. */
 Test(runtime, accounts_exact_after_idle_gc) {
   col_cfg c = col_default();

@@ -18,6 +18,8 @@
 ** collector then frees the state's garbage on this thread, as remote
 ** frees, and its debt is paid before the task runs again.
 **
+** Open.  Between closes it opens states ahead for new tasks (ready.c).
+**
 ** Maintenance.  After closes or collections, the collector asks every
 ** worker to return memory (maint_req): a worker does it between tasks, or
 ** at once if it is idle, on its own heap (hak_collect: it takes the remote
@@ -181,7 +183,7 @@ static void collector_close(hakrt *rt, hakrt_task *t) {
   if (!rt->cfg.libc) hak_thread_counters(&rt->col.remote);
   rt->col.pending--;
   rt->col.activity++;
-  pthread_cond_broadcast(&rt->changed);
+  hakrt_sched_changed_locked(rt);
   hakrt_task_unref_locked(t);
   pthread_mutex_unlock(&rt->lock);
 }
@@ -241,7 +243,7 @@ static void collector_visit(hakrt *rt, hakrt_task *t) {
   } else {
     t->state = HAKRT_PARKED;
   }
-  pthread_cond_broadcast(&rt->changed);
+  hakrt_sched_changed_locked(rt);
   hakrt_task_unref_locked(t);
   pthread_mutex_unlock(&rt->lock);
 }
@@ -257,6 +259,7 @@ static void collector_round_locked(hakrt *rt) {
   } else if (++c->quiet_rounds > QUIET_ROUNDS) {
     return;
   }
+  hakrt_ready_round_locked(rt, QUIET_ROUNDS);
   for (i = 0; i < rt->nworkers; i++) AO_store(&rt->workers[i].maint_req, 1);
   pthread_cond_broadcast(&rt->work);
   c->maintenance++;
@@ -298,6 +301,7 @@ static void *collector_main(void *arg) {
       pthread_mutex_lock(&rt->lock);
       continue;
     }
+    if (hakrt_ready_fill_locked(rt)) continue;
     if (hakrt_now_ns() >= next_round) {
       collector_round_locked(rt);
       next_round = hakrt_now_ns() + ROUND_MS * 1000000u;
@@ -306,6 +310,7 @@ static void *collector_main(void *arg) {
     wait_round_locked(rt, next_round);
   }
   while ((t = gcq_pop_locked(c)) != NULL) hakrt_task_unref_locked(t);
+  hakrt_ready_drain_locked(rt);
   pthread_mutex_unlock(&rt->lock);
   if (!rt->cfg.libc) hak_collect(true);
   return NULL;

@@ -158,12 +158,25 @@ static void timers_fire_locked(hakrt *rt) {
       hakrt_sched_wake_locked(e.task);
     hakrt_task_unref_locked(e.task);
   }
-  if (rt->ntimers == 0 && rt->nrunning == 0) pthread_cond_broadcast(&rt->changed);
+  if (rt->ntimers == 0) hakrt_sched_changed_locked(rt);
 }
 
 /* ------------------------------------------------------------------------
 ** Task state changes.
 ** --------------------------------------------------------------------- */
+
+/*
+** After a change that may end a wait: hakrt_wait returns when every task
+** finished and was closed, or reports a deadlock, and neither can be true
+** while a task runs, is queued or has a timer.  So the waiter is woken
+** only when none does: waking it at every finish and park cost a futex
+** wake and a context switch per task on the workers' path.
+*/
+void hakrt_sched_changed_locked(hakrt *rt) {
+  if ((rt->nlive == 0 && rt->col.pending == 0) ||
+      (rt->nrunning == 0 && AO_load(&rt->qlen) == 0 && rt->ntimers == 0))
+    pthread_cond_broadcast(&rt->changed);
+}
 
 bool hakrt_sched_spawn(hakrt *rt, hakrt_task *t) {
   pthread_mutex_lock(&rt->lock);
@@ -223,7 +236,7 @@ void hakrt_sched_park(hakrt_task *t) {
       hakrt_collector_offer_locked(t);
     }
   }
-  if (rt->nrunning == 0) pthread_cond_broadcast(&rt->changed);
+  hakrt_sched_changed_locked(rt);
   pthread_mutex_unlock(&rt->lock);
 }
 
@@ -260,7 +273,7 @@ void hakrt_sched_done(hakrt_task *t, bool to_collector) {
   }
   t->joiners = NULL;
   if (to_collector) hakrt_collector_close_locked(t);
-  pthread_cond_broadcast(&rt->changed);
+  hakrt_sched_changed_locked(rt);
   hakrt_task_unref_locked(t); /* the runtime's reference */
   pthread_mutex_unlock(&rt->lock);
 }

@@ -2,8 +2,8 @@
 ** task.c -- a task's life: its state and coroutine, one slice of running
 ** on a worker, its end (results, error and traceback, close).
 **
-** A task's state is made by the first worker that runs it, so its first
-** blocks come from that worker's heap.  The task runs in a coroutine of
+** A task's state is opened ahead by the collector (ready.c) or, when
+** none is ready, by the first worker that runs it.  The task runs in a coroutine of
 ** that state (task->co); the runtime's blocking calls yield it back to
 ** the worker with task->yield saying why, and retry from a continuation
 ** when it is resumed, on whichever worker that is.
@@ -134,37 +134,55 @@ void hakrt_task_publish_locked(hakrt_task *t) {
   t->resumes = t->o_resumes;
 }
 
-/* Everything a task's state has before its code runs (protected). */
-static int task_setup(lua_State *L) {
-  hakrt_task *t = (hakrt_task *)lua_touserdata(L, 1);
+/* What every task's state has, whoever its task is (protected). */
+static int state_setup(lua_State *L) {
+  hakrt *rt = (hakrt *)lua_touserdata(L, 1);
   luaL_openlibs(L);
-  hakrt_lib_preload(L);
   hakrt_output_open(L);
   hakrt_preempt_open_coroutines(L);
   lua_gc(L, LUA_GCRESTART);
-  if (t->rt->cfg.generational) lua_gc(L, LUA_GCGEN, 0, 0);
+  if (rt->cfg.generational) lua_gc(L, LUA_GCGEN, 0, 0);
   else lua_gc(L, LUA_GCINC, 0, 0, 0);
   return 0;
 }
 
-/* The state and its coroutine; false when memory ran out. */
-static bool task_open(hakrt_task *t) {
+lua_State *hakrt_task_state_new(hakrt *rt, size_t limit, bool private_heap) {
   hakl_config cfg;
   lua_State *L;
   memset(&cfg, 0, sizeof cfg);
-  cfg.limit = t->limit;
-  cfg.private_heap = t->private_heap;
-  cfg.libc = t->rt->cfg.libc;
-  if ((L = hakl_newstate(&cfg)) == NULL) return false;
+  cfg.limit = limit;
+  cfg.private_heap = private_heap;
+  cfg.libc = rt->cfg.libc;
+  if ((L = hakl_newstate(&cfg)) == NULL) return NULL;
   lua_gc(L, LUA_GCSTOP); /* none while the libraries load, as lua.c */
+  lua_pushcfunction(L, state_setup);
+  lua_pushlightuserdata(L, rt);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    hakl_close(L, NULL);
+    return NULL;
+  }
+  return L;
+}
+
+/* What only this task's state has: the task, the runtime's module. */
+static int task_setup(lua_State *L) {
+  hakrt_lib_preload(L);
+  return 0;
+}
+
+/* The state (opened ahead by the collector, or here) and the coroutine;
+** false when memory ran out. */
+static bool task_open(hakrt_task *t) {
+  lua_State *L = hakrt_ready_take(t);
+  if (L == NULL && (L = hakrt_task_state_new(t->rt, t->limit, t->private_heap)) == NULL)
+    return false;
   *(hakrt_task **)lua_getextraspace(L) = t;
   t->L = L;
   t->ctx = hakl_getctx(L);
   lua_pushlightuserdata(L, t);
   lua_setfield(L, LUA_REGISTRYINDEX, TASK_KEY);
   lua_pushcfunction(L, task_setup);
-  lua_pushlightuserdata(L, t);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) return false;
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) return false;
   /* The coroutine stays on the main thread's stack, which nothing else uses. */
   if ((t->co = lua_newthread(L)) == NULL) return false;
   return true;
