@@ -405,9 +405,29 @@ def machine_md(m):
     lines = ['- Machine: `%s`, %s, %s CPUs (nproc); load average at start %s'
              % (m['uname'], m['cpu'], m['nproc'], m['load_at_start']),
              '- Date: %s; source tree `%s`' % (m['date'], m.get('commit', '?'))]
+    sched = scheduling_md()
+    if sched:
+        lines.append(sched)
     for name, desc in m['peers'].items():
         lines.append('- %s: `%s`' % (name, desc))
     return '\n'.join(lines)
+
+
+def scheduling_md():
+    """A line when the runs had a real-time priority (`chrt -f N ...`):
+    then other work on a shared machine could not preempt them."""
+    policy = os.sched_getscheduler(0)
+    if policy not in (os.SCHED_FIFO, os.SCHED_RR):
+        return ''
+    try:
+        with open('/proc/sys/kernel/sched_rt_runtime_us') as f:
+            budget = f.read().strip()
+    except OSError:
+        budget = '?'
+    return ('- Scheduling: %s priority %d (`chrt`), sched_rt_runtime_us %s: other processes '
+            'on the machine could not preempt the runs'
+            % ('SCHED_FIFO' if policy == os.SCHED_FIFO else 'SCHED_RR',
+               os.sched_getparam(0).sched_priority, budget))
 
 
 # ---------------------------------------------------------------------------

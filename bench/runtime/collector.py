@@ -16,7 +16,8 @@ Workloads, all run by <builddir>/hklua --threads=T (default T = 2):
   burst    bench/runtime/burst.lua: 64 tasks of ~4 MiB in waves, then the
            workers idle; the process's RSS sampled every 20 ms: its peak,
            and what is left 1 s after the burst ended, collector on and off;
-           an SVG plot of RSS over time (bench/plots/runtime_burst_rss.svg)
+           an SVG plot of RSS over time (bench/plots/runtime_burst_rss.svg;
+           _t<T>.svg for T other than 2)
   close    bench/runtime/close.lua: 16 states of 100000 records closed on
            the worker (collector off), on the collector, and (hakmem) on the
            collector without batched remote frees: close time per state
@@ -50,7 +51,9 @@ ALLOCS = benchlib.ALLOCATORS
 PEERS = [a for a in ALLOCS if a != 'hakmem']
 TIMEOUT_S = 300
 SAMPLE_S = 0.02
-PLOT = os.path.join(benchlib.BENCH_DIR, 'plots', 'runtime_burst_rss.svg')
+def plot_name(threads):
+    """The burst plot's file under bench/: T = 2's, or another T's beside it."""
+    return 'plots/runtime_burst_rss%s.svg' % ('' if threads == 2 else '_t%d' % threads)
 
 # (workload, full arguments, --quick arguments, switch off, hakmem-only extra modes)
 WORKLOADS = [
@@ -356,9 +359,10 @@ def main():
         'raw': [{'workload': w, 'variant': v, 'results': rs} for (w, v), rs in results.items()]})
     print('wrote %s' % benchlib.rel(raw))
     if not args.no_results:
-        plotted = plot_svg(results, PLOT)
-        command = 'bench/runtime/collector.py --builddir %s --runs %d%s' % (
-            benchlib.shown(args.builddir), args.runs, ' --quick' if args.quick else '')
+        plotted = plot_svg(results, os.path.join(benchlib.BENCH_DIR, plot_name(args.threads)))
+        command = 'bench/runtime/collector.py --builddir %s --runs %d%s%s' % (
+            benchlib.shown(args.builddir), args.runs, ' --quick' if args.quick else '',
+            '' if args.threads == 2 else ' --threads %d' % args.threads)
         body = ['## The collector thread (hakrt, T=%d)' % args.threads, '',
                 'Written by `%s`: median (min–max) over %d interleaved runs. Variants: the '
                 'allocator with the runtime\'s default (collector on, idle GC on, batched '
@@ -372,9 +376,11 @@ def main():
             mine = [r for r in rows if r['workload'] == name]
             body += ['', '### ' + name, '', benchlib.table(columns(name), mine, 'md')]
         if plotted:
-            body += ['', '![RSS over time](plots/runtime_burst_rss.svg)']
+            body += ['', '![RSS over time](%s)' % plot_name(args.threads)]
         body += ['', goals]
-        benchlib.write_section('runtime-collector', body, failures)
+        # T = 2 is the default's section; another T has its own beside it.
+        section = 'runtime-collector' + ('' if args.threads == 2 else '-t%d' % args.threads)
+        benchlib.write_section(section, body, failures)
     return benchlib.exit_status(failures)
 
 

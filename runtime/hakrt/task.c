@@ -3,10 +3,10 @@
 ** on a worker, its end (results, error and traceback, close).
 **
 ** A task's state is opened ahead by the collector (ready.c) or, when
-** none is ready, by the first worker that runs it.  The task runs in a coroutine of
-** that state (task->co); the runtime's blocking calls yield it back to
-** the worker with task->yield saying why, and retry from a continuation
-** when it is resumed, on whichever worker that is.
+** none is ready, by the first worker that runs it.  The task runs in a
+** coroutine of that state (task->co); the runtime's blocking calls yield
+** it back to the worker with task->yield saying why, and retry from a
+** continuation when it is resumed, on whichever worker that is.
 */
 #include <errno.h>
 #include <stdio.h>
