@@ -80,6 +80,11 @@ typedef struct hakrt_config {
                              work pending (default true; needs collector) */
   bool batch_frees;       /* the collector's remote frees go back one CAS
                              per page, not per block (default true) */
+  size_t collector_close_min; /* with the collector: a finished state whose
+                             account holds at least this many bytes is
+                             closed there, a smaller one (likely still in
+                             its worker's cache) by its worker (default 0:
+                             every state on the collector) */
   double soft_limit;      /* a task whose account reaches this fraction of
                              its limit gets a full collection at its next
                              park or yield (default 0.9; 0 = off) */

@@ -68,6 +68,8 @@ typedef struct options {
   long threads;           /* --threads; 0 = the single-state host */
   long tasks;             /* --tasks; 0 = not given */
   size_t task_mem_limit;
+  size_t close_min;       /* --close-min */
+  bool close_min_given;
   long slice_ms;          /* -1 = not given */
   bool private_heaps;
   bool mem_limit_given;
@@ -100,6 +102,8 @@ void hklua_usage(void) {
           "  --threads=T            run the script as a task of a runtime with T workers\n"
           "  --tasks=N              with --threads: run N copies; exit 1 if any failed\n"
           "  --task-mem-limit=SIZE  with --threads: a memory limit per task\n"
+          "  --close-min=SIZE       with --threads: states from SIZE up are closed on the\n"
+          "                         collector, smaller ones by their worker (default 0: all)\n"
           "  --slice=MS             with --threads: time slice of a task (default 10)\n"
           "  --private-heaps        with --threads: a hakmem heap per task\n"
           "%s",
@@ -190,6 +194,10 @@ static bool collect_long(options *o, const char *arg) {
   } else if (long_option(arg, "task-mem-limit", &v)) {
     if (v == NULL || !parse_size(v, &o->task_mem_limit))
       return bad_value(o, "bad size in '%s' (a number with K, M or G)", arg);
+  } else if (long_option(arg, "close-min", &v)) {
+    if (v == NULL || !parse_size(v, &o->close_min))
+      return bad_value(o, "bad size in '%s' (a number with K, M or G)", arg);
+    o->close_min_given = true;
   } else if (long_option(arg, "threads", &v)) {
     if (!parse_long(v, 1, 1024, &o->threads))
       return bad_value(o, "bad value in '%s' (a number of threads, 1 to 1024)", arg);
@@ -451,8 +459,10 @@ static bool threads_conflict(options *o, int argc, char **argv) {
     o->why = "a floor allocator keeps no account and no threads: no --stats, --mem-limit "
              "or --threads";
   } else if (o->threads == 0) {
-    if (o->tasks != 0 || o->task_mem_limit != 0 || o->slice_ms >= 0 || o->private_heaps)
-      o->why = "--tasks, --task-mem-limit, --slice and --private-heaps need --threads";
+    if (o->tasks != 0 || o->task_mem_limit != 0 || o->slice_ms >= 0 || o->private_heaps ||
+        o->close_min_given)
+      o->why = "--tasks, --task-mem-limit, --close-min, --slice and --private-heaps need "
+               "--threads";
     else if (o->rt.given)
       o->why = "--queues, --collector, --idle-gc, --batch-frees, --soft-limit, --watchdog "
                "and --time-limit need --threads";
@@ -479,6 +489,7 @@ static int run_threads(const options *o, int argc, char **argv) {
   t.threads = (int)o->threads;
   t.tasks = o->tasks > 0 ? (int)o->tasks : 1;
   t.task_mem_limit = o->task_mem_limit;
+  t.close_min = o->close_min_given ? (long long)o->close_min : -1;
   t.slice_ms = o->slice_ms;
   t.libc = (o->alloc == ALLOC_LIBC);
   t.private_heaps = o->private_heaps;

@@ -93,6 +93,7 @@ int hklua_threads_main(const hklua_threads_opts *o, const char *progname, const 
   hakrt_config_init(&cfg);
   cfg.workers = o->threads;
   cfg.task_mem_limit = o->task_mem_limit;
+  if (o->close_min >= 0) cfg.collector_close_min = (size_t)o->close_min;
   cfg.libc = o->libc;
   cfg.private_heaps = o->private_heaps;
   cfg.generational = o->generational;

@@ -39,6 +39,7 @@ typedef struct hklua_threads_opts {
   int threads;            /* workers (>= 1) */
   int tasks;              /* copies of the script (>= 1) */
   size_t task_mem_limit;  /* bytes per task; 0 = none */
+  long long close_min;    /* --close-min bytes; -1: the runtime's default */
   long slice_ms;          /* -1: the runtime's default */
   bool libc;              /* --alloc=libc */
   bool private_heaps;     /* --private-heaps */

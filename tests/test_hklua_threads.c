@@ -56,7 +56,9 @@ Test(hklua_threads, bad_options_get_a_message_and_the_usage, .init = setup) {
     {"--threads=2", "--gc-pauses", NULL}, {"--collector=off", NULL, NULL},
     {"--threads=2", "--collector=maybe", NULL}, {"--threads=2", "--idle-gc=", NULL},
     {"--threads=2", "--soft-limit=1.5", NULL}, {"--threads=2", "--soft-limit=x", NULL},
-    {"--threads=2", "--watchdog=-3", NULL},    {"--threads=2", "--queues=mine", NULL},    {"--threads=2", "--time-limit=9e99", NULL}};
+    {"--threads=2", "--watchdog=-3", NULL},    {"--threads=2", "--queues=mine", NULL},
+    {"--threads=2", "--time-limit=9e99", NULL}, {"--threads=2", "--close-min=1x", NULL},
+    {"--close-min=1M", NULL, NULL}};
   size_t i;
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     const char *args[4] = {NULL, NULL, NULL, NULL};

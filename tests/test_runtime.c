@@ -302,10 +302,13 @@ typedef struct col_cfg {
   size_t limit;
   double soft;
   unsigned watchdog_ms, time_limit_ms;
+  size_t close_min;
 } col_cfg;
 
+/* Every state closed on the collector (close_min 0), so that these tests
+** exercise its close whatever their states' sizes. */
 static col_cfg col_default(void) {
-  col_cfg c = {2, true, true, true, true, false, 0, 0.9, 0, 0};
+  col_cfg c = {2, true, true, true, true, false, 0, 0.9, 0, 0, 0};
   return c;
 }
 
@@ -322,6 +325,7 @@ static rt_run run_col(const char *script, col_cfg c) {
   cfg.soft_limit = c.soft;
   cfg.watchdog_ms = c.watchdog_ms;
   cfg.time_limit_ms = c.time_limit_ms;
+  cfg.collector_close_min = c.close_min;
   {
     static const char *const scale[] = {SCRIPT_SCALE};
     return run_args(script, NULL, &cfg, 1, scale);
@@ -355,6 +359,17 @@ Test(runtime, collector_closes_states) {
               c.collector ? "on" : "off", c.private_heaps ? ", private heaps" : "", r.out, r.err);
     free_run(&r);
   }
+}
+
+/* Where states are closed: from collector_close_min up on the collector,
+** below it by their workers (the script checks the counts). */
+Test(runtime, small_states_closed_by_workers) {
+  col_cfg c = col_default();
+  rt_run r;
+  c.close_min = (size_t)256 << 10;
+  r = run_col("close_min.lua", c);
+  cr_expect(r.waited == 0 && strstr(r.out, "close_min ok") != NULL, "%s%s", r.out, r.err);
+  free_run(&r);
 }
 
 /* States opened ahead by the collector: taken by new tasks, refused when

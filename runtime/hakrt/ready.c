@@ -49,6 +49,10 @@ lua_State *hakrt_ready_take(hakrt_task *t) {
     }
   }
   if (L == NULL) r->missed++;
+  /* The collector refills between closes; with small states closed on
+  ** their workers (collector_close_min) it may have none to do, so an
+  ** empty pool wakes it. */
+  if (r->n == 0) pthread_cond_signal(&rt->col.wake);
   pthread_mutex_unlock(&rt->lock);
   if (L == NULL) return NULL;
   if (t->private_heap) hakl_claim(L);

@@ -41,6 +41,7 @@ void hakrt_config_init(hakrt_config *cfg) {
   cfg->collector = true;
   cfg->idle_gc = true;
   cfg->batch_frees = true;
+  cfg->collector_close_min = 0;
   cfg->soft_limit = 0.9;
 }
 
