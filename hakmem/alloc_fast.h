@@ -23,16 +23,19 @@ static inline size_t direct8(size_t size) { return (size + 7) >> 3; }
 ** operator new, which throws when it fails): a direct tail jump. */
 typedef void *alloc_slow_fn(hak_heap_t *heap, size_t size, size_t align);
 
+/* Hands out the first block of page->free, which is not empty. */
+static inline void *page_pop(hak_page_t *page, hak_block_t *block) {
+  page->free = block_next(page, block);
+  block_forget(block);
+  page->used++;
+  return block;
+}
+
 static inline void *heap_alloc_small(hak_heap_t *heap, size_t slot, size_t size, size_t align,
                                      alloc_slow_fn *slow) {
   hak_page_t *page = heap->pages_direct[slot];
   hak_block_t *block = page->free;
-  if (likely(block != NULL)) {
-    page->free = block_next(page, block);
-    block_forget(block);
-    page->used++;
-    return block;
-  }
+  if (likely(block != NULL)) return page_pop(page, block);
   return slow(heap, size, align);
 }
 

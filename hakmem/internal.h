@@ -32,6 +32,7 @@
 /* ---- classes.c ---------------------------------------------------------- */
 extern const uint32_t class_size[HAK_CLASSES];
 extern const uint8_t class_of_slot[HAK_DIRECT_SLOTS];
+extern const uint8_t class_of_medium[HAK_MEDIUM_SLOTS];
 /* The smallest class holding `size`, for size <= HAK_MEDIUM_MAX. */
 unsigned class_of(size_t size);
 /* Slices of a page of class `cls`. */

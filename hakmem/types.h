@@ -40,6 +40,7 @@
 #define HAK_MEDIUM_MAX (32 * 1024)  /* largest block kept in a class page */
 #define HAK_LARGE_MAX (2u << 20)    /* largest block in a span of a segment */
 #define HAK_DIRECT_SLOTS (HAK_SMALL_MAX / 8 + 1) /* pages_direct[(size+7)>>3] */
+#define HAK_MEDIUM_SLOTS ((HAK_MEDIUM_MAX - HAK_SMALL_MAX) / 128) /* class_of_medium */
 
 /* Classes: 8..128 every 8 B (16 classes), then 8 classes per doubling up to
 ** HAK_MEDIUM_MAX, so that a block wastes at most 1/9 of itself above 128 B. */

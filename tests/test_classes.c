@@ -138,6 +138,49 @@ Test(classes, every_size_to_64k_wastes_at_most_an_eighth) {
   HKT_EXPECT_NONE(fails, "sizes 1025..64 KiB");
 }
 
+/* The smallest class holding n, 1024 < n <= 32 KiB: 8 classes per doubling. */
+static size_t medium_class(size_t n) {
+  size_t top = 2048;
+  while (top < n) top *= 2;
+  size_t step = top / 16; /* classes (top/2, top] are top/2 + k * top/16 */
+  return (n + step - 1) / step * step;
+}
+
+/*
+** Medium sizes are popped by alloc_slow's table lookup (class_of_medium)
+** when their class's first page has a block, and by the general slow path
+** otherwise: both must give the smallest class.  One block of every medium
+** class is held first, so that every class has a page and each size below
+** is served by the lookup (a wrong entry would pop another class's block);
+** sizes asked for with no page of their class go the general way.
+*/
+Test(classes, medium_sizes_get_smallest_class_on_both_paths) {
+  size_t fails = 0;
+  void *hold[64];
+  size_t nhold = 0;
+  for (size_t c = medium_class(HKT_SMALL_MAX + 1); c <= 32 * HKT_KiB; c = medium_class(c + 1)) {
+    cr_assert(nhold < 64);
+    hold[nhold] = hak_malloc(c);
+    cr_assert_not_null(hold[nhold]);
+    cr_assert_eq(hak_usable_size(hold[nhold]), c, "the general path: malloc(%zu) in class %zu", c,
+                 hak_usable_size(hold[nhold]));
+    nhold++;
+  }
+  for (size_t n = HKT_SMALL_MAX + 1; n <= 32 * HKT_KiB; n++) {
+    void *p = hak_malloc(n), *r = hak_heap_malloc8(NULL, n);
+    cr_assert(p && r, "hak_malloc(%zu) returned NULL", n);
+    size_t want = medium_class(n);
+    HKT_EXPECT(fails, hak_usable_size(p) == want, "hak_malloc(%zu): usable %zu, want class %zu", n,
+               hak_usable_size(p), want);
+    HKT_EXPECT(fails, hak_usable_size(r) == want, "hak_heap_malloc8(NULL, %zu): usable %zu, want %zu",
+               n, hak_usable_size(r), want);
+    hak_free(p);
+    hak_free_sized(r, n);
+  }
+  for (size_t i = 0; i < nhold; i++) hak_free(hold[i]);
+  HKT_EXPECT_NONE(fails, "medium sizes to their smallest class");
+}
+
 Test(classes, sampled_sizes_to_64m_waste_at_most_an_eighth) {
   hkt_rng_t rng;
   hkt_rng_init(&rng, 42);
