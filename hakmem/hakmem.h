@@ -170,6 +170,9 @@ typedef enum hak_option_e {
   HAK_OPT_PURGE_DELAY,  /* HAKMEM_PURGE_DELAY: ms before empty memory is
                            returned to the OS; 0 = at once, -1 = never */
   HAK_OPT_VERBOSE,      /* HAKMEM_VERBOSE: print warnings (0/1) */
+  HAK_OPT_ORPHAN_HEAPS, /* HAKMEM_ORPHAN_HEAPS: exited threads' heaps kept
+                           whole for the next threads (8); 0 = abandon their
+                           segments at exit */
   HAK_OPT__COUNT
 } hak_option_t;
 

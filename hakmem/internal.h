@@ -128,6 +128,8 @@ bool segment_large_grow(hak_page_t *page, size_t size);
 /* The heap's expired purges, and the idle segments' (force: all now, and
 ** the heap's empty segments and the cache unmapped). */
 void segment_purge(hak_heap_t *heap, bool force);
+/* The heap's own segments only; returns the earliest deadline left (0: none). */
+uint64_t segment_purge_heap(hak_heap_t *heap, bool force);
 /* The same for the idle segments (abandoned and cached) alone. */
 void segment_purge_idle(bool force);
 /* Purges every free slice of a segment now. */
@@ -251,7 +253,7 @@ void page_push_remote(hak_page_t *page, hak_block_t *block);
 void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last);
 /* Pushes a page on heap->notified, for the heap's next drain. */
 void page_notify(hak_heap_t *heap, hak_page_t *page);
-/* Owner thread: is `block` in one of the page's three free lists? */
+/* Owner thread: is `block` in one of the page's free lists? */
 bool page_contains_free(hak_page_t *page, hak_block_t *block);
 extern hak_page_t page_empty;
 
@@ -262,6 +264,12 @@ void heap_page_retire(hak_page_t *page);
 void heap_page_unfull(hak_page_t *page);
 void *heap_large_alloc(hak_heap_t *heap, size_t size);
 void heap_abandon(hak_heap_t *heap);
+/* Thread exit: the heap becomes an orphan for the next thread, or is
+** abandoned when there are enough of those. */
+void heap_leave(hak_heap_t *heap);
+/* An exited thread's heap, made the calling thread's; NULL if none. */
+hak_heap_t *heap_take_orphan(void);
+void heap_orphans_each_segment(void (*fn)(hak_segment_t *, void *), void *arg);
 void heap_fork_lock(bool lock);
 hak_heap_t *heap_create(bool is_default);
 void heap_release_struct(hak_heap_t *heap);

@@ -515,46 +515,57 @@ void segment_purge_idle(bool force) {
 }
 
 /*
+** Purges the free slices of the heap's own segments whose deadline has
+** passed (all of them if force; force also frees its empty segments into
+** the cache, which takes idle_lock).  Returns the earliest deadline still
+** pending, 0 if none.
+*/
+uint64_t segment_purge_heap(hak_heap_t *heap, bool force) {
+  if (!heap->purge_pending && !force) return 0;
+  uint64_t now = os_now_ms(), next = 0;
+  hak_segment_t *after;
+  for (hak_segment_t *seg = heap->segments; seg; seg = after) {
+    after = seg->next;
+    if (force && seg->free_mask == SEGMENT_USABLE_MASK) {
+      heap->empty_segments--;
+      segment_list_remove(&heap->segments, seg);
+      segment_free(seg); /* into the cache */
+      continue;
+    }
+    if (!seg->purge_mask) continue;
+    if (force || now >= seg->purge_at) segment_purge_now(seg, seg->purge_mask);
+    else if (next == 0 || seg->purge_at < next) next = seg->purge_at;
+  }
+  heap->purge_pending = next != 0;
+  return next;
+}
+
+/*
 ** Purges the free slices whose deadline has passed (all of them if force),
 ** the heap's own and the idle segments'; with force, also unmaps the heap's
 ** empty segments and the cache.
 */
 void segment_purge(hak_heap_t *heap, bool force) {
-  if (heap->purge_pending || force) {
-    uint64_t now = os_now_ms();
-    bool pending = false;
-    hak_segment_t *next;
-    for (hak_segment_t *seg = heap->segments; seg; seg = next) {
-      next = seg->next;
-      if (force && seg->free_mask == SEGMENT_USABLE_MASK) {
-        heap->empty_segments--;
-        segment_list_remove(&heap->segments, seg);
-        segment_free(seg); /* into the cache, unmapped below */
-        continue;
-      }
-      if (!seg->purge_mask) continue;
-      if (force || now >= seg->purge_at) segment_purge_now(seg, seg->purge_mask);
-      else pending = true;
-    }
-    heap->purge_pending = pending;
-  }
+  segment_purge_heap(heap, force);
   segment_purge_idle(force);
 }
 
 /* ---- statistics --------------------------------------------------------- */
 
 /*
-** Blocks that remote frees returned to an abandoned segment's pages are
-** still in page->used: nobody has taken its thread_free lists.  Called with
-** the abandoned list locked, so nobody can take them meanwhile, and a list
-** that only grows (remote freers push, nobody pops) can be walked.
+** Blocks that remote frees returned to an abandoned segment's pages, or to
+** an orphan heap's, are still in page->used: nobody has taken their
+** thread_free lists.  Called with the abandoned list (or the orphans)
+** locked, so nobody can take them meanwhile, and a list that only grows
+** (remote freers push, nobody pops) can be walked.
 */
 typedef struct stats_freed_s {
   stats_class_t *per_class; /* NULL: totals only */
   size_t bytes;             /* freed bytes still counted by their pages */
 } stats_freed_t;
 
-static void segment_stats_abandoned(hak_segment_t *seg, stats_freed_t *freed) {
+static void segment_stats_unowned(hak_segment_t *seg, void *arg) {
+  stats_freed_t *freed = arg;
   stats_class_t *per_class = freed->per_class;
   for (unsigned i = 1; i < HAK_SLICES; i++) {
     hak_page_t *page = &seg->pages[i];
@@ -573,8 +584,8 @@ static void segment_stats_abandoned(hak_segment_t *seg, stats_freed_t *freed) {
 /*
 ** Adds every live block to out->in_use.  Reads other threads' page counters
 ** without synchronisation: exact only while they are not allocating.
-** Blocks freed into abandoned segments are not live, though their pages
-** still count them (segment_stats_abandoned).
+** Blocks freed into abandoned segments and orphan heaps are not live, though
+** their pages still count them (segment_stats_unowned).
 */
 void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   size_t in_use = 0;
@@ -603,7 +614,8 @@ void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   }
   stats_freed_t freed = {per_class, 0};
   for (hak_segment_t *seg = (hak_segment_t *)atomic_load_relaxed(&abandoned); seg; seg = seg->next)
-    segment_stats_abandoned(seg, &freed);
+    segment_stats_unowned(seg, &freed);
+  heap_orphans_each_segment(segment_stats_unowned, &freed);
   pthread_mutex_unlock(&idle_lock);
   pthread_mutex_unlock(&all_lock);
   out->in_use = in_use - freed.bytes;

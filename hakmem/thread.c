@@ -3,12 +3,13 @@
 ** thread exit, fork.
 **
 ** A thread's heap is made on its first allocation (the fast path sees
-** heap_empty until then).  At exit, or at hak_thread_done, the heap's empty
-** pages and segments go back to its segments and the segment cache (not to
-** the OS: the next thread reuses them), and the segments that still hold
-** live blocks are abandoned (segment.c): they keep receiving remote frees
-** (as plain pushes, with no heap to notify), and the next heap short of
-** space adopts them (heap.c).
+** heap_empty until then), or is an exited thread's heap taken whole.  At
+** exit, or at hak_thread_done, the heap's empty pages go back to its
+** segments and the heap, owned by nobody, waits for the next thread to
+** start (heap_leave); when enough heaps wait already, its segments that
+** still hold live blocks are abandoned instead (segment.c): they keep
+** receiving remote frees (as plain pushes, with no heap to notify), and
+** the next heap short of space adopts them (heap.c).
 */
 #include "internal.h"
 
@@ -62,7 +63,8 @@ static void thread_once_init(void) {
 hak_heap_t *thread_heap_init(void) {
   if (thread_heap != &heap_empty) return thread_heap;
   pthread_once(&thread_once, thread_once_init);
-  hak_heap_t *heap = heap_create(true);
+  hak_heap_t *heap = heap_take_orphan();
+  if (!heap) heap = heap_create(true);
   if (!heap) return NULL;
   thread_heap = heap;
   /* any non-NULL value makes the destructor run at thread exit */
@@ -75,7 +77,6 @@ void hak_thread_done(void) {
   hak_heap_t *heap = thread_heap;
   if (heap == &heap_empty) return;
   thread_heap = &heap_empty;
-  heap_abandon(heap);
-  heap_release_struct(heap);
+  heap_leave(heap);
   atomic_add(&stats.threads, -1);
 }

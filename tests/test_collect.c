@@ -174,18 +174,24 @@ static void *collect_on_a_fresh_thread(void *arg) {
 
 /*
 ** A thread exits with its blocks live, another frees them all (remote
-** frees into abandoned segments).  Then in_use says nothing is live, and
+** frees into abandoned segments, or into the exited thread's heap waiting
+** whole for the next thread).  Then in_use says nothing is live, and
 ** hak_collect(true) on a thread that never allocated unmaps the segments:
 ** it used to do nothing without a heap of its own, and in_use counted the
 ** freed blocks as live while nobody took their pages' lists.
 */
-Test(collect, abandoned_free_memory_is_collected_by_any_thread) {
+static void exited_threads_free_memory_is_collected(long orphan_heaps) {
   hak_option_set(HAK_OPT_PURGE_DELAY, 1000); /* nothing may go back by itself */
+  hak_option_set(HAK_OPT_ORPHAN_HEAPS, orphan_heaps);
   hak_stats_t s0, s1, s2;
   hak_stats_get(&s0);
   hkt_run_thread(allocate_and_exit, NULL);
   hak_stats_get(&s1);
-  cr_assert_geq(s1.abandoned, s0.abandoned + 20, "only %zu segments abandoned", s1.abandoned);
+  if (orphan_heaps == 0)
+    cr_assert_geq(s1.abandoned, s0.abandoned + 20, "only %zu segments abandoned", s1.abandoned);
+  else
+    cr_assert_eq(s1.abandoned, s0.abandoned, "%zu segments abandoned: the heap should wait whole",
+                 s1.abandoned);
   cr_expect_geq(s1.in_use, s0.in_use + 90 * HKT_MiB, "in_use %zu with the blocks live",
                 s1.in_use);
 
@@ -208,6 +214,14 @@ Test(collect, abandoned_free_memory_is_collected_by_any_thread) {
                 "committed %zu after the collect (was %zu, %zu with the blocks)",
                 collected.committed, s0.committed, s1.committed);
   cr_expect_eq(collected.in_use, s0.in_use);
+}
+
+Test(collect, abandoned_free_memory_is_collected_by_any_thread) {
+  exited_threads_free_memory_is_collected(0);
+}
+
+Test(collect, orphan_heaps_free_memory_is_collected_by_any_thread) {
+  exited_threads_free_memory_is_collected(8);
 }
 
 /* Partly live abandoned segments: the free pages go back, the live blocks

@@ -1,12 +1,14 @@
 /*
 ** test_reuse.c -- what an exited thread leaves is reused, not remapped.
 **
-** A thread that exits gives its empty pages back to its segments, its
-** empty segments to the segment cache, unpurged, and its segments with
-** live blocks to the abandoned list; it unmaps nothing.  The next thread
-** adopts the abandoned segments and takes the cached ones before it maps
-** anything.  A cached segment nobody takes is purged at its deadline by
-** any heap's purge, and hak_collect(true) unmaps it.
+** A thread that exits gives its empty pages back to its segments and
+** leaves its heap whole for the next thread (an orphan), or, with
+** HAKMEM_ORPHAN_HEAPS=0, gives its empty segments to the segment cache,
+** unpurged, and its segments with live blocks to the abandoned list; it
+** unmaps nothing.  The next thread takes the orphan, or adopts the
+** abandoned segments and takes the cached ones, before it maps anything.
+** Free memory nobody takes is purged at its deadline by any heap's purge,
+** and hak_collect(true) unmaps it.
 **
 ** Each test sets a purge delay of its own, so that no deadline passes
 ** (or one surely does) while it looks.  tests/plain/reuse.c builds this
@@ -18,6 +20,7 @@
 #include <criterion/criterion.h>
 #endif
 
+#include <pthread.h>
 #include <time.h>
 
 #include "threads_common.h"
@@ -58,8 +61,9 @@ static void sleep_ms(long ms) {
 }
 
 /* A thread exit unmaps nothing; the next thread maps nothing. */
-Test(reuse, next_thread_takes_what_an_exited_one_left) {
+static void next_thread_takes_what_an_exited_one_left(long orphan_heaps) {
   hak_option_set(HAK_OPT_PURGE_DELAY, 100000); /* no deadline passes in this test */
+  hak_option_set(HAK_OPT_ORPHAN_HEAPS, orphan_heaps);
   hak_free(hak_malloc(1));
   hak_collect(true);
   hak_stats_t s0, s1, s2, s3;
@@ -68,7 +72,8 @@ Test(reuse, next_thread_takes_what_an_exited_one_left) {
   hkt_run_thread(worker, (void *)0);
   hak_stats_counters(&s1);
   cr_expect(s1.mmap_calls > s0.mmap_calls, "the first worker mapped nothing");
-  cr_expect(s1.abandoned >= 1, "no segment with live blocks was abandoned");
+  if (orphan_heaps == 0) cr_expect(s1.abandoned >= 1, "no segment with live blocks was abandoned");
+  else cr_expect(s1.abandoned == 0, "%zu segments abandoned: the heap should wait whole", s1.abandoned);
   cr_expect(s1.mapped >= s0.mapped + 2 * (4u << 20), "a thread exit unmapped its segments "
                 "(mapped %zu KiB, %zu KiB before it)", s1.mapped >> 10, s0.mapped >> 10);
 
@@ -96,6 +101,10 @@ Test(reuse, next_thread_takes_what_an_exited_one_left) {
                 s3.mapped >> 10, s0.mapped >> 10);
   cr_expect(s3.in_use == s0.in_use, "in_use %zu, was %zu", s3.in_use, s0.in_use);
 }
+
+Test(reuse, next_thread_takes_an_exited_ones_heap) { next_thread_takes_what_an_exited_one_left(8); }
+
+Test(reuse, next_thread_adopts_an_exited_ones_segments) { next_thread_takes_what_an_exited_one_left(0); }
 
 static void *worker_frees_all(void *arg) {
   (void)arg;
@@ -139,4 +148,64 @@ Test(reuse, cached_segments_are_purged_at_their_deadline) {
   hak_stats_counters(&s2);
   cr_expect(s2.mapped <= s0.mapped, "hak_collect(true) left %zu KiB mapped (%zu KiB before)",
                 s2.mapped >> 10, s0.mapped >> 10);
+}
+
+/* ---- more exited heaps than are kept ------------------------------------ */
+
+#define CROWD 5 /* threads that exit together */
+#define KEPT 2  /* HAKMEM_ORPHAN_HEAPS for the test */
+
+static pthread_barrier_t crowd_barrier;
+static void *crowd_block[2][CROWD];
+
+/* Leaves one live block, and exits once every thread of its crowd has
+** allocated: none of them can take another's heap. */
+static void *crowd_worker(void *arg) {
+  void **slot = arg;
+  *slot = hak_malloc(BLOCK);
+  if (*slot) memset(*slot, 7, BLOCK);
+  pthread_barrier_wait(&crowd_barrier);
+  hak_heap_check(NULL); /* the second crowd: with a taken heap or adopted segments */
+  return NULL;
+}
+
+static void run_crowd(void **blocks) {
+  pthread_t t[CROWD];
+  pthread_barrier_init(&crowd_barrier, NULL, CROWD);
+  for (int i = 0; i < CROWD; i++)
+    cr_assert(pthread_create(&t[i], NULL, crowd_worker, &blocks[i]) == 0, "pthread_create");
+  for (int i = 0; i < CROWD; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&crowd_barrier);
+}
+
+/* KEPT heaps wait whole; the segments of the others are abandoned, and the
+** next threads take both kinds. */
+Test(reuse, heaps_beyond_the_kept_ones_are_abandoned) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 100000);
+  hak_option_set(HAK_OPT_ORPHAN_HEAPS, KEPT);
+  hak_free(hak_malloc(1));
+  hak_collect(true);
+  hak_stats_t s0, s1, s2;
+  hak_stats_get(&s0);
+  run_crowd(crowd_block[0]);
+  hak_stats_get(&s1);
+  cr_expect(s1.abandoned == s0.abandoned + (CROWD - KEPT),
+            "%zu segments abandoned by %d exited threads with %d heaps kept (want %d)",
+            s1.abandoned - s0.abandoned, CROWD, KEPT, CROWD - KEPT);
+  run_crowd(crowd_block[1]);
+  size_t bad = 0;
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < CROWD; i++) {
+      unsigned char *p = crowd_block[r][i];
+      cr_assert(p != NULL, "block of thread %d of crowd %d", i, r);
+      if (hkt_check_byte(p, BLOCK, 7) != BLOCK) bad++;
+      hak_free(p);
+    }
+  cr_expect(bad == 0, "%zu blocks of exited threads changed", bad);
+  hak_collect(true);
+  hak_stats_get(&s2);
+  cr_expect(s2.abandoned == 0, "%zu segments still abandoned", s2.abandoned);
+  cr_expect(s2.in_use == s0.in_use, "in_use %zu, was %zu", s2.in_use, s0.in_use);
+  cr_expect(s2.committed <= s0.committed + 512 * 1024, "committed %zu KiB after the collect, %zu KiB before",
+            s2.committed >> 10, s0.committed >> 10);
 }
