@@ -121,6 +121,7 @@ void hakrt_collector_close_locked(hakrt_task *t) {
   else c->closeq = t;
   c->closeq_tail = t;
   c->pending++;
+  AO_store(&c->queued, AO_load(&c->queued) + 1);
   pthread_cond_signal(&c->wake);
 }
 
@@ -142,6 +143,7 @@ static hakrt_task *closeq_pop_locked(hakrt_collector *c) {
   if (t == NULL) return NULL;
   if ((c->closeq = t->cnext) == NULL) c->closeq_tail = NULL;
   t->cnext = NULL;
+  AO_store(&c->queued, AO_load(&c->queued) - 1);
   return t;
 }
 

@@ -366,6 +366,7 @@ typedef struct hakrt_collector {
   hakrt_task *closeq, *closeq_tail;
   hakrt_task *gcq, *gcq_tail;
   size_t pending;
+  AO_t queued;              /* closeq's length, read by workers unlocked */
   bool stop;
   uint64_t closed, close_ns, idle_gcs, soft_gcs, gc_ns, gc_interrupted;
   uint64_t maintenance;     /* rounds of asking the workers */

@@ -362,11 +362,16 @@ void hakrt_task_close_state(hakrt_task *t) {
 ** the collector's cache.  For a state still in the worker's cache that
 ** may cost the worker more than the close saved; collector_close_min
 ** keeps such states here (docs/runtime.md says what was measured).
+** And the close queue is bounded: a state waiting there is memory held
+** for nothing, so when the collector falls behind (a burst of large
+** states finishing) the workers close their own until it catches up.
 */
-static bool close_on_collector(const hakrt_task *t) {
-  const hakrt *rt = t->rt;
+#define CLOSE_QUEUE_MAX(rt) (2 * (size_t)(rt)->nworkers)
+static bool close_on_collector(hakrt_task *t) {
+  hakrt *rt = t->rt;
   return rt->cfg.collector && t->L != NULL &&
-         t->ctx->acct.in_use >= rt->cfg.collector_close_min;
+         t->ctx->acct.in_use >= rt->cfg.collector_close_min &&
+         AO_load(&rt->col.queued) < (AO_t)CLOSE_QUEUE_MAX(rt);
 }
 
 /* On the collector (close_on_collector), else here, timed. */
