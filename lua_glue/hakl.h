@@ -73,9 +73,11 @@ typedef struct hakl_account {
 
 /*
 ** A state's region (lua_glue/hakl_region.h, where the rules are): its
-** blocks up to HAKL_REGION_MAX bytes, bumped through chunks of the core in
-** allocation order and reused through a LIFO list per exact 8-byte class.
-** Invariants: free[c] lists free blocks of exactly c * 8 bytes, linked
+** blocks up to HAKL_REGION_TOP bytes, bumped through chunks of the core in
+** allocation order and reused through a LIFO list per class: every 8 bytes
+** up to HAKL_REGION_MAX (the fast path's), every 128 bytes above.
+** Invariants: free[c] lists free blocks of exactly hakl_region_size(c)
+** bytes (c * 8 up to HAKL_REGION_MAX), linked
 ** through their first word, all inside the chunks; bump <= end, and
 ** [bump, end) is the unused rest of the newest chunk (both NULL before
 ** the first); chunks links every chunk through its first word, its size in
@@ -83,13 +85,17 @@ typedef struct hakl_account {
 ** In secure builds the links are stored encoded with key[] and every chunk
 ** lies in [lo, hi): a link that decodes outside it was overwritten.
 */
-#define HAKL_REGION_MAX 1024                          /* largest block of a region */
-#define HAKL_REGION_CLASSES (HAKL_REGION_MAX / 8 + 1) /* class c: blocks of c * 8 B */
+#define HAKL_REGION_MAX 1024  /* largest block of the fast path's 8-byte classes */
+#define HAKL_REGION_TOP 4096  /* largest block of a region: 128-byte classes above MAX */
+#define HAKL_REGION_CLASSES (HAKL_REGION_MAX / 8 + (HAKL_REGION_TOP - HAKL_REGION_MAX) / 128 + 1)
 typedef struct hakl_region {
   char *bump, *end;
   void *chunks;
   size_t next_chunk;
   void *free[HAKL_REGION_CLASSES];
+  size_t top;        /* largest block: HAKL_REGION_TOP in a private heap's state,
+                        else HAKL_REGION_MAX (the thread's pages hold larger ones
+                        densely, shared with other states) */
   uintptr_t key[2];  /* secure builds: the links' keys (0 in other builds) */
   uintptr_t lo, hi;  /* secure builds: the chunks' address range */
 } hakl_region;
@@ -103,16 +109,22 @@ typedef struct hakl_region {
 **   (hakl_claim).
 ** - prev_f != NULL only for a state switched by the module: blocks that
 **   hak_owns does not know belong to prev_f/prev_ud.
-** - region's chunks are blocks of `heap` (or of the heaps of the threads
-**   that ran the state); they go back when acct.in_use reaches 0 (the
-**   last free of lua_close), or in hakl_close, or with a private heap.
+** - region's chunks are blocks of the default heaps of the threads that
+**   ran the state, even with a private heap (which then holds only blocks
+**   above the region, and costs a small state no segment); they go back
+**   when acct.in_use reaches 0 (the last free of lua_close), or in
+**   hakl_close.
+** - close_jmp != NULL only inside hakl_close of a private heap: the free
+**   of the block holding close_mark then jumps there (hakl_alloc_dropping),
+**   and close_lua is the bytes Lua itself holds (in_use less what the host
+**   charged).
 ** - free_when_empty: the context was malloc'd by the module; the free that
 **   brings acct.in_use to 0 is the last call of lua_close (the state's
 **   own block goes last), and hakl_alloc_foreign then frees the context.
 */
 typedef struct hakl_ctx {
   hakl_account acct;
-  hakl_region region;  /* blocks up to HAKL_REGION_MAX; chunks from `heap` */
+  hakl_region region;  /* blocks up to region.top; larger ones from `heap` */
   hak_heap_t *heap;    /* NULL: the running thread's default heap */
   bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
   bool libc;           /* blocks come from malloc/realloc/free (hakl_alloc_libc) */
@@ -120,6 +132,9 @@ typedef struct hakl_ctx {
   bool free_when_empty; /* module only: free(ctx) when the state is gone */
   lua_Alloc prev_f;    /* module only: the allocator before the switch */
   void *prev_ud;
+  void *close_mark;    /* hakl_close only: a block freed first by the sweep */
+  void *close_jmp;     /* hakl_close only: its jmp_buf */
+  size_t close_lua;    /* hakl_close only: Lua's own bytes */
 } hakl_ctx;
 
 /* heap: NULL for per-thread heaps; limit: 0 for none. */
@@ -135,7 +150,8 @@ HAKL_API void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsiz
 HAKL_API void *hakl_alloc_libc(void *ud, void *ptr, size_t osize, size_t nsize);
 /* The allocator hakl_close installs for lua_close on a state whose heap is
 ** its own and is about to be destroyed whole: frees are counted, not done;
-** allocations (by finalizers) work as in hakl_alloc. */
+** allocations (by finalizers) work as in hakl_alloc; the free of the block
+** hakl_close marked ends lua_close (hakl_state.c). */
 HAKL_API void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* -------------------------------------------------------------------------

@@ -63,9 +63,21 @@ static inline void hakl_account_repeak(hakl_account *a) {
   }
 }
 
-/* A new block of n bytes made for type tag `tag` (Lua's osize). */
+/* A new block of n bytes made for type tag `tag` (Lua's osize): a tag
+** Lua never passes counts as "other", out of line (a compare and a jump
+** instead of the compare, clear and move of a conditional move). */
+static inline void hakl_account_new_tagged(hakl_account *a, size_t tag, size_t n) {
+  a->in_use += n;
+  a->nalloc++;
+  a->type_count[tag]++;
+  a->type_bytes[tag] += n;
+}
+void hakl_account_new_other(hakl_account *a, size_t n);
 static inline void hakl_account_new(hakl_account *a, size_t tag, size_t n) {
-  if (tag >= HAKL_NTYPES) tag = 0;
+  if (hakl_unlikely(tag >= HAKL_NTYPES)) {
+    hakl_account_new_other(a, n);
+    return;
+  }
   a->in_use += n;
   a->nalloc++;
   a->type_count[tag]++;

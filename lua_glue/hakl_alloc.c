@@ -3,6 +3,7 @@
 **
 ** Uses only Lua's official API and hakmem.h.
 */
+#include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,18 @@
 #else
 #define hakl_noinline
 #endif
+/* Out of line and with its arguments as declared: GCC would drop an unused
+** one (a clone), which costs the caller moves of the others. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define hakl_jump_target __attribute__((noinline, noipa))
+#else
+#define hakl_jump_target hakl_noinline
+#endif
 
 void hakl_ctx_init(hakl_ctx *ctx, hak_heap_t *heap, size_t limit) {
   memset(ctx, 0, sizeof *ctx);
   ctx->heap = heap;
+  ctx->region.top = heap != NULL ? HAKL_REGION_TOP : HAKL_REGION_MAX;
   if (HAKL_REGION_SECURE) hakl_region_secure_init(&ctx->region);
   hakl_account_start(&ctx->acct, 0, limit);
 }
@@ -38,6 +47,10 @@ const char *hakl_typename(int tag) {
   return (tag > 0 && tag < HAKL_NTYPES) ? names[tag] : names[0];
 }
 
+void hakl_account_new_other(hakl_account *a, size_t n) {
+  hakl_account_new_tagged(a, 0, n);
+}
+
 static void *refuse(hakl_ctx *c) {
   hakl_account_refuse(&c->acct);
   return NULL;
@@ -50,10 +63,12 @@ static void *refuse(hakl_ctx *c) {
 ** --------------------------------------------------------------------- */
 
 /*
-** Blocks up to HAKL_REGION_MAX bytes come from the state's region
+** Blocks up to region.top bytes come from the state's region
 ** (hakl_region.h): a pop or a bump, every size in allocation order; larger
-** ones from the core.  A block's size says where it lives, and Lua always
-** tells it, so the glue needs no lookup.
+** ones from the core.  The fast paths serve the 8-byte classes (up to
+** HAKL_REGION_MAX); the few larger region blocks go out of line.  A
+** block's size says where it lives, and Lua always tells it, so the glue
+** needs no lookup.
 **
 ** new_block and resize_block stay out of line: hakl_alloc then needs no
 ** saved registers, and the free path (half of all calls) stays a few
@@ -71,10 +86,10 @@ static void *refuse(hakl_ctx *c) {
 static inline void *block_new(hakl_ctx *c, size_t n, bool reg) {
   void *p;
   size_t k;
-  if (!reg || n > HAKL_REGION_MAX) return hak_heap_malloc8(c->heap, n);
-  k = hakl_region_class(n);
+  if (!reg || n > c->region.top) return hak_heap_malloc8(c->heap, n);
+  k = hakl_region_class_any(n);
   p = hakl_region_take(&c->region, k);
-  if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, c->heap, k);
+  if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, k);
   return p;
 }
 
@@ -83,7 +98,7 @@ static inline void *block_new(hakl_ctx *c, size_t n, bool reg) {
 ** go back then. */
 /* Returns NULL, so that the free path's tail call goes here. */
 static hakl_noinline void *free_last(hakl_ctx *c, void *ptr, size_t n) {
-  if (n > HAKL_REGION_MAX) hak_free_sized(ptr, n);
+  if (n > c->region.top) hak_free_sized(ptr, n);
   hakl_region_release(&c->region);
   return NULL;
 }
@@ -95,11 +110,19 @@ static hakl_noinline void *free_core(void *ptr, size_t n) {
   return NULL;
 }
 
+/* A block of the region above its 8-byte classes, or of the core. */
+static hakl_noinline void *free_above(hakl_ctx *c, void *ptr, size_t n) {
+  if (n > c->region.top) hak_free_sized(ptr, n);
+  else hakl_region_give(&c->region, ptr, hakl_region_class_any(n));
+  return NULL;
+}
+
 /* Returns NULL (Lua's result for a free). */
 static inline void *free_block(hakl_ctx *c, void *ptr, size_t n, bool reg) {
   hakl_account_free(&c->acct, n);
   if (reg && hakl_unlikely(c->acct.in_use == 0)) return free_last(c, ptr, n);
-  if (!reg || n > HAKL_REGION_MAX) return free_core(ptr, n);
+  if (!reg) return free_core(ptr, n);
+  if (n > HAKL_REGION_MAX) return free_above(c, ptr, n);
   hakl_region_give(&c->region, ptr, hakl_region_class(n));
   return NULL;
 }
@@ -114,12 +137,23 @@ static inline void *free_block(hakl_ctx *c, void *ptr, size_t n, bool reg) {
 static inline void *block_resize(hakl_ctx *c, void *ptr, size_t osize, size_t nsize,
                                  bool reg) {
   void *p;
-  if (!reg || (osize > HAKL_REGION_MAX && nsize > HAKL_REGION_MAX))
-    return hak_heap_realloc8(c->heap, ptr, osize, nsize);
-  if (hakl_region_class(osize) == hakl_region_class(nsize)) return ptr;
+  size_t top = c->region.top;
+  if (!reg || (osize > top && nsize > top)) return hak_heap_realloc8(c->heap, ptr, osize, nsize);
+  if (osize <= top && nsize <= top) {
+    hakl_region *r = &c->region;
+    size_t ko = hakl_region_class_any(osize), kn = hakl_region_class_any(nsize);
+    if (ko == kn) return ptr;
+    /* The newest block of the chunk (a buffer Lua grows while it makes
+    ** nothing else) grows in place. */
+    if (kn > ko && (char *)ptr + hakl_region_size(ko) == r->bump &&
+        (size_t)(r->end - (char *)ptr) >= hakl_region_size(kn)) {
+      r->bump = (char *)ptr + hakl_region_size(kn);
+      return ptr;
+    }
+  }
   if ((p = block_new(c, nsize, true)) == NULL) return nsize <= osize ? ptr : NULL;
   memcpy(p, ptr, osize < nsize ? osize : nsize);
-  if (osize <= HAKL_REGION_MAX) hakl_region_give(&c->region, ptr, hakl_region_class(osize));
+  if (osize <= top) hakl_region_give(&c->region, ptr, hakl_region_class_any(osize));
   else hak_free_sized(ptr, osize);
   return p;
 }
@@ -198,27 +232,93 @@ static inline void *resize_block(hakl_ctx *c, void *ptr, size_t osize, size_t ns
 /* The out-of-line cases, once for each `reg`. */
 /* The region's common case inline: no call, so no saved registers; a new
 ** chunk, a block above the region, the limit and the peak go to new_block. */
-static hakl_noinline void *new_region(hakl_ctx *c, size_t tag, size_t nsize) {
-  hakl_region *r = &c->region;
-  size_t k = hakl_region_class(nsize);
+/* new_block for new_region's rare cases, its arguments in hakl_alloc's
+** registers: new_region's tail calls then move none. */
+static hakl_jump_target void *new_slow(hakl_ctx *c, void *none, size_t tag, size_t nsize) {
+  (void)none;
+  return new_block(c, tag, nsize, true);
+}
+
+/* A new block of the 8-byte classes that moves the peak (a heap growing:
+** half of churn's new blocks) in a state without a limit: the pop or bump,
+** and the new peak, which is the new use (the mark was the peak, and the
+** use passed it).  A limit, no memory or a new chunk go to new_block. */
+static hakl_jump_target void *new_rising(hakl_ctx *c, void *none, size_t tag, size_t nsize) {
+  hakl_account *a = &c->acct;
   void *p;
-  if (hakl_unlikely(hakl_account_rises(&c->acct, nsize)) || nsize > HAKL_REGION_MAX)
-    return new_block(c, tag, nsize, true);
-  if ((p = r->free[k]) != NULL) {
-    r->free[k] = hakl_region_next(r, p);
-  } else {
-    if (hakl_unlikely((size_t)(r->end - r->bump) < k * 8)) return new_block(c, tag, nsize, true);
-    p = r->bump;
-    r->bump += k * 8;
-  }
+  (void)none;
+  if (nsize > HAKL_REGION_MAX || a->limit != 0 ||
+      (p = hakl_region_take8(&c->region, hakl_region_class(nsize))) == NULL)
+    return new_slow(c, NULL, tag, nsize);
+  hakl_account_new(a, tag, nsize);
+  a->peak = a->mark = a->in_use;
+  return p;
+}
+
+/* `none` is hakl_alloc's ptr (NULL): with the same arguments in the same
+** registers, hakl_alloc's dispatch is a bare jump. */
+static hakl_jump_target void *new_region(hakl_ctx *c, void *none, size_t tag, size_t nsize) {
+  void *p;
+  (void)none;
+  if (hakl_unlikely(hakl_account_rises(&c->acct, nsize))) return new_rising(c, NULL, tag, nsize);
+  if (hakl_unlikely(nsize > HAKL_REGION_MAX)) return new_slow(c, NULL, tag, nsize);
+  p = hakl_region_take8(&c->region, hakl_region_class(nsize));
+  if (hakl_unlikely(p == NULL)) return new_slow(c, NULL, tag, nsize);
   hakl_account_new(&c->acct, tag, nsize);
   return p;
 }
 static hakl_noinline void *new_core(hakl_ctx *c, size_t tag, size_t nsize) {
   return new_block(c, tag, nsize, false);
 }
-static hakl_noinline void *resize_region(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+/* Any resize of a state's block, out of line, so that resize_region's
+** calls of it are tail calls and resize_region saves no registers. */
+static hakl_noinline void *resize_any(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
   return resize_block(c, ptr, osize, nsize, true);
+}
+
+/* The copy of a resize that moves more than 8 words, out of line (a call
+** inside resize_region would make it save registers): words 1 .. n-1 from
+** src, which is back on its list already (its first word is a link now),
+** and w0, its first word before that.  Returns dst. */
+static hakl_noinline void *move_words(void *dst, const void *src, size_t n, uint64_t w0) {
+  memcpy((char *)dst + 8, (const char *)src + 8, (n - 1) * 8);
+  memcpy(dst, &w0, 8);
+  return dst;
+}
+
+/* The same for a growth within the 8-byte classes (an array part growing
+** from 1 to 2 slots: a third of binary_trees' calls): a pop or a bump, the
+** account, a push, and a copy; anything else goes to resize_any. */
+static hakl_noinline void *resize_region(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  hakl_region *r = &c->region;
+  size_t ko, kn;
+  void *p;
+  uint64_t w0;
+  /* A growth (nsize > osize, so both fit when nsize does) below the mark;
+  ** shrinks are rare in Lua. */
+  if (hakl_unlikely(nsize <= osize || nsize > HAKL_REGION_MAX) ||
+      hakl_unlikely(hakl_account_rises(&c->acct, nsize - osize)))
+    return resize_any(c, ptr, osize, nsize);
+  ko = hakl_region_class(osize);
+  kn = hakl_region_class(nsize);
+  if (ko == kn) {
+    hakl_account_grow(&c->acct, nsize - osize);
+    return ptr;
+  }
+  if (hakl_unlikely((p = hakl_region_take8(r, kn)) == NULL)) return resize_any(c, ptr, osize, nsize);
+  hakl_account_grow(&c->acct, nsize - osize);
+  /* Both blocks hold whole words: a few copy in a loop, faster than
+  ** memcpy's dispatch or a string instruction; more in move_words. */
+  memcpy(&w0, ptr, 8);
+  hakl_region_give(r, ptr, ko); /* its first word becomes a link */
+  if (ko > 8) return move_words(p, ptr, ko, w0);
+  memcpy(p, &w0, 8);
+  for (size_t i = 1; i < ko; i++) {
+    uint64_t w; /* memcpy of one word: a load and a store, any type's bytes */
+    memcpy(&w, (char *)ptr + 8 * i, 8);
+    memcpy((char *)p + 8 * i, &w, 8);
+  }
+  return p;
 }
 static hakl_noinline void *resize_core(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
   return resize_block(c, ptr, osize, nsize, false);
@@ -226,7 +326,7 @@ static hakl_noinline void *resize_core(hakl_ctx *c, void *ptr, size_t osize, siz
 
 static inline void *alloc_cases(hakl_ctx *c, void *ptr, size_t osize, size_t nsize, bool reg) {
   if (nsize == 0) return ptr != NULL ? free_block(c, ptr, osize, reg) : NULL;
-  if (ptr == NULL) return reg ? new_region(c, osize, nsize) : new_core(c, osize, nsize);
+  if (ptr == NULL) return reg ? new_region(c, ptr, osize, nsize) : new_core(c, osize, nsize);
   return reg ? resize_region(c, ptr, osize, nsize) : resize_core(c, ptr, osize, nsize);
 }
 
@@ -280,18 +380,27 @@ void hakl_uncharge(hakl_ctx *c, size_t n) {
 }
 
 /*
-** During a fast close the heap is about to be destroyed whole: the sweep
-** of lua_close only has to walk its objects, not free them.  A separate
-** function (installed by hakl_close) keeps this test off hakl_alloc's
-** free path.
+** During a fast close the heap is about to be destroyed whole: a free is
+** only counted.  Once the sweep of lua_close frees the block that
+** hakl_close marked, every finalizer has run and only frees are left:
+** the jump back to hakl_close skips them (hakl_state.c says why that is
+** safe).  A separate function (installed by hakl_close) keeps these tests
+** off hakl_alloc's free path.
 */
 void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize) {
   hakl_ctx *c = (hakl_ctx *)ud;
+  void *p;
   if (nsize == 0) {
-    if (ptr != NULL) hakl_account_free(&c->acct, osize);
+    if (ptr == NULL) return NULL;
+    if (c->close_jmp != NULL && (uintptr_t)c->close_mark - (uintptr_t)ptr < osize)
+      longjmp(*(jmp_buf *)c->close_jmp, 1);
+    hakl_account_free(&c->acct, osize);
+    c->close_lua -= osize;
     return NULL;
   }
-  return hakl_alloc(ud, ptr, osize, nsize);
+  p = hakl_alloc(ud, ptr, osize, nsize);
+  if (p != NULL) c->close_lua += nsize - (ptr != NULL ? osize : 0);
+  return p;
 }
 
 /*

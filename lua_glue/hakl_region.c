@@ -19,21 +19,33 @@
 ** chunks one OS page short of their size keep it inside the same span. */
 #define CHUNK_SHORT (HAKL_REGION_SECURE ? 4096 : 0)
 
-void *hakl_region_refill(hakl_region *r, hak_heap_t *heap, size_t c) {
+/* The unused rest of the old chunk (a multiple of 8 bytes) to the lists,
+** in blocks of the largest classes that fit. */
+static void region_give_rest(hakl_region *r, char *p, size_t rest) {
+  while (rest >= 8) {
+    size_t c = rest <= HAKL_REGION_MAX ? rest >> 3
+               : rest >= HAKL_REGION_TOP ? HAKL_REGION_CLASSES - 1
+               : HAKL_REGION_MAX / 8 + ((rest - HAKL_REGION_MAX) >> 7);
+    hakl_region_give(r, p, c);
+    p += hakl_region_size(c);
+    rest -= hakl_region_size(c);
+  }
+}
+
+void *hakl_region_refill(hakl_region *r, size_t c) {
   size_t step = r->next_chunk ? r->next_chunk : CHUNK_FIRST;
   size_t size = step - CHUNK_SHORT;
-  size_t rest = (size_t)(r->end - r->bump);
-  char *chunk = hak_heap_malloc8(heap, size);
+  char *chunk = hak_heap_malloc8(NULL, size);
   if (chunk == NULL) return NULL;
   if (r->hi == 0) r->lo = (uintptr_t)chunk, r->hi = (uintptr_t)chunk + size;
   if ((uintptr_t)chunk < r->lo) r->lo = (uintptr_t)chunk;
   if ((uintptr_t)chunk + size > r->hi) r->hi = (uintptr_t)chunk + size;
-  if (rest >= 8) hakl_region_give(r, r->bump, rest >> 3); /* rest < c * 8, a multiple of 8 */
+  region_give_rest(r, r->bump, (size_t)(r->end - r->bump)); /* less than class c's size */
   ((void **)chunk)[0] = r->chunks;
   ((size_t *)chunk)[1] = size;
   r->chunks = chunk;
   r->next_chunk = step < CHUNK_LAST ? 2 * step : CHUNK_LAST;
-  r->bump = chunk + CHUNK_HEADER + c * 8;
+  r->bump = chunk + CHUNK_HEADER + hakl_region_size(c);
   r->end = chunk + size;
   return chunk + CHUNK_HEADER;
 }
@@ -45,10 +57,12 @@ void hakl_region_release(hakl_region *r) {
     hak_free_sized(chunk, ((size_t *)chunk)[1]);
     chunk = next;
   }
-  uintptr_t k0 = r->key[0], k1 = r->key[1]; /* the keys stay: the state may go on */
+  uintptr_t k0 = r->key[0], k1 = r->key[1]; /* the keys and the top stay: the state may go on */
+  size_t top = r->top;
   memset(r, 0, sizeof *r);
   r->key[0] = k0;
   r->key[1] = k1;
+  r->top = top;
 }
 
 /* ---- secure builds (hakl_region.h) -------------------------------------- */
@@ -92,7 +106,7 @@ void hakl_region_confirm_free(const hakl_region *r, const void *p, size_t c) {
   for (void *b = r->free[c]; b != NULL && steps-- > 0;) {
     if (b == p) {
       fprintf(stderr, "hakmem: error: free(%p): double free (a block of %zu bytes of a Lua state)\n",
-              p, c * 8);
+              p, hakl_region_size(c));
       abort();
     }
     uintptr_t next = hakl_region_decode(r, *(const uintptr_t *)b);

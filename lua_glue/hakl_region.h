@@ -1,17 +1,23 @@
 /*
-** hakl_region.h -- a state's region: where its blocks up to HAKL_REGION_MAX
+** hakl_region.h -- a state's region: where its blocks up to HAKL_REGION_TOP
 ** bytes come from.
 **
 ** A Lua state is run by one thread at a time and tells the size of every
 ** block it frees, so its small blocks need none of the core's per-block
-** work: a free pushes the block on the LIFO list of its exact 8-byte
-** class, a new block pops that list or bumps through the current chunk,
+** work: a free pushes the block on the LIFO list of its class (exact
+** 8-byte classes up to HAKL_REGION_MAX, the hot sizes; in a state with a
+** private heap, 128-byte ones up to HAKL_REGION_TOP too: the few larger
+** blocks a small state has, its global state, string table and first hash
+** parts, which in a heap of its own would each take an OS page of a class
+** page, and the heap a segment), a new block pops that list or bumps
+** through the current chunk,
 ** every size from one chunk in allocation order, so that what Lua makes
 ** together (a table, its parts, its strings) lies together (the mixed
 ** floor's placement, bench/lua: 1.2x faster than size classes on churn).
-** Chunks are blocks of the core (hak_heap_malloc8 of the state's heap);
-** they go back when the state's account reaches zero (the end of
-** lua_close) or with the state's private heap.
+** Chunks are blocks of the core (hak_heap_malloc8 of the running thread's
+** default heap, also for a state with a private heap: a small state then
+** pays no segment of its own); they go back when the state's account
+** reaches zero (the end of lua_close) or in hakl_close.
 **
 ** Thread safety is the state's: the region is touched only by the state's
 ** own allocation calls, so a state moving between threads takes its region
@@ -35,8 +41,21 @@
 #define HAKL_REGION_SECURE 0
 #endif
 
+/* The class of n bytes, n <= HAKL_REGION_MAX (the fast path's). */
 static inline size_t hakl_region_class(size_t n) {
   return (n + 7) >> 3;
+}
+
+/* The class of n bytes, any n <= HAKL_REGION_TOP. */
+static inline size_t hakl_region_class_any(size_t n) {
+  if (n <= HAKL_REGION_MAX) return hakl_region_class(n);
+  return HAKL_REGION_MAX / 8 + ((n - HAKL_REGION_MAX + 127) >> 7);
+}
+
+/* The bytes of a block of class c. */
+static inline size_t hakl_region_size(size_t c) {
+  if (c <= HAKL_REGION_MAX / 8) return c * 8;
+  return HAKL_REGION_MAX + (c - HAKL_REGION_MAX / 8) * 128;
 }
 
 /*
@@ -91,9 +110,24 @@ static inline void *hakl_region_next(const hakl_region *r, void *p) {
 }
 
 /* A block of class c (1 .. HAKL_REGION_CLASSES - 1): its list's first, or
-** the next c * 8 bytes of the chunk; NULL when hakl_region_refill must
-** run. */
+** the next hakl_region_size(c) bytes of the chunk; NULL when
+** hakl_region_refill must run. */
 static inline void *hakl_region_take(hakl_region *r, size_t c) {
+  void *p = r->free[c];
+  size_t bytes = hakl_region_size(c);
+  if (p != NULL) {
+    r->free[c] = hakl_region_next(r, p);
+    return p;
+  }
+  if ((size_t)(r->end - r->bump) < bytes) return NULL;
+  p = r->bump;
+  r->bump += bytes;
+  return p;
+}
+
+/* The same for an 8-byte class c (<= HAKL_REGION_MAX / 8): the fast
+** paths' pop or bump. */
+static inline void *hakl_region_take8(hakl_region *r, size_t c) {
   void *p = r->free[c];
   if (p != NULL) {
     r->free[c] = hakl_region_next(r, p);
@@ -118,10 +152,10 @@ static inline void hakl_region_give(hakl_region *r, void *p, size_t c) {
   r->free[c] = p;
 }
 
-/* A new chunk from `heap` (NULL: the running thread's), the rest of the
-** old one given to its class; then a block of class c from it.  NULL when
+/* A new chunk from the running thread's default heap, the rest of the
+** old one given to the lists; then a block of class c from it.  NULL when
 ** the core has no memory. */
-void *hakl_region_refill(hakl_region *r, hak_heap_t *heap, size_t c);
+void *hakl_region_refill(hakl_region *r, size_t c);
 /* Every chunk back to the core; the region empty again. */
 void hakl_region_release(hakl_region *r);
 

@@ -5,6 +5,7 @@
 **
 ** Uses only Lua's official API and hakmem.h.
 */
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,13 +144,54 @@ lua_State *hakl_newstate(const hakl_config *cfg) {
 }
 
 /*
-** With a private heap, every block of the state is in that heap, and
-** nothing outside the state points into it.  lua_close still runs: it
-** calls the pending finalizers (and closes to-be-closed variables) exactly
-** as always, then sweeps every object; with hakl_alloc_dropping installed
-** each free is only counted, and the heap is destroyed whole afterwards.
-** Allocations made by finalizers work as usual.
+** With a private heap, every block of the state is in that heap or in its
+** region, and nothing outside the state points into either.  lua_close
+** still runs: it closes pending to-be-closed variables, switches a
+** generational collector back to incremental, and calls the pending
+** finalizers exactly as always; then it sweeps every object.  That sweep
+** (a walk of the whole heap, a string table removal per string) is all
+** that is left, and the heap is about to go whole: it is skipped.
+**
+** The mark: a userdata made last, so that no old object is freed before
+** it, and held by the registry, so that no collection before the sweep
+** frees it (during lua_close the collector is stopped once the finalizers
+** start; before, only the to-be-closed variables' handlers run, and the
+** registry is alive).  Its free is therefore the sweep's, after every
+** finalizer: hakl_alloc_dropping jumps back here, out of lua_close, whose
+** remaining work is frees only.  Frees before it (blocks the finalizers
+** or the sweep of newer objects let go) are counted, not done.  Without
+** memory for the mark, lua_close runs to its end with every free counted.
 */
+#define HAKL_MARK_KEY "hakmem.close"
+
+static int make_mark(lua_State *L) {
+  void *mark = lua_newuserdatauv(L, 1, 0);
+  lua_setfield(L, LUA_REGISTRYINDEX, HAKL_MARK_KEY);
+  lua_pushlightuserdata(L, mark);
+  return 1;
+}
+
+/* lua_close(L) with every free counted, not done, and its final sweep
+** skipped; the account then shows every block gone. */
+static void close_dropping(lua_State *L, hakl_ctx *c) {
+  jmp_buf back;
+  lua_pushcfunction(L, make_mark);
+  if (lua_pcall(L, 0, 1, 0) == LUA_OK) {
+    c->close_mark = lua_touserdata(L, -1);
+    c->close_lua = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+    c->close_jmp = &back;
+  }
+  lua_pop(L, 1);
+  lua_setallocf(L, hakl_alloc_dropping, c);
+  if (setjmp(back) == 0) {
+    lua_close(L);
+  } else { /* the sweep began: Lua's blocks left go with the heap */
+    c->acct.in_use -= c->close_lua;
+    c->acct.nfree = c->acct.nalloc;
+  }
+  c->close_jmp = NULL;
+}
+
 void hakl_close(lua_State *L, hakl_account *final) {
   void *ud;
   hakl_ctx *c;
@@ -163,12 +205,12 @@ void hakl_close(lua_State *L, hakl_account *final) {
     }
     return;
   }
-  if (c->own_heap) lua_setallocf(L, hakl_alloc_dropping, c);
-  lua_close(L);
-  /* The region's chunks go with a private heap; else they went back when
-  ** the account reached zero, unless the host left bytes charged. */
+  if (c->own_heap) close_dropping(L, c);
+  else lua_close(L);
+  /* The region's chunks went back when the account reached zero, unless
+  ** the host left bytes charged or the close dropped the blocks. */
+  hakl_region_release(&c->region);
   if (c->own_heap) hak_heap_destroy(c->heap);
-  else hakl_region_release(&c->region);
   if (final != NULL) *final = c->acct;
   ctx_free(c);
 }

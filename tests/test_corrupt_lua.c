@@ -102,9 +102,11 @@ Test(corrupt_lua, double_free_message) {
 }
 
 /*
-** Every build: blocks of every region size, written to their last byte,
-** freed in an order that interleaves classes, reused, resized across
-** classes and out of the region; every byte checked before its free, and
+** Every build: blocks of every region size (its 8-byte classes up to
+** HAKL_REGION_MAX, its 128-byte ones up to HAKL_REGION_TOP) and larger,
+** written to their last byte, freed in an order that interleaves classes,
+** reused, grown and shrunk within a class, across classes, into and out of
+** the region; every byte checked before its free, and
 ** the state's account back to zero (its chunks returned: the fixture
 ** checks the heap).
 */
@@ -113,19 +115,22 @@ Test(corrupt_lua, correct_program_goes_on) {
   static unsigned char *blk[N];
   static size_t len[N];
   size_t damaged = 0;
-  hakl_ctx_init(&ctx, NULL, 0);
-  for (int round = 0; round < 3; round++) {
+  hak_heap_t *heap = hak_heap_new(); /* a private heap's region: the 128-byte classes too */
+  cr_assert_not_null(heap);
+  for (int round = 0; round < 4; round++) {
+    if (round % 2 == 0) hakl_ctx_init(&ctx, round == 0 ? heap : NULL, 0);
     for (int i = 0; i < N; i++) {
-      len[i] = (size_t)((i * 53 + round * 7) % 1024) + 1;
+      len[i] = (size_t)((i * 53 + round * 7) % (HAKL_REGION_TOP + 1024)) + 1;
       blk[i] = lua_new(len[i]);
       cr_assert_not_null(blk[i]);
       hkt_fill(blk[i], len[i], (uint64_t)i * 3 + (uint64_t)round);
     }
-    for (int i = 0; i < N; i += 3) { /* resize a third, some past the region */
-      size_t n = len[i] * 2 + 900;
+    for (int i = 0; i < 2 * N / 3; i++) { /* grow a third, shrink a third */
+      size_t n = i % 2 == 0 ? len[i] * 2 + 900 : len[i] / 3 + 1;
       unsigned char *q = hakl_alloc(&ctx, blk[i], len[i], n);
       cr_assert_not_null(q);
-      if (hkt_check(q, len[i], (uint64_t)i * 3 + (uint64_t)round) != len[i]) damaged++;
+      size_t kept = len[i] < n ? len[i] : n;
+      if (hkt_check(q, kept, (uint64_t)i * 3 + (uint64_t)round) != kept) damaged++;
       blk[i] = q;
       len[i] = n;
       hkt_fill(blk[i], len[i], (uint64_t)i * 3 + (uint64_t)round);
@@ -138,4 +143,33 @@ Test(corrupt_lua, correct_program_goes_on) {
   }
   cr_expect_eq(damaged, 0, "%zu blocks damaged", damaged);
   cr_expect_eq(ctx.acct.in_use, 0, "the account is %zu, not 0", (size_t)ctx.acct.in_use);
+  hak_heap_destroy(heap); /* empty: the last free of each round returned the chunks */
+}
+
+/*
+** The newest block of the chunk grows in place (a buffer Lua grows while
+** it makes nothing else): same address, bytes kept, and the next block
+** comes after its new end.
+*/
+Test(corrupt_lua, newest_block_grows_in_place) {
+  hak_heap_t *heap = hak_heap_new();
+  cr_assert_not_null(heap);
+  hakl_ctx_init(&ctx, heap, 0);
+  unsigned char *keep = lua_new(64); /* the account never reaches zero midway */
+  unsigned char *a = lua_new(200);
+  hkt_fill(a, 200, 7);
+  unsigned char *g = hakl_alloc(&ctx, a, 200, 3000);
+  cr_expect_eq(g, a, "the newest block moved from %p to %p", (void *)a, (void *)g);
+  cr_expect_eq(hkt_check(g, 200, 7), 200);
+  hkt_fill(g, 3000, 8);
+  unsigned char *b = lua_new(500);
+  cr_expect(b >= g + 3000 || b + 500 <= g, "the next block %p overlaps the grown one %p", (void *)b,
+            (void *)g);
+  hkt_fill(b, 500, 9);
+  cr_expect_eq(hkt_check(g, 3000, 8), 3000);
+  lua_free(b, 500);
+  lua_free(g, 3000);
+  lua_free(keep, 64);
+  cr_expect_eq(ctx.acct.in_use, 0);
+  hak_heap_destroy(heap);
 }
