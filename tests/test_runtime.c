@@ -345,20 +345,26 @@ static void free_run(rt_run *r) {
   free(r->err);
 }
 
-/* States closed on the collector while the workers allocate and free into
-** the same pages; the script checks who closed them. */
-Test(runtime, collector_closes_states) {
+/* Runs `script` with the collector on, off, and on with private heaps;
+** each run must print `ok`. */
+static void run_collector_on_off(const char *script, const char *ok) {
   col_cfg c = col_default();
   int i;
   for (i = 0; i < 3; i++) {
     rt_run r;
     c.collector = i != 1;
     c.private_heaps = i == 2;
-    r = run_col("collector.lua", c);
-    cr_expect(r.waited == 0 && strstr(r.out, "collector ok") != NULL, "collector %s%s:\n%s%s",
+    r = run_col(script, c);
+    cr_expect(r.waited == 0 && strstr(r.out, ok) != NULL, "%s, collector %s%s:\n%s%s", script,
               c.collector ? "on" : "off", c.private_heaps ? ", private heaps" : "", r.out, r.err);
     free_run(&r);
   }
+}
+
+/* States closed on the collector while the workers allocate and free into
+** the same pages; the script checks who closed them. */
+Test(runtime, collector_closes_states) {
+  run_collector_on_off("collector.lua", "collector ok");
 }
 
 /* Where states are closed: from collector_close_min up on the collector,
@@ -375,17 +381,7 @@ Test(runtime, small_states_closed_by_workers) {
 /* States opened ahead by the collector: taken by new tasks, refused when
 ** they do not fit, given back after a quiet second; none with it off. */
 Test(runtime, states_opened_ahead) {
-  col_cfg c = col_default();
-  int i;
-  for (i = 0; i < 3; i++) {
-    rt_run r;
-    c.collector = i != 1;
-    c.private_heaps = i == 2;
-    r = run_col("ready.lua", c);
-    cr_expect(r.waited == 0 && strstr(r.out, "ready ok") != NULL, "collector %s%s:\n%s%s",
-              c.collector ? "on" : "off", c.private_heaps ? ", private heaps" : "", r.out, r.err);
-    free_run(&r);
-  }
+  run_collector_on_off("ready.lua", "ready ok");
 }
 
 /* Accounts exact to the byte after the collector ran the tasks' GC. */
