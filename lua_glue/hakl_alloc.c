@@ -276,7 +276,7 @@ static hakl_noinline void *resize_any(hakl_ctx *c, void *ptr, size_t osize, size
   return resize_block(c, ptr, osize, nsize, true);
 }
 
-/* The copy of a resize that moves more than 8 words, out of line (a call
+/* The copy of a resize that moves more than 2 words, out of line (a call
 ** inside resize_region would make it save registers): words 1 .. n-1 from
 ** src, which is back on its list already (its first word is a link now),
 ** and w0, its first word before that.  Returns dst. */
@@ -311,7 +311,7 @@ static hakl_noinline void *resize_region(hakl_ctx *c, void *ptr, size_t osize, s
   ** memcpy's dispatch or a string instruction; more in move_words. */
   memcpy(&w0, ptr, 8);
   hakl_region_give(r, ptr, ko); /* its first word becomes a link */
-  if (ko > 8) return move_words(p, ptr, ko, w0);
+  if (ko > 2) return move_words(p, ptr, ko, w0);
   memcpy(p, &w0, 8);
   for (size_t i = 1; i < ko; i++) {
     uint64_t w; /* memcpy of one word: a load and a store, any type's bytes */
