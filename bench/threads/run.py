@@ -46,6 +46,7 @@ that fails or disagrees.
 """
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -98,6 +99,9 @@ def default_threads():
     return ts
 
 
+PEER_NAMES = ('glibc', 'mimalloc', 'jemalloc', 'tcmalloc')
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--builddir', required=True,
@@ -117,7 +121,12 @@ def parse_args():
                     help='do not rewrite bench/RESULTS.md')
     ap.add_argument('--no-strace', action='store_true',
                     help='churn: no strace run to count syscalls')
+    ap.add_argument('--rerender', metavar='JSON',
+                    help='run nothing: print and write the tables and goals of a saved run '
+                         '(bench/out/threads.json) again, with this runner\'s comparisons')
     args = ap.parse_args()
+    if args.rerender:
+        return args
     benchlib.settle_runs(ap, args, 5)
     args.threads = benchlib.parse_threads(ap, args.threads, default_threads)
     return args
@@ -248,12 +257,19 @@ def tabulate(jobs, shape, results):
                      **benchlib.throughput(runs),
                      'sys_s': (benchlib.summary([x['sys_s'] for x in runs])
                                if all('sys_s' in x for x in runs) else None)})
+    return compare(rows)
+
+
+def compare(rows):
+    """Adds to each row its standing beside the others of its benchmark: the
+    lowest peak RSS, the best peer (glibc, mimalloc, jemalloc or tcmalloc:
+    all four are peers) and the speedup over its own T = 1."""
     for row in rows:
         rss = {r['alloc']: r['peak_rss_kb']['median'] for r in rows if r['label'] == row['label']}
         row['lowest_rss'] = min(rss, key=rss.get)
         row['vs_lowest_rss'] = row['peak_rss_kb']['median'] / max(rss[row['lowest_rss']], 1)
         same = {r['alloc']: r['ops_per_s']['median'] for r in rows if r['label'] == row['label']}
-        peers = {a: v for a, v in same.items() if a in ('mimalloc', 'jemalloc', 'tcmalloc')}
+        peers = {a: v for a, v in same.items() if a in PEER_NAMES}
         row['vs_glibc'] = row['ops_per_s']['median'] / same['glibc'] if same.get('glibc') else None
         if peers:
             best = max(peers, key=peers.get)
@@ -331,8 +347,20 @@ def goal_lines(rows):
             'xmalloc.\n\n' + '\n'.join(lines))
 
 
+def rerender(path, no_results):
+    """The tables and the RESULTS.md section of a saved run, compared again."""
+    with open(path) as f:
+        saved = json.load(f)
+    rows = compare(saved['rows'])
+    return report(saved['machine'], saved['runs'], saved['quick'], saved['builddir'], rows,
+                  saved['churn'], saved['failures'], no_results,
+                  'rendered again by `bench/threads/run.py --rerender` from the saved run')
+
+
 def main():
     args = parse_args()
+    if args.rerender:
+        return rerender(args.rerender, args.no_results)
     peers = benchlib.peer_libs(warn)
     jobs, shape = plan(args, peers)
     if not jobs:
@@ -355,6 +383,19 @@ def main():
             warn('strace not found (Debian package strace): no syscall counts')
     churn = churn_rows([j for j in jobs if shape[j.label][0] == 'churn'], results, traced)
 
+    raw = benchlib.out_file('threads.json')
+    benchlib.write_json(raw, {
+        'machine': mach, 'runs': args.runs, 'quick': args.quick,
+        'builddir': args.builddir, 'threads': args.threads, 'rows': rows, 'churn': churn,
+        'failures': failures,
+        'raw': [{'label': l, 'alloc': a, 'results': rs} for (l, a), rs in results.items()]})
+    print('wrote %s' % benchlib.rel(raw))
+    return report(mach, args.runs, args.quick, args.builddir, rows, churn, failures,
+                  args.no_results, None)
+
+
+def report(mach, runs, quick, builddir, rows, churn, failures, no_results, note):
+    """Prints the tables and goals; rewrites the threads section of RESULTS.md."""
     print()
     print(throughput_table(rows, 'text'))
     sp = speedup_table(rows, 'text')
@@ -365,19 +406,11 @@ def main():
               + churn_table(churn, 'text'))
     print('\n' + goal_lines(rows))
 
-    raw = benchlib.out_file('threads.json')
-    benchlib.write_json(raw, {
-        'machine': mach, 'runs': args.runs, 'quick': args.quick,
-        'builddir': args.builddir, 'threads': args.threads, 'rows': rows, 'churn': churn,
-        'failures': failures,
-        'raw': [{'label': l, 'alloc': a, 'results': rs} for (l, a), rs in results.items()]})
-    print('wrote %s' % benchlib.rel(raw))
-
-    if not args.no_results:
+    if not no_results:
         command = 'bench/threads/run.py --builddir %s --runs %d%s' % (
-            benchlib.shown(args.builddir), args.runs, ' --quick' if args.quick else '')
+            benchlib.shown(builddir), runs, ' --quick' if quick else '')
         body = ['## Thread benchmarks', '',
-                benchlib.method_md(command, args.runs) +
+                benchlib.method_md(command, runs) +
                 '  larson: threads replace '
                 'random slots with blocks of 8..1000 B and hand their slots on to successor '
                 'threads; xmalloc: half the threads allocate batches, the other half free '
@@ -387,7 +420,10 @@ def main():
                 'a transfer array, fresh threads each round); bignum: a single-threaded '
                 'cfrac-like kernel. The machine is shared: other builds may have run '
                 'alongside.', '',
-                benchlib.machine_md(mach), '', throughput_table(rows, 'md')]
+                benchlib.machine_md(mach)]
+        if note:
+            body += ['- Tables and goals %s.' % note]
+        body += ['', throughput_table(rows, 'md')]
         if sp:
             body += ['', 'Speedup over each allocator\'s own T = 1 median:', '',
                      speedup_table(rows, 'md')]
