@@ -356,7 +356,7 @@ typedef struct hakrt_ready {
   size_t n;
   bool wanted, asked;
   unsigned quiet_rounds;
-  uint64_t opened, taken, missed, drained;
+  uint64_t opened, taken, missed;
 } hakrt_ready;
 
 typedef struct hakrt_collector {

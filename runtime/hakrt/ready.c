@@ -104,6 +104,5 @@ void hakrt_ready_drain_locked(hakrt *rt) {
     if (private_heap) hakl_claim(L);
     hakl_close(L, NULL);
     pthread_mutex_lock(&rt->lock);
-    r->drained++;
   }
 }
