@@ -103,7 +103,8 @@ void hklua_usage(void) {
           "  --tasks=N              with --threads: run N copies; exit 1 if any failed\n"
           "  --task-mem-limit=SIZE  with --threads: a memory limit per task\n"
           "  --close-min=SIZE       with --threads: states from SIZE up are closed on the\n"
-          "                         collector, smaller ones by their worker (default 0: all)\n"
+          "                         collector, smaller ones by their worker (default: the\n"
+          "                         L2 cache size, else 1M; 0: all on the collector)\n"
           "  --slice=MS             with --threads: time slice of a task (default 10)\n"
           "  --private-heaps        with --threads: a hakmem heap per task\n"
           "%s",

@@ -9,6 +9,9 @@ Workloads, all run by <builddir>/hklua --threads=T (default T = 2):
   latency  bench/runtime/latency.lua: request tasks due at a steady rate (an
            open loop), each a new state building a response of 300 objects;
            p50, p99 and p99.9 of due time -> response, collector on and off
+  capacity latency.lua with every request due at once (a backlog the
+           workers drain as fast as they can): requests per second, and the
+           workers' busy time per request (hklua --stats=json)
   rooms    bench/runtime/rooms.lua: 16 rooms with ~4 MiB of records each,
            parked between messages; messages per second and the GC time on
            the workers and on the collector (the luaC_step wrappers' clock),
@@ -27,7 +30,8 @@ Variants: hakmem is hklua --alloc=hakmem; glibc hklua --alloc=libc;
 mimalloc, jemalloc and tcmalloc hklua --alloc=libc with the library in
 LD_PRELOAD (one binary).  Each with the runtime's switch on and off
 ("/off" in the tables: --collector=off, or --idle-gc=off for rooms; "/nobatch":
---batch-frees=off).  Runs are interleaved (run 1 of every job, then run 2,
+--batch-frees=off; "/closeall": --close-min=0, every state closed on the
+collector, small ones included).  Runs are interleaved (run 1 of every job, then run 2,
 each round rotated).  All variants of a workload must report the same checksum.
 
 Output: progress lines, the tables, bench/out/runtime_collector.json and the
@@ -57,17 +61,26 @@ def plot_name(threads):
 
 # (workload, full arguments, --quick arguments, switch off, hakmem-only extra modes)
 WORKLOADS = [
-    ('latency', ['4000', '800', '300'], ['1500', '800', '300'], '--collector=off', []),
+    ('latency', ['4000', '800', '300'], ['1500', '800', '300'], '--collector=off',
+     ['--close-min=0']),
+    ('capacity', ['4000', '1000000', '300'], ['1500', '1000000', '300'], '--collector=off',
+     ['--close-min=0']),
     ('rooms', ['16', '40000', '4000'], ['8', '20000', '1500'], '--idle-gc=off', []),
     ('burst', ['64', '40000', '2000'], ['32', '40000', '1500'], '--collector=off', []),
     ('close', ['16', '100000'], ['8', '100000'], '--collector=off', ['--batch-frees=off']),
 ]
-MODE_NAMES = {'--collector=off': 'off', '--idle-gc=off': 'off', '--batch-frees=off': 'nobatch'}
+MODE_NAMES = {'--collector=off': 'off', '--idle-gc=off': 'off', '--batch-frees=off': 'nobatch',
+              '--close-min=0': 'closeall'}
+STATS_WORKLOADS = ('close', 'capacity')  # those that read hklua --stats=json
+SCRIPTS = {'capacity': 'latency'}  # a workload run by another's script
 
 # The figures of each workload: (key, heading, format, higher is better).
 FIGURES = {
     'latency': [('p50_ms', 'p50 ms', '%.2f', False), ('p99_ms', 'p99 ms', '%.2f', False),
                 ('p999_ms', 'p99.9 ms', '%.2f', False), ('peak_rss_mib', 'peak RSS MiB', '%.1f', False)],
+    'capacity': [('req_per_s', 'requests/s', '%.0f', True),
+                 ('busy_us_per_req', 'worker µs/request', '%.1f', False),
+                 ('peak_rss_mib', 'peak RSS MiB', '%.1f', False)],
     'rooms': [('msgs_per_s', 'messages/s', '%.0f', True),
               ('worker_gc_ms', 'worker GC ms', '%.0f', False),
               ('collector_gc_ms', 'collector GC ms', '%.0f', False),
@@ -119,13 +132,13 @@ def plan(args, peers):
     for name, full, quick, off, extra in WORKLOADS:
         if not benchlib.selected(name, args.only):
             continue
-        script = os.path.join(HERE, name + '.lua')
+        script = os.path.join(HERE, SCRIPTS.get(name, name) + '.lua')
         for a, (opt, preload) in allocs.items():
             modes = [None, off] + (extra if a == 'hakmem' else [])
             for m in modes:
                 variant = a if m is None else '%s/%s' % (a, MODE_NAMES[m])
                 argv = [hklua, '--threads=%d' % args.threads, opt]
-                argv += ([m] if m else []) + (['--stats=json'] if name == 'close' else [])
+                argv += ([m] if m else []) + (['--stats=json'] if name in STATS_WORKLOADS else [])
                 argv += [script] + (quick if args.quick else full)
                 jobs.append(benchlib.Job(name, variant, argv, benchlib.child_env(preload)))
     return jobs
@@ -148,6 +161,11 @@ def run_one(job, tmpdir):
     if job.label == 'latency':
         for k in ('p50_ms', 'p99_ms', 'p999_ms', 'max_ms'):
             res[k] = fields[k]
+    elif job.label == 'capacity':
+        st = stats_json(c.err)
+        n = st['finished']
+        res['req_per_s'] = (n - 2) / span  # the driver and the sink are tasks too
+        res['busy_us_per_req'] = 1000.0 * sum(w['busy_ms'] for w in st['per_worker']) / n
     elif job.label == 'rooms':
         res['msgs_per_s'] = fields['messages'] / span
         res['worker_gc_ms'] = fields['worker_gc_ms']
@@ -251,6 +269,10 @@ def goal_lines(rows):
     if on and off:
         out.append('- latency p99: hakmem %.2f ms with the collector, %.2f ms without: %.2f× '
                    '(goal ≥ 1.5× lower%s).' % (on, off, off / on, '' if off / on >= 1.5 else ': NOT met'))
+    con, coff = (median_of(rows, 'capacity', v, 'req_per_s') for v in ('hakmem', 'hakmem/off'))
+    if con and coff:
+        out.append('- capacity: hakmem %.0f requests/s with the collector, %.0f without (%.2f×).'
+                   % (con, coff, con / coff))
     gon, goff = (median_of(rows, 'rooms', v, 'worker_gc_ms') for v in ('hakmem', 'hakmem/off'))
     ton, toff = (median_of(rows, 'rooms', v, 'msgs_per_s') for v in ('hakmem', 'hakmem/off'))
     if gon is not None and goff and ton and toff:

@@ -21,11 +21,16 @@
 ** Open.  Between closes it opens states ahead for new tasks (ready.c).
 **
 ** Maintenance.  After closes or collections, the collector asks every
-** worker to return memory (maint_req): a worker does it between tasks, or
-** at once if it is idle, on its own heap (hak_collect: it takes the remote
-** frees, frees empty pages and purges).  The rounds go on for a while
-** after the last activity so that purges past their delay happen with
-** the workers idle.
+** worker that ran no task since its previous round (50 ms) to return
+** memory (maint_req): the worker does it between tasks, or at once if it
+** is idle, on its own heap (hak_collect: it takes the remote frees, frees
+** empty pages and purges).  A worker that is serving tasks is left alone:
+** what it would purge it is about to fault back in, and the request that
+** waited for its purge paid for both (latency.lua at 800 requests/s, T =
+** 1: p99 0.52 ms asking every worker each round, 0.33 ms asking none,
+** 0.33 ms with the collector off).  The rounds go on for a while after the
+** last activity so that purges past their delay happen with the workers
+** idle.
 */
 #include <string.h>
 #include <time.h>
@@ -262,7 +267,11 @@ static void collector_round_locked(hakrt *rt) {
     return;
   }
   hakrt_ready_round_locked(rt, QUIET_ROUNDS);
-  for (i = 0; i < rt->nworkers; i++) AO_store(&rt->workers[i].maint_req, 1);
+  for (i = 0; i < rt->nworkers; i++) {
+    hakrt_worker *w = &rt->workers[i];
+    if (w->resumes == w->maint_resumes) AO_store(&w->maint_req, 1);
+    w->maint_resumes = w->resumes;
+  }
   pthread_cond_broadcast(&rt->work);
   c->maintenance++;
   pthread_mutex_unlock(&rt->lock);

@@ -334,6 +334,7 @@ struct hakrt_worker {
   hak_thread_counters_t remote;   /* its hakmem counters, as of its last maintenance */
   hak_heap_figures_t heap;        /* its heap, as of its last maintenance */
   AO_t maint_req;       /* the collector asks it to return memory */
+  uint64_t maint_resumes; /* resumes at the collector's last round (sched) */
   AO_t streak_base;     /* the running task's streak_ns at its resume */
 };
 

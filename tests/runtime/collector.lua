@@ -2,7 +2,8 @@
 -- the same pages: 200 (/ scale) short tasks finish (each state, built on
 -- the workers, is closed on the collector, unless its bounded queue is
 -- full: all its frees are remote) while two long tasks churn small
--- tables.  Every result is checked.
+-- tables.  Every result is checked.  Run with collector_close_min 0
+-- (--close-min=0): these states are small.
 local rt = require "hakrt"
 local scale = tonumber((...)) or 1
 local N = 200 // scale
