@@ -83,7 +83,9 @@ FIGURES = {
                  ('peak_rss_mib', 'peak RSS MiB', '%.1f', False)],
     'rooms': [('msgs_per_s', 'messages/s', '%.0f', True),
               ('worker_gc_ms', 'worker GC ms', '%.0f', False),
-              ('collector_gc_ms', 'collector GC ms', '%.0f', False),
+              # GC moved to the collector is the point, not a cost: the total is judged
+              ('collector_gc_ms', 'collector GC ms', '%.0f', None),
+              ('total_gc_ms', 'total GC ms', '%.0f', False),
               ('peak_rss_mib', 'peak RSS MiB', '%.1f', False)],
     'burst': [('peak_rss_mib', 'peak RSS MiB', '%.1f', False),
               ('rss_1s_mib', 'RSS 1 s after MiB', '%.1f', False),
@@ -170,6 +172,7 @@ def run_one(job, tmpdir):
         res['msgs_per_s'] = fields['messages'] / span
         res['worker_gc_ms'] = fields['worker_gc_ms']
         res['collector_gc_ms'] = fields['collector_gc_ms']
+        res['total_gc_ms'] = fields['worker_gc_ms'] + fields['collector_gc_ms']
         res['idle_gcs'] = fields['idle_gcs']
     elif job.label == 'burst':
         times = {m: t for t, m in c.marks}
@@ -228,8 +231,8 @@ def tabulate(jobs, results):
             continue
         row = {'workload': j.label, 'variant': j.alloc, 'runs': len(runs)}
         for key, _, _, higher in FIGURES[j.label]:
-            if higher is None:
-                row[key] = runs[0].get(key)
+            if higher is None and isinstance(runs[0].get(key), str):
+                row[key] = runs[0].get(key)  # a label, such as who closed
                 continue
             vals = [x[key] for x in runs if x.get(key) is not None]
             row[key] = benchlib.summary(vals) if vals else None
@@ -241,8 +244,8 @@ def fig_cell(row, key, fmt, higher):
     v = row.get(key)
     if v is None:
         return '–'
-    if higher is None:
-        return str(v)
+    if isinstance(v, str):
+        return v
     if row['runs'] > 1:
         return '%s (%s)' % (fmt % v['median'], benchlib.spread(v, fmt))
     return fmt % v['median']
