@@ -397,6 +397,7 @@ struct hakrt {
   size_t ntimers, timercap;
   hakrt_task *live;
   size_t nlive, nrunning, nidle;
+  bool spare_cpu;           /* more CPUs online than workers (set at start) */
   uint64_t next_id;
   size_t spawned, finished, failed;
   size_t failures_seen;     /* failed tasks whose error a join returned */
