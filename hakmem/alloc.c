@@ -280,7 +280,16 @@ void *hak_heap_realloc8(hak_heap_t *heap, void *p, size_t oldsize, size_t newsiz
     free_block(p);
     return q;
   }
-  void *q = heap_realloc(heap, p, newsize, oldsize, 8);
+  /* A VM's vector grows by doubling (Lua's array parts and string
+  ** buffers): one that grows to half the largest class block or more gets
+  ** a large block, a span of its own, whose next doublings stay in it or
+  ** take the free slices after it (segment_large_grow) instead of a copy
+  ** each.  Its pages become resident only as they are written. */
+  size_t want = newsize;
+  if (newsize > oldsize && newsize >= HAK_MEDIUM_MAX / 2 && newsize <= HAK_MEDIUM_MAX)
+    want = HAK_MEDIUM_MAX + 1;
+  void *q = heap_realloc(heap, p, want, oldsize, 8);
+  if (!q && want != newsize) q = heap_realloc(heap, p, newsize, oldsize, 8);
   if (!q && newsize <= oldsize) return p;
   return q;
 }

@@ -82,7 +82,8 @@ HAK_API void *hak_heap_aligned_alloc(hak_heap_t *heap, size_t align, size_t size
 ** be NULL for the calling thread's default heap.  Free such blocks with
 ** hak_free_sized (or hak_free).
 ** hak_heap_realloc8 never fails when newsize <= oldsize: a shrink that cannot
-** get a smaller block keeps the old one.
+** get a smaller block keeps the old one.  A block it grows to 16-32 KiB gets
+** room to double again in place (VMs grow vectors by doubling).
 ** ---------------------------------------------------------------------- */
 HAK_API void *hak_heap_malloc8(hak_heap_t *heap, size_t size) HAK_MALLOC_LIKE;
 HAK_API void *hak_heap_realloc8(hak_heap_t *heap, void *p, size_t oldsize, size_t newsize);

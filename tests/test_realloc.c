@@ -266,6 +266,34 @@ Test(realloc, realloc8_keeps_contents_and_8_byte_alignment) {
   HKT_EXPECT_NONE(fails, "realloc8");
 }
 
+/*
+** A VM's vector doubling through realloc8 from a medium class block: it
+** moves once, into a span of its own, when it reaches half the largest
+** class size (16 KiB), and its later doublings up to 2 MiB in a fresh heap
+** stay where it is, its contents kept.
+*/
+Test(realloc, realloc8_vector_moves_once_then_grows_in_place) {
+  hak_heap_t *heap = hak_heap_new();
+  cr_assert_not_null(heap);
+  size_t n = 8 * 1024;
+  void *p = hak_heap_malloc8(heap, n), *span = NULL;
+  cr_assert_not_null(p);
+  hkt_fill(p, n, 61);
+  for (size_t s = 2 * n; s <= 2 * HKT_MiB; s *= 2) {
+    void *q = hak_heap_realloc8(heap, p, n, s);
+    cr_assert_not_null(q, "hak_heap_realloc8(%zu -> %zu) returned NULL", n, s);
+    if (span == NULL) span = q;
+    cr_expect_eq(q, span, "growing %zu -> %zu moved the block out of its span", n, s);
+    cr_expect_eq(hkt_check(q, n, 61), n, "growing %zu -> %zu lost contents", n, s);
+    cr_expect_geq(hak_usable_size(q), s);
+    hkt_fill(q, s, 61);
+    p = q;
+    n = s;
+  }
+  hak_free_sized(p, n);
+  hak_heap_destroy(heap);
+}
+
 /* hakmem.h: a shrink through realloc8 never fails. */
 Test(realloc, realloc8_shrink_never_fails) {
   hak_heap_t *h = hak_heap_new();
