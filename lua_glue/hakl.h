@@ -61,15 +61,23 @@ typedef struct hakl_account {
   size_t limit;       /* an allocation that would pass it fails; 0 = none */
   size_t mark;        /* min(limit or SIZE_MAX, peak): the slow path starts above */
   size_t foreign;     /* bytes still held by the allocator the module replaced */
-  uint64_t nalloc;    /* new blocks */
   uint64_t nfree;     /* blocks freed */
   uint64_t ngrow;     /* reallocations to a larger size */
   uint64_t nshrink;   /* reallocations to a smaller (or equal) size */
   uint64_t nfail;     /* requests refused (limit or out of memory) */
-  uint64_t type_count[HAKL_NTYPES]; /* new blocks per type tag, cumulative */
+  uint64_t type_count[HAKL_NTYPES]; /* new blocks per type tag, cumulative (their
+                                       sum: hakl_account_nalloc) */
   uint64_t type_bytes[HAKL_NTYPES]; /* their bytes, cumulative */
   uint64_t grow_bytes; /* bytes added by growing reallocations, cumulative */
 } hakl_account;
+
+/* New blocks since the account started: the sum of the per-type counts
+** (a count of its own would cost the fast path an add). */
+static inline uint64_t hakl_account_nalloc(const hakl_account *a) {
+  uint64_t n = 0;
+  for (int t = 0; t < HAKL_NTYPES; t++) n += a->type_count[t];
+  return n;
+}
 
 /*
 ** A state's region (lua_glue/hakl_region.h, where the rules are): its
@@ -89,10 +97,12 @@ typedef struct hakl_account {
 #define HAKL_REGION_TOP 4096  /* largest block of a region: 128-byte classes above MAX */
 #define HAKL_REGION_CLASSES (HAKL_REGION_MAX / 8 + (HAKL_REGION_TOP - HAKL_REGION_MAX) / 128 + 1)
 typedef struct hakl_region {
+  void *free[HAKL_REGION_CLASSES]; /* first: a list is then the region's address
+                                      plus 8 * class (GCC adds an offset of a
+                                      member to the class first otherwise) */
   char *bump, *end;
   void *chunks;
   size_t next_chunk;
-  void *free[HAKL_REGION_CLASSES];
   size_t top;        /* largest block: HAKL_REGION_TOP in a private heap's state,
                         else HAKL_REGION_MAX (the thread's pages hold larger ones
                         densely, shared with other states) */

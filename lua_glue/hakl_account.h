@@ -68,7 +68,6 @@ static inline void hakl_account_repeak(hakl_account *a) {
 ** instead of the compare, clear and move of a conditional move). */
 static inline void hakl_account_new_tagged(hakl_account *a, size_t tag, size_t n) {
   a->in_use += n;
-  a->nalloc++;
   a->type_count[tag]++;
   a->type_bytes[tag] += n;
 }
@@ -79,7 +78,6 @@ static inline void hakl_account_new(hakl_account *a, size_t tag, size_t n) {
     return;
   }
   a->in_use += n;
-  a->nalloc++;
   a->type_count[tag]++;
   a->type_bytes[tag] += n;
 }
@@ -99,8 +97,8 @@ static inline void hakl_account_shrink(hakl_account *a, size_t n) {
 
 /* A block of n bytes freed. */
 static inline void hakl_account_free(hakl_account *a, size_t n) {
-  a->in_use -= n;
   a->nfree++;
+  a->in_use -= n; /* last: the free path's test of in_use == 0 is then the sub's flags */
 }
 
 /* A request refused (the limit, or no memory). */

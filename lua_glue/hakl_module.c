@@ -109,7 +109,7 @@ static int m_stats(lua_State *L) {
   set_int(L, "peak", a.peak);
   set_int(L, "limit", a.limit);
   set_int(L, "foreign", a.foreign);
-  set_int(L, "allocs", a.nalloc);
+  set_int(L, "allocs", hakl_account_nalloc(&a));
   set_int(L, "frees", a.nfree);
   set_int(L, "grows", a.ngrow);
   set_int(L, "shrinks", a.nshrink);

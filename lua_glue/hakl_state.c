@@ -187,7 +187,7 @@ static void close_dropping(lua_State *L, hakl_ctx *c) {
     lua_close(L);
   } else { /* the sweep began: Lua's blocks left go with the heap */
     c->acct.in_use -= c->close_lua;
-    c->acct.nfree = c->acct.nalloc;
+    c->acct.nfree = hakl_account_nalloc(&c->acct);
   }
   c->close_jmp = NULL;
 }

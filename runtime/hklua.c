@@ -298,7 +298,7 @@ static void print_stats(FILE *f, const options *o, const hakl_account *a) {
     fprintf(f, "{\"alloc\":\"%s\",\"in_use\":%zu,\"peak\":%zu,\"limit\":%zu,"
                "\"allocs\":%llu,\"frees\":%llu,\"grows\":%llu,\"shrinks\":%llu,"
                "\"failures\":%llu,\"grow_bytes\":%llu,",
-            alloc_name(o), a->in_use, a->peak, a->limit, (unsigned long long)a->nalloc,
+            alloc_name(o), a->in_use, a->peak, a->limit, (unsigned long long)hakl_account_nalloc(a),
             (unsigned long long)a->nfree, (unsigned long long)a->ngrow,
             (unsigned long long)a->nshrink, (unsigned long long)a->nfail,
             (unsigned long long)a->grow_bytes);
@@ -318,7 +318,7 @@ static void print_stats(FILE *f, const options *o, const hakl_account *a) {
   else fprintf(f, "none\n");
   fprintf(f, "  %llu allocations, %llu frees, %llu grows (%llu B), %llu shrinks, "
              "%llu refused\n",
-          (unsigned long long)a->nalloc, (unsigned long long)a->nfree,
+          (unsigned long long)hakl_account_nalloc(a), (unsigned long long)a->nfree,
           (unsigned long long)a->ngrow, (unsigned long long)a->grow_bytes,
           (unsigned long long)a->nshrink, (unsigned long long)a->nfail);
   fprintf(f, "  allocated since start, by type:\n");

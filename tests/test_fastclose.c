@@ -68,7 +68,7 @@ static size_t finalizer_order(closer how, long *out) {
   } else {
     hakl_close(L, &final);
     cr_expect_eq(final.in_use, 0, "%zu B left in the account", final.in_use);
-    cr_expect_eq(final.nalloc, final.nfree);
+    cr_expect_eq(hakl_account_nalloc(&final), final.nfree);
   }
   memcpy(out, notes, nnotes * sizeof *out);
   return nnotes;
@@ -143,7 +143,7 @@ Test(fastclose, without_private_heap_is_plain_close) {
   lua_State *L = scripted_state(false);
   hakl_close(L, &final);
   cr_expect_eq(final.in_use, 0);
-  cr_expect_eq(final.nalloc, final.nfree);
+  cr_expect_eq(hakl_account_nalloc(&final), final.nfree);
   cr_expect_eq(lt_hak_in_use(), hak0);
 }
 
@@ -166,7 +166,7 @@ Test(fastclose, keeps_what_the_host_charged) {
     hakl_close(L, &final);
     cr_expect_eq(final.in_use, 4096, "private heap %d: %zu B in the account, 4096 charged", priv,
                  final.in_use);
-    cr_expect_eq(final.nalloc, final.nfree, "private heap %d", priv);
+    cr_expect_eq(hakl_account_nalloc(&final), final.nfree, "private heap %d", priv);
     cr_expect_eq(lt_hak_in_use(), hak0, "private heap %d", priv);
   }
 }
