@@ -560,6 +560,7 @@ hak_heap_t *heap_take_orphan(void) {
   if (heap) {
     heap->pool_next = NULL;
     heap_set_tid(heap, thread_id_assign());
+    segment_forget_refaults(heap); /* another thread's pattern */
   }
   return heap;
 }

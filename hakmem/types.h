@@ -136,7 +136,8 @@ _Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");
 ** - A normal segment: slice 0 is the header; free_mask has a bit for each
 **   slice not in a page; commit_mask for each slice that may be resident;
 **   purge_mask (a subset of free_mask & commit_mask) for free slices waiting
-**   for their purge deadline.
+**   for their purge deadline; purged_mask (disjoint from commit_mask) for
+**   slices a timed purge returned and nothing has touched since.
 ** - A huge segment (kind SEGMENT_HUGE) holds one block at `huge_offset`
 **   and every descriptor's slice_back leads to pages[0].  huge_offset is
 **   the header size rounded up to the block's alignment, or, above 2 MiB,
@@ -157,6 +158,8 @@ typedef struct hak_segment_s {
   uint64_t commit_mask;         /* slices possibly resident */
   uint64_t purge_mask;          /* free dirty slices to purge at purge_at */
   uint64_t purge_at;            /* deadline in ms (monotonic clock) */
+  uint64_t purged_mask;         /* returned by a timed purge, untouched since */
+  uint64_t purged_at;           /* ms of that purge */
   struct hak_segment_s *next;   /* heap's segment list (or abandoned list) */
   struct hak_segment_s *prev;
   struct hak_segment_s *all_next; /* process-wide list, for stats */
@@ -192,6 +195,8 @@ struct hak_heap_s {
   hak_segment_t *huge;          /* huge segments (global huge lock) */
   size_t empty_segments;        /* segments with every slice free */
   bool purge_pending;           /* some segment has purge_mask != 0 */
+  uint32_t purge_delay;         /* ms, adapted (segment.c); 0 until first used */
+  uint64_t refault_at;          /* ms of the last refault of purged slices */
   bool is_default;              /* a thread's default heap */
   uint32_t slow_ticks;          /* slow-path calls, to pace purge checks */
   struct hak_heap_s *pool_next; /* heap pool free list */
