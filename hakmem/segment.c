@@ -421,6 +421,16 @@ static void segment_refaulted(hak_heap_t *heap, uint64_t purged_at) {
   heap->refault_at = now;
 }
 
+/* A calm second (no refault) halves the heap's delay, down to the option's. */
+static void segment_purge_calm(hak_heap_t *heap, uint64_t now) {
+  long base = hak_option_get(HAK_OPT_PURGE_DELAY);
+  if (base <= 0 || heap->purge_delay <= (uint64_t)base || now - heap->refault_at < PURGE_CALM_MS)
+    return;
+  heap->purge_delay /= 2;
+  if (heap->purge_delay < (uint64_t)base) heap->purge_delay = (uint32_t)base;
+  heap->refault_at = now; /* the next halving after another calm second */
+}
+
 /*
 ** Marks the slices under the first `bytes` of a page as committed.  Pages
 ** are carved lazily, so a 4-slice page holding two blocks counts one slice:
@@ -566,11 +576,7 @@ void segment_purge_idle(bool force) {
 uint64_t segment_purge_heap(hak_heap_t *heap, bool force) {
   if (!heap->purge_pending && !force) return 0;
   uint64_t now = os_now_ms(), next = 0;
-  long base = hak_option_get(HAK_OPT_PURGE_DELAY);
-  if (base > 0 && heap->purge_delay > (uint64_t)base && now - heap->refault_at >= PURGE_CALM_MS) {
-    heap->purge_delay = heap->purge_delay / 2 > (uint64_t)base ? heap->purge_delay / 2 : (uint32_t)base;
-    heap->refault_at = now; /* the next halving after another calm second */
-  }
+  segment_purge_calm(heap, now);
   hak_segment_t *after;
   for (hak_segment_t *seg = heap->segments; seg; seg = after) {
     after = seg->next;
