@@ -424,10 +424,20 @@ def scheduling_md():
             budget = f.read().strip()
     except OSError:
         budget = '?'
+    name = 'SCHED_FIFO'
+    if policy == os.SCHED_RR:
+        # RR threads of one priority share a CPU in slices of this length
+        # (FIFO ones do not share at all: with more runnable threads than
+        # CPUs, as hakrt's workers and collector at T = 2 on 2 CPUs, the
+        # collector waits until a worker blocks)
+        try:
+            with open('/proc/sys/kernel/sched_rr_timeslice_ms') as f:
+                name = 'SCHED_RR (time slice %s ms)' % f.read().strip()
+        except OSError:
+            name = 'SCHED_RR'
     return ('- Scheduling: %s priority %d (`chrt`), sched_rt_runtime_us %s: other processes '
             'on the machine could not preempt the runs'
-            % ('SCHED_FIFO' if policy == os.SCHED_FIFO else 'SCHED_RR',
-               os.sched_getparam(0).sched_priority, budget))
+            % (name, os.sched_getparam(0).sched_priority, budget))
 
 
 # ---------------------------------------------------------------------------
