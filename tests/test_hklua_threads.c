@@ -140,6 +140,31 @@ Test(hklua_threads, stats_json, .init = setup) {
   lt_result_free(&r);
 }
 
+/* The figure `key` (a number) after the first `from` in s, or -1. */
+static double json_after(const char *s, const char *from, const char *key) {
+  char k[64];
+  double v;
+  if ((s = strstr(s, from)) == NULL) return -1;
+  snprintf(k, sizeof k, "\"%s\":", key);
+  if ((s = strstr(s, k)) == NULL || sscanf(s + strlen(k), "%lf", &v) != 1) return -1;
+  return v;
+}
+
+/*
+** A close's CPU time is the closing thread's: more than nothing for a
+** state closed, and not above its wall time, which the CPU interval nests
+** in.  Within 10%: in a virtual machine the thread CPU clock and the
+** monotonic one can run at rates a few percent apart (measured here: CPU
+** 0.455 ms against wall 0.436).  `from` is where the closer's figures begin.
+*/
+static void expect_close_times(const char *err, const char *from, const char *mode) {
+  double closed = json_after(err, from, "closed"), wall = json_after(err, from, "close_ms"),
+         cpu = json_after(err, from, "close_cpu_ms");
+  cr_expect(closed >= 0 && wall >= 0 && cpu >= 0, "%s: no close figures after %s: %s", mode, from, err);
+  if (closed > 0) cr_expect(cpu > 0, "%s: %g states closed in no CPU time: %s", mode, closed, err);
+  cr_expect(cpu <= wall * 1.1 + 0.002, "%s: close CPU %g ms above its wall time %g ms", mode, cpu, wall);
+}
+
 /* The collector's switches and figures from the command line (every
 ** state closed on the collector: collector.lua's states are small). */
 Test(hklua_threads, collector_options_and_figures, .init = setup) {
@@ -155,6 +180,9 @@ Test(hklua_threads, collector_options_and_figures, .init = setup) {
     cr_expect(strstr(r.err, on ? "\"collector\":{\"state\":\"on\"" : "\"collector\":{\"state\":\"off\"") != NULL,
               "%s: %s", modes[i], r.err);
     cr_expect(strstr(r.err, "\"worker_gc_time\":\"measured\"") != NULL, "%s", r.err);
+    expect_close_times(r.err, "\"collector\":{", modes[i]);
+    expect_close_times(r.err, "\"per_worker\":[", modes[i]);
+    if (on) cr_expect(json_after(r.err, "\"collector\":{", "closed") > 0, "%s: %s", modes[i], r.err);
     lt_result_free(&r);
   }
 }

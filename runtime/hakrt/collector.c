@@ -174,11 +174,12 @@ static void batch_end(hakrt *rt) {
 }
 
 static void collector_close(hakrt *rt, hakrt_task *t) {
-  uint64_t t0 = hakrt_now_ns();
+  uint64_t t0 = hakrt_now_ns(), cpu = hakrt_thread_cpu_ns();
   if (t->private_heap && t->L != NULL) hakl_claim(t->L);
   batch_begin(rt);
   hakrt_task_close_state(t);
   batch_end(rt);
+  cpu = hakrt_thread_cpu_ns() - cpu;
   t0 = hakrt_now_ns() - t0;
   pthread_mutex_lock(&rt->lock);
   t->o_gc.close_ns += t0;
@@ -187,6 +188,7 @@ static void collector_close(hakrt *rt, hakrt_task *t) {
   hakrt_gc_figures_add(&rt->done_gc, &t->gc);
   rt->col.closed++;
   rt->col.close_ns += t0;
+  rt->col.close_cpu_ns += cpu;
   if (!rt->cfg.libc) hak_thread_counters(&rt->col.remote);
   rt->col.pending--;
   rt->col.activity++;
@@ -226,8 +228,9 @@ static bool collector_gc(hakrt *rt, hakrt_task *t) {
 }
 
 static void collector_visit(hakrt *rt, hakrt_task *t) {
-  uint64_t t0 = hakrt_now_ns();
+  uint64_t t0 = hakrt_now_ns(), cpu = hakrt_thread_cpu_ns();
   bool whole = collector_gc(rt, t);
+  cpu = hakrt_thread_cpu_ns() - cpu;
   t0 = hakrt_now_ns() - t0;
   pthread_mutex_lock(&rt->lock);
   t->o_gc.collector_gc_ns += t0;
@@ -240,6 +243,7 @@ static void collector_visit(hakrt *rt, hakrt_task *t) {
   }
   if (!whole) rt->col.gc_interrupted++;
   rt->col.gc_ns += t0;
+  rt->col.gc_cpu_ns += cpu;
   rt->col.activity++;
   t->gc_full = t->soft_req = false;
   hakrt_task_publish_locked(t);

@@ -23,7 +23,8 @@ typedef struct task_fig {
 } task_fig;
 
 typedef struct worker_fig {
-  uint64_t resumes, migrations, steals, finished, busy_ns, closed, close_ns, maintenance, maint_ns;
+  uint64_t resumes, migrations, steals, finished, busy_ns, closed, close_ns, close_cpu_ns;
+  uint64_t maintenance, maint_ns;
   hak_thread_counters_t remote;
   hak_heap_figures_t heap;
 } worker_fig;
@@ -83,6 +84,7 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
     f->busy_ns = w->busy_ns;
     f->closed = w->closed;
     f->close_ns = w->close_ns;
+    f->close_cpu_ns = w->close_cpu_ns;
     f->maintenance = w->maintenance;
     f->maint_ns = w->maint_ns;
     f->remote = w->remote;
@@ -183,6 +185,7 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
     emit_ms(k, "busy_ms", f->busy_ns);
     emit_int(k, "closed", f->closed);
     emit_ms(k, "close_ms", f->close_ns);
+    emit_ms(k, "close_cpu_ms", f->close_cpu_ns);
     emit_int(k, "maintenance", f->maintenance);
     emit_ms(k, "maintenance_ms", f->maint_ns);
     emit_int(k, "remote_frees", f->remote.remote_frees);
@@ -204,11 +207,13 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
   k->ops->str(k, "state", s->collector ? "on" : "off");
   emit_int(k, "closed", s->col.closed);
   emit_ms(k, "close_ms", s->col.close_ns);
+  emit_ms(k, "close_cpu_ms", s->col.close_cpu_ns);
   emit_int(k, "pending", s->col.pending);
   emit_int(k, "idle_gcs", s->col.idle_gcs);
   emit_int(k, "soft_gcs", s->col.soft_gcs);
   emit_int(k, "interrupted", s->col.gc_interrupted);
   emit_ms(k, "gc_ms", s->col.gc_ns);
+  emit_ms(k, "gc_cpu_ms", s->col.gc_cpu_ns);
   emit_int(k, "maintenance", s->col.maintenance);
   emit_int(k, "states_opened", s->col.ready.opened); /* ahead of their tasks */
   emit_int(k, "states_taken", s->col.ready.taken);

@@ -330,6 +330,8 @@ struct hakrt_worker {
   uint64_t resumes, migrations, finished, busy_ns, steals;
   hakrt_fifo q;                   /* its run queue (cfg.queues PER_WORKER) */
   uint64_t closed, close_ns;      /* states it closed (collector off) */
+  uint64_t close_cpu_ns;          /* ... its CPU time in them (the wall time
+                                     counts time other threads had the CPU) */
   uint64_t maintenance, maint_ns; /* times it returned memory when asked */
   hak_thread_counters_t remote;   /* its hakmem counters, as of its last maintenance */
   hak_heap_figures_t heap;        /* its heap, as of its last maintenance */
@@ -370,6 +372,7 @@ typedef struct hakrt_collector {
   AO_t queued;              /* closeq's length, read by workers unlocked */
   bool stop;
   uint64_t closed, close_ns, idle_gcs, soft_gcs, gc_ns, gc_interrupted;
+  uint64_t close_cpu_ns, gc_cpu_ns; /* its CPU time in closes and collections */
   uint64_t maintenance;     /* rounds of asking the workers */
   hak_thread_counters_t remote; /* the collector thread's hakmem counters */
   uint64_t activity;        /* closes and collections since the last round */

@@ -386,15 +386,17 @@ static void task_finish(hakrt_task *t) {
     return;
   }
   {
-    uint64_t t0 = hakrt_now_ns();
+    uint64_t t0 = hakrt_now_ns(), cpu = hakrt_thread_cpu_ns();
     hakrt_worker *w = t->last_worker >= 0 ? &rt->workers[t->last_worker] : NULL;
     hakrt_task_close_state(t);
+    cpu = hakrt_thread_cpu_ns() - cpu;
     t0 = hakrt_now_ns() - t0;
     t->o_gc.close_ns += t0;
     pthread_mutex_lock(&rt->lock);
     if (w != NULL) {
       w->closed++;
       w->close_ns += t0;
+      w->close_cpu_ns += cpu;
     }
     hakrt_task_publish_locked(t);
     hakrt_gc_figures_add(&rt->done_gc, &t->o_gc);
