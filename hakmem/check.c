@@ -223,6 +223,10 @@ static void check_masks(check_t *c, const hak_segment_t *seg) {
   CHECK(outside == 0, c, NULL, seg,
         "purge_mask is a subset of free_mask & commit_mask: slices %#llx are not",
         (unsigned long long)outside);
+  outside = seg->large_mask & ~(seg->free_mask & seg->commit_mask);
+  CHECK(outside == 0, c, NULL, seg,
+        "large_mask is a subset of free_mask & commit_mask: slices %#llx are not",
+        (unsigned long long)outside);
   CHECK(!(seg->purged_mask & seg->commit_mask), c, NULL, seg,
         "purged_mask and commit_mask are disjoint: slices %#llx are in both",
         (unsigned long long)(seg->purged_mask & seg->commit_mask));

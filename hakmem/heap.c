@@ -227,17 +227,18 @@ static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls);
 ** abandoned segments and 2 x live + 92 MiB committed; in turn, about 25).
 */
 static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls, size_t bsize, unsigned slices) {
-  hak_page_t *page = segment_span_alloc(heap, slices);
+  bool large = cls == HAK_CLASS_LARGE;
+  hak_page_t *page = segment_span_alloc(heap, slices, large);
   /* Only a default heap adopts: an explicit one may be destroyed whole,
      and would take the adopted segments' live blocks with it. */
   if (!page && heap->is_default && heap_adopt(heap)) {
-    if (cls != HAK_CLASS_LARGE && (page = heap_scan_queue(heap, cls)) != NULL) return page;
-    page = segment_span_alloc(heap, slices);
+    if (!large && (page = heap_scan_queue(heap, cls)) != NULL) return page;
+    page = segment_span_alloc(heap, slices, large);
   }
-  if (!page && segment_new(heap)) page = segment_span_alloc(heap, slices);
+  if (!page && segment_new(heap)) page = segment_span_alloc(heap, slices, large);
   if (!page) return NULL;
   page_init(page, heap, cls, bsize);
-  if (cls != HAK_CLASS_LARGE) page_queue_push_front(&heap->queues[cls], page);
+  if (!large) page_queue_push_front(&heap->queues[cls], page);
   return page;
 }
 

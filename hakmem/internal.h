@@ -118,8 +118,10 @@ static inline bool segment_is_empty(const hak_segment_t *seg) {
 hak_segment_t *segment_new(hak_heap_t *heap);
 /* Gives a segment without an owner to heap, linked where its list wants it. */
 void segment_attach(hak_heap_t *heap, hak_segment_t *seg);
-/* A span from the heap's own segments; NULL if none has room. */
-hak_page_t *segment_span_alloc(hak_heap_t *heap, unsigned slices);
+/* A span from the heap's own segments, for a large block or a class page
+** (each kind takes the slices its own kind left first); NULL if none has
+** room. */
+hak_page_t *segment_span_alloc(hak_heap_t *heap, unsigned slices, bool large);
 void segment_page_free(hak_page_t *page);
 void segment_commit(hak_page_t *page, size_t bytes);
 /* Grows a large block's span in place to hold `size`; false if the slices

@@ -137,7 +137,9 @@ _Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");
 **   slice not in a page; commit_mask for each slice that may be resident;
 **   purge_mask (a subset of free_mask & commit_mask) for free slices waiting
 **   for their purge deadline; purged_mask (disjoint from commit_mask) for
-**   slices a timed purge returned and nothing has touched since.
+**   slices a timed purge returned and nothing has touched since;
+**   large_mask (a subset of free_mask & commit_mask) for free slices that
+**   a large block left, resident only where the program wrote it.
 ** - A huge segment (kind SEGMENT_HUGE) holds one block at `huge_offset`
 **   and every descriptor's slice_back leads to pages[0].  huge_offset is
 **   the header size rounded up to the block's alignment, or, above 2 MiB,
@@ -160,6 +162,7 @@ typedef struct hak_segment_s {
   uint64_t purge_at;            /* deadline in ms (monotonic clock) */
   uint64_t purged_mask;         /* returned by a timed purge, untouched since */
   uint64_t purged_at;           /* ms of that purge */
+  uint64_t large_mask;          /* free slices a large block left */
   struct hak_segment_s *next;   /* heap's segment list (or abandoned list) */
   struct hak_segment_s *prev;
   struct hak_segment_s *all_next; /* process-wide list, for stats */
