@@ -123,7 +123,8 @@ typedef struct hakl_region {
 **   ran the state, even with a private heap (which then holds only blocks
 **   above the region, and costs a small state no segment); they go back
 **   when acct.in_use reaches 0 (the last free of lua_close), or in
-**   hakl_close.
+**   hakl_close (whose lua_close only counts the region's frees:
+**   hakl_alloc_closing, or hakl_alloc_dropping with a private heap).
 ** - close_jmp != NULL only inside hakl_close of a private heap: the free
 **   of the block holding close_mark then jumps there (hakl_alloc_dropping),
 **   and close_lua is the bytes Lua itself holds (in_use less what the host
@@ -163,6 +164,10 @@ HAKL_API void *hakl_alloc_libc(void *ud, void *ptr, size_t osize, size_t nsize);
 ** allocations (by finalizers) work as in hakl_alloc; the free of the block
 ** hakl_close marked ends lua_close (hakl_state.c). */
 HAKL_API void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize);
+/* The allocator hakl_close installs for lua_close on a state on a shared
+** heap: a free of a region block is counted, not done (the region goes
+** back whole at the end); everything else as in hakl_alloc. */
+HAKL_API void *hakl_alloc_closing(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* -------------------------------------------------------------------------
 ** States.

@@ -404,6 +404,23 @@ void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize) {
 }
 
 /*
+** During the close of a state on a shared heap: the region goes back whole
+** after lua_close (hakl_close), so a free of one of its blocks is only
+** counted.  Pushing it would write a link into every block the sweep
+** frees: on the collector thread, a store into each line the worker that
+** ran the state may still hold, which then comes back to that worker
+** invalidated.  Blocks above the region are the core's and are freed.
+*/
+void *hakl_alloc_closing(void *ud, void *ptr, size_t osize, size_t nsize) {
+  hakl_ctx *c = (hakl_ctx *)ud;
+  if (nsize == 0 && ptr != NULL && osize <= HAKL_REGION_MAX) {
+    hakl_account_free(&c->acct, osize);
+    return NULL;
+  }
+  return hakl_alloc(ud, ptr, osize, nsize);
+}
+
+/*
 ** A block of a state that began on another allocator (the module switched
 ** it): hakmem does not own it, so it goes back to that allocator.  Grown
 ** or shrunk, it moves into hakmem when it can, copying min(osize, nsize)

@@ -88,7 +88,7 @@ hakl_ctx *hakl_getctx(lua_State *L) {
   lua_Alloc f = lua_getallocf(L, &ud);
   hakl_ctx *c = NULL;
   if (f == hakl_alloc || f == hakl_alloc_foreign || f == hakl_alloc_dropping ||
-      f == hakl_alloc_libc)
+      f == hakl_alloc_closing || f == hakl_alloc_libc)
     return (hakl_ctx *)ud;
   if (lua_getfield(L, LUA_REGISTRYINDEX, HAKL_CTX_KEY) == LUA_TLIGHTUSERDATA)
     c = (hakl_ctx *)lua_touserdata(L, -1);
@@ -205,8 +205,12 @@ void hakl_close(lua_State *L, hakl_account *final) {
     }
     return;
   }
-  if (c->own_heap) close_dropping(L, c);
-  else lua_close(L);
+  if (c->own_heap) {
+    close_dropping(L, c);
+  } else {
+    if (f == hakl_alloc) lua_setallocf(L, hakl_alloc_closing, c);
+    lua_close(L);
+  }
   /* The region's chunks went back when the account reached zero, unless
   ** the host left bytes charged or the close dropped the blocks. */
   hakl_region_release(&c->region);

@@ -137,11 +137,37 @@ static lua_State *scripted_state(bool private_heap) {
   return L;
 }
 
-Test(fastclose, without_private_heap_is_plain_close) {
+/* What a finalizer saw of the allocator while hakl_close ran. */
+static int closing_seen, ctx_seen, calls_seen;
+
+static int look(lua_State *L) {
+  void *ud;
+  calls_seen++;
+  closing_seen += lua_getallocf(L, &ud) == hakl_alloc_closing;
+  ctx_seen += hakl_getctx(L) == (hakl_ctx *)ud;
+  return 0;
+}
+
+/*
+** A state on the thread's heap runs the whole of lua_close, with its
+** region's frees only counted (hakl_alloc_closing: the region goes back
+** whole) and the core's blocks freed: the account ends at zero and hakmem
+** holds what it held before.  Finalizers see that allocator and still
+** find the state's context (the module's functions need it).
+*/
+Test(fastclose, without_private_heap_counts_region_frees) {
   hakl_account final;
   size_t hak0 = lt_hak_in_use();
   lua_State *L = scripted_state(false);
+  lua_register(L, "look", look);
+  cr_assert_eq(lt_run(L, "big = {} for i = 1, 50 do big[i] = ('b'):rep(3000 + i) end "
+                         "local mt = {__gc = function() look() local t = {('y'):rep(2000), {1}} end} "
+                         "for i = 1, 10 do setmetatable({}, mt) end", 0), LUA_OK);
+  closing_seen = ctx_seen = calls_seen = 0;
   hakl_close(L, &final);
+  cr_expect_eq(calls_seen, 10);
+  cr_expect_eq(closing_seen, 10, "%d of 10 finalizers ran under hakl_alloc_closing", closing_seen);
+  cr_expect_eq(ctx_seen, 10, "%d of 10 finalizers found the context", ctx_seen);
   cr_expect_eq(final.in_use, 0);
   cr_expect_eq(hakl_account_nalloc(&final), final.nfree);
   cr_expect_eq(lt_hak_in_use(), hak0);
