@@ -120,6 +120,7 @@ TESTS = [
     ('floor', 'lua', ['lua_glue/hakl_floor.c']),
     ('corrupt_lua', 'lua'),
     ('oom', 'lua'),
+    ('footprint', 'lua'),
 ]
 TEST_HELPERS = {
     'core': ['tests/helpers.c'],

@@ -18,24 +18,32 @@ hak_heap_t heap_empty = {.pages_direct = {[0 ... HAK_DIRECT_SLOTS - 1] = &page_e
 /* ---- the pool of heap structures ---------------------------------------- */
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static hak_heap_t *pool_free;
+static hak_heap_t *pool_free;           /* released structures */
+static uint8_t *pool_bump, *pool_end;   /* the newest chunk's untouched rest */
 
-/* Heap structures come from the OS in 64 KiB chunks, never from a heap. */
+/* Heap structures come from the OS in 64 KiB chunks, never from a heap,
+** carved one at a time: a chunk's pages become resident only as its
+** structures are used (threading a list through all of them would touch
+** all 16 pages, 64 KiB of RSS for a process that has two heaps). */
 static hak_heap_t *heap_struct_alloc(void) {
   pthread_mutex_lock(&pool_lock);
-  if (!pool_free) {
-    uint8_t *chunk = os_map_aligned(HAK_SLICE_SIZE, HAK_OS_PAGE);
-    if (chunk) {
-      stats_committed((intptr_t)HAK_SLICE_SIZE);
-      for (size_t off = 0; off + sizeof(hak_heap_t) <= HAK_SLICE_SIZE; off += sizeof(hak_heap_t)) {
-        hak_heap_t *h = (hak_heap_t *)(chunk + off);
-        h->pool_next = pool_free;
-        pool_free = h;
+  hak_heap_t *heap = pool_free;
+  if (heap) {
+    pool_free = heap->pool_next;
+  } else {
+    if (pool_end - pool_bump < (ptrdiff_t)sizeof(hak_heap_t)) {
+      uint8_t *chunk = os_map_aligned(HAK_SLICE_SIZE, HAK_OS_PAGE);
+      if (chunk) {
+        stats_committed((intptr_t)HAK_SLICE_SIZE);
+        pool_bump = chunk;
+        pool_end = chunk + HAK_SLICE_SIZE;
       }
     }
+    if (pool_end - pool_bump >= (ptrdiff_t)sizeof(hak_heap_t)) {
+      heap = (hak_heap_t *)pool_bump;
+      pool_bump += sizeof(hak_heap_t);
+    }
   }
-  hak_heap_t *heap = pool_free;
-  if (heap) pool_free = heap->pool_next;
   pthread_mutex_unlock(&pool_lock);
   return heap;
 }
@@ -326,6 +334,10 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
 */
 void *heap_large_alloc(hak_heap_t *heap, size_t size) {
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
+  /* A heap that allocates only large blocks (a Lua state's private heap,
+  ** whose small blocks live in its region) rarely passes heap_find_page's
+  ** periodic purge: its due purges go here, before the span is chosen. */
+  if (heap->purge_pending) segment_purge_heap(heap, false);
   size_t bsize = class_large_size(size);
   unsigned slices = (unsigned)((bsize + SECURE_GUARD + HAK_SLICE_SIZE - 1) >> HAK_SLICE_SHIFT);
   hak_page_t *page = heap_page_new(heap, HAK_CLASS_LARGE, bsize, slices);
