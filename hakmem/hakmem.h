@@ -174,6 +174,11 @@ typedef enum hak_option_e {
   HAK_OPT_ORPHAN_HEAPS, /* HAKMEM_ORPHAN_HEAPS: exited threads' heaps kept
                            whole for the next threads (8); 0 = abandon their
                            segments at exit */
+  HAK_OPT_ORPHAN_GRACE, /* HAKMEM_ORPHAN_GRACE: ms an orphan's free memory
+                           stays resident for the next thread (250) when its
+                           thread emptied 1 MiB or more at exit, within 32 MiB
+                           for all orphans; never below the purge delay;
+                           0 = the purge delay alone */
   HAK_OPT__COUNT
 } hak_option_t;
 

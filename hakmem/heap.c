@@ -527,13 +527,29 @@ void hak_heap_claim(hak_heap_t *heap) {
 ** 345 MiB in 2,600 madvise calls and fault it back in.
 **
 ** Beyond HAKMEM_ORPHAN_HEAPS (8) the heap is abandoned (heap_abandon).  An
-** orphan's empty pages go back to its segments when it is left, and their
-** slices are purged at their deadline by whichever heap runs its periodic
-** purge (heap_orphans_purge); hak_collect(true) takes every orphan.  The
-** list is guarded by pool_lock, under which nothing else is locked.
+** orphan's empty pages go back to its segments when it is left, what is
+** overdue is purged, and the rest waits for its deadline, or, when its
+** thread emptied at least ORPHAN_GRACE_MIN of pages at exit, for a grace
+** (HAKMEM_ORPHAN_GRACE, 250 ms from the exit, never below the heap's purge
+** delay); then any heap's periodic purge purges it (heap_orphans_purge).
+** The grace is for threads that come and go (pools, request-per-thread
+** servers, test runners): with the plain 10 ms delay, mstress (T=2) purged
+** thread 0's heap 10 ms after it exited and the next round's thread took it
+** 30 ms later and faulted it all back in.  The thread that takes an orphan
+** gets one delay to reuse what the grace kept (segment_forget_refaults).
+** Below 1 MiB a refault costs little (256 faults), and the threads of
+** test_churn, which leave a few blocks each, would hold memory for nothing.
+** The grace is bounded in bytes: beyond ORPHAN_GRACE_MAX for all orphans
+** together, the oldest lose theirs and purge at their slices' deadlines.
+** hak_collect(true) takes every orphan.  The list is guarded by pool_lock,
+** under which nothing else is locked.
 */
-static hak_heap_t *orphans; /* linked through pool_next */
+#define ORPHAN_GRACE_MAX ((size_t)32 << 20) /* bytes all orphans' grace may hold */
+#define ORPHAN_GRACE_MIN ((size_t)1 << 20)  /* emptied at exit, to earn a grace */
+
+static hak_heap_t *orphans;  /* linked through pool_next, newest first */
 static unsigned orphan_count;
+static size_t orphan_dirty;  /* the orphans' orphan_dirty in grace, summed */
 static hak_atomic_t orphan_purge_at; /* earliest deadline among them; 0: none */
 
 static void heap_orphan_deadline(uint64_t at) {
@@ -541,10 +557,34 @@ static void heap_orphan_deadline(uint64_t at) {
   if (at && (now == 0 || at < now)) atomic_store_relaxed(&orphan_purge_at, at);
 }
 
+/* The orphan's grace ends now (pool_lock held, or the heap off the list). */
+static void heap_orphan_end_grace(hak_heap_t *heap) {
+  if (heap->orphan_until) orphan_dirty -= heap->orphan_dirty;
+  heap->orphan_until = 0;
+  heap->orphan_dirty = 0;
+}
+
+/* Beyond the bytes in grace, the oldest orphans lose theirs (pool_lock held). */
+static void heap_orphans_trim(void) {
+  while (orphan_dirty > ORPHAN_GRACE_MAX) {
+    hak_heap_t *oldest = NULL;
+    for (hak_heap_t *heap = orphans; heap; heap = heap->pool_next)
+      if (heap->orphan_until) oldest = heap;
+    heap_orphan_end_grace(oldest);
+    atomic_store_relaxed(&orphan_purge_at, 1); /* its slices' own deadlines */
+  }
+}
+
 /* Thread exit (hak_thread_done): leaves the heap to the next thread. */
 void heap_leave(hak_heap_t *heap) {
+  size_t dirty = segment_heap_dirty(heap);
   heap_free_empty_pages(heap);
-  uint64_t due = segment_purge_heap(heap, false);
+  size_t now_dirty = segment_heap_dirty(heap); /* less if an empty segment left */
+  size_t emptied = now_dirty > dirty ? now_dirty - dirty : 0; /* its pages at the end */
+  long delay = segment_heap_delay(heap), grace = hak_option_get(HAK_OPT_ORPHAN_GRACE);
+  /* 0 and -1 (at once, never) as before */
+  bool graced = delay > 0 && grace > 0 && emptied >= ORPHAN_GRACE_MIN;
+  uint64_t due = segment_purge_heap(heap, false); /* what is overdue */
   heap_set_tid(heap, 0);
   long max = hak_option_get(HAK_OPT_ORPHAN_HEAPS);
   pthread_mutex_lock(&pool_lock);
@@ -553,6 +593,15 @@ void heap_leave(hak_heap_t *heap) {
     heap->pool_next = orphans;
     orphans = heap;
     orphan_count++;
+    heap->orphan_until = 0;
+    heap->orphan_dirty = 0;
+    if (graced && heap->purge_pending) {
+      heap->orphan_until = os_now_ms() + (uint64_t)(grace > delay ? grace : delay);
+      heap->orphan_dirty = segment_heap_dirty(heap);
+      orphan_dirty += heap->orphan_dirty;
+      due = heap->orphan_until;
+      heap_orphans_trim();
+    }
     heap_orphan_deadline(due);
   }
   pthread_mutex_unlock(&pool_lock);
@@ -568,6 +617,7 @@ hak_heap_t *heap_take_orphan(void) {
   if (heap) {
     orphans = heap->pool_next;
     orphan_count--;
+    heap_orphan_end_grace(heap);
   }
   pthread_mutex_unlock(&pool_lock);
   if (heap) {
@@ -578,15 +628,22 @@ hak_heap_t *heap_take_orphan(void) {
   return heap;
 }
 
-/* The orphans' purges whose deadline passed (slices only: no segment
-** changes hands, so no other lock is needed). */
+/* The orphans' purges whose deadline passed, their grace over (slices only:
+** no segment changes hands, so no other lock is needed). */
 static void heap_orphans_purge(void) {
   uint64_t at = atomic_load_relaxed(&orphan_purge_at);
   if (at == 0 || os_now_ms() < at) return;
   pthread_mutex_lock(&pool_lock);
   atomic_store_relaxed(&orphan_purge_at, 0);
-  for (hak_heap_t *heap = orphans; heap; heap = heap->pool_next)
+  uint64_t now = os_now_ms();
+  for (hak_heap_t *heap = orphans; heap; heap = heap->pool_next) {
+    if (now < heap->orphan_until) {
+      heap_orphan_deadline(heap->orphan_until);
+      continue;
+    }
+    heap_orphan_end_grace(heap);
     heap_orphan_deadline(segment_purge_heap(heap, false));
+  }
   pthread_mutex_unlock(&pool_lock);
 }
 
@@ -605,6 +662,7 @@ static hak_heap_t *heap_take_orphans(void) {
   hak_heap_t *list = orphans;
   orphans = NULL;
   orphan_count = 0;
+  orphan_dirty = 0;
   atomic_store_relaxed(&orphan_purge_at, 0);
   pthread_mutex_unlock(&pool_lock);
   return list;

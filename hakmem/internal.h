@@ -132,8 +132,13 @@ bool segment_large_grow(hak_page_t *page, size_t size);
 void segment_purge(hak_heap_t *heap, bool force);
 /* The heap's own segments only; returns the earliest deadline left (0: none). */
 uint64_t segment_purge_heap(hak_heap_t *heap, bool force);
-/* A heap taken by another thread (an orphan) starts its purge delay anew. */
+/* A heap taken by another thread (an orphan) starts its purge delay anew:
+** the base delay, and one more delay for the slices whose deadline passed. */
 void segment_forget_refaults(hak_heap_t *heap);
+/* Bytes of the heap's free slices still resident (purge pending). */
+size_t segment_heap_dirty(hak_heap_t *heap);
+/* The heap's delay in ms (0: at once, -1: never). */
+long segment_heap_delay(hak_heap_t *heap);
 /* The same for the idle segments (abandoned and cached) alone. */
 void segment_purge_idle(bool force);
 /* Purges every free slice of a segment now. */

@@ -24,6 +24,7 @@ static option_desc_t options[HAK_OPT__COUNT] = {
     [HAK_OPT_PURGE_DELAY] = {"HAKMEM_PURGE_DELAY", 10, 10, 0}, /* ms */
     [HAK_OPT_VERBOSE] = {"HAKMEM_VERBOSE", 0, 0, 0},
     [HAK_OPT_ORPHAN_HEAPS] = {"HAKMEM_ORPHAN_HEAPS", 8, 8, 0},
+    [HAK_OPT_ORPHAN_GRACE] = {"HAKMEM_ORPHAN_GRACE", 250, 250, 0}, /* ms */
 };
 
 /* getenv, not secure_getenv: a setuid program linked with hakmem is rare,

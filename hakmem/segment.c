@@ -428,10 +428,26 @@ static long segment_purge_delay(hak_heap_t *heap) {
   return (long)heap->purge_delay;
 }
 
+long segment_heap_delay(hak_heap_t *heap) { return segment_purge_delay(heap); }
+
 void segment_forget_refaults(hak_heap_t *heap) {
   heap->purge_delay = 0;
   heap->refault_at = 0;
-  for (hak_segment_t *seg = heap->segments; seg; seg = seg->next) seg->purged_mask = 0;
+  long delay = segment_purge_delay(heap);
+  uint64_t now = os_now_ms();
+  for (hak_segment_t *seg = heap->segments; seg; seg = seg->next) {
+    seg->purged_mask = 0;
+    /* slices the orphan's grace kept past their deadline: the new thread's
+    ** to reuse within one delay (the others keep their deadline) */
+    if (seg->purge_mask && delay > 0 && seg->purge_at <= now) seg->purge_at = now + (uint64_t)delay;
+  }
+}
+
+size_t segment_heap_dirty(hak_heap_t *heap) {
+  size_t n = 0;
+  for (hak_segment_t *seg = heap->segments; seg; seg = seg->next)
+    n += (size_t)__builtin_popcountll(seg->purge_mask & seg->commit_mask);
+  return n << HAK_SLICE_SHIFT;
 }
 
 /* Slices a timed purge returned at `purged_at` are needed again: if that

@@ -8,7 +8,8 @@
 ** unmaps nothing.  The next thread takes the orphan, or adopts the
 ** abandoned segments and takes the cached ones, before it maps anything.
 ** Free memory nobody takes is purged at its deadline by any heap's purge,
-** and hak_collect(true) unmaps it.
+** and hak_collect(true) unmaps it; an orphan whose thread emptied 1 MiB or
+** more at exit keeps it for a grace (HAKMEM_ORPHAN_GRACE) first.
 **
 ** Each test sets a purge delay of its own, so that no deadline passes
 ** (or one surely does) while it looks.  tests/plain/reuse.c builds this
@@ -265,4 +266,137 @@ Test(reuse, each_kind_takes_the_slices_its_kind_left) {
   cr_expect(k.large2 == k.large, "the second large block %p is not where the first %p was",
             (void *)k.large2, (void *)k.large);
   hak_collect(true);
+}
+
+/*
+** The orphan's grace (heap.c): a thread that emptied pages at exit (here
+** 2 MiB of blocks another thread freed) leaves them resident for
+** HAKMEM_ORPHAN_GRACE, well past the purge delay, so that the next thread
+** takes them warm; after the grace they are purged.  With the plain delay
+** (grace 0) they were purged 10 ms after the exit.
+*/
+#define GRACE_MS 600
+#define GRACE_BLOCKS 2048 /* of 1 KiB: 2 MiB */
+
+typedef struct grace_s {
+  void *block[GRACE_BLOCKS];
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int step;          /* 1: blocks made; 2: freed by the test thread */
+  size_t grew;       /* committed bytes the taker's allocations added */
+} grace_t;
+
+static void grace_wait(grace_t *g, int step) {
+  pthread_mutex_lock(&g->lock);
+  while (g->step < step) pthread_cond_wait(&g->cond, &g->lock);
+  pthread_mutex_unlock(&g->lock);
+}
+
+static void grace_step(grace_t *g, int step) {
+  pthread_mutex_lock(&g->lock);
+  g->step = step;
+  pthread_cond_broadcast(&g->cond);
+  pthread_mutex_unlock(&g->lock);
+}
+
+/* Makes the blocks, waits until the test thread freed them all, exits. */
+static void *grace_leaver(void *arg) {
+  grace_t *g = arg;
+  for (size_t i = 0; i < GRACE_BLOCKS; i++) {
+    g->block[i] = hak_malloc(1024);
+    if (g->block[i]) memset(g->block[i], 1, 1024);
+  }
+  grace_step(g, 1);
+  grace_wait(g, 2);
+  return NULL;
+}
+
+/* Takes the orphan: the same blocks again, from what the grace kept. */
+static void *grace_taker(void *arg) {
+  grace_t *g = arg;
+  hak_stats_t st0, st1;
+  hak_stats_counters(&st0);
+  for (size_t i = 0; i < GRACE_BLOCKS; i++) {
+    g->block[i] = hak_malloc(1024);
+    if (g->block[i]) memset(g->block[i], 2, 1024);
+  }
+  hak_stats_counters(&st1);
+  g->grew = st1.committed > st0.committed ? st1.committed - st0.committed : 0;
+  for (size_t i = 0; i < GRACE_BLOCKS; i++) hak_free(g->block[i]);
+  return NULL;
+}
+
+/* Runs a leaver to its exit, its blocks freed remotely; committed after. */
+static size_t grace_leave(grace_t *g) {
+  pthread_t t;
+  g->step = 0;
+  cr_assert(pthread_create(&t, NULL, grace_leaver, g) == 0, "pthread_create");
+  grace_wait(g, 1);
+  for (size_t i = 0; i < GRACE_BLOCKS; i++) {
+    cr_assert(g->block[i] != NULL, "hak_malloc(1024)");
+    hak_free(g->block[i]);
+  }
+  grace_step(g, 2);
+  pthread_join(t, NULL);
+  hak_stats_t st;
+  hak_stats_counters(&st);
+  return st.committed;
+}
+
+static size_t committed_after_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  hak_collect(false); /* the orphans' purges that are due */
+  hak_stats_t st;
+  hak_stats_counters(&st);
+  return st.committed;
+}
+
+static grace_t *grace_setup(void) {
+  grace_t *g = calloc(1, sizeof *g);
+  cr_assert(g != NULL, "setup");
+  pthread_mutex_init(&g->lock, NULL);
+  pthread_cond_init(&g->cond, NULL);
+  hak_option_set(HAK_OPT_PURGE_DELAY, 10); /* the default: the grace is 60 of them */
+  hak_option_set(HAK_OPT_ORPHAN_GRACE, GRACE_MS);
+  hak_free(hak_malloc(1)); /* this thread's heap, not an orphan's */
+  hak_collect(true);       /* no other orphan */
+  return g;
+}
+
+static void grace_teardown(grace_t *g) {
+  hak_option_set(HAK_OPT_ORPHAN_GRACE, 250);
+  hak_collect(true);
+  pthread_mutex_destroy(&g->lock);
+  pthread_cond_destroy(&g->cond);
+  free(g);
+}
+
+/* Not taken: resident through the grace (4 purge delays and more), purged after. */
+Test(reuse, orphan_grace_then_purge, .timeout = 60) {
+  grace_t *g = grace_setup();
+  size_t left = grace_leave(g);
+  size_t within = committed_after_ms(GRACE_MS / 6);
+  size_t after = committed_after_ms(GRACE_MS + GRACE_MS / 3);
+  cr_expect(within + 256 * HKT_KiB >= left,
+            "committed fell from %zu to %zu KiB %u ms after the exit, within the grace",
+            left >> 10, within >> 10, GRACE_MS / 6);
+  cr_expect(after + 1536 * HKT_KiB <= left,
+            "committed %zu KiB after the grace, %zu KiB at the exit: the orphan was not purged",
+            after >> 10, left >> 10);
+  grace_teardown(g);
+}
+
+/* Taken within the grace: the next thread's same blocks commit nothing new. */
+Test(reuse, orphan_grace_taken_warm, .timeout = 60) {
+  grace_t *g = grace_setup();
+  grace_leave(g);
+  committed_after_ms(GRACE_MS / 6);
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, grace_taker, g) == 0, "pthread_create");
+  pthread_join(t, NULL);
+  cr_expect(g->grew <= 256 * HKT_KiB,
+            "the thread that took the orphan committed %zu KiB anew for 2 MiB of blocks",
+            g->grew >> 10);
+  grace_teardown(g);
 }
