@@ -409,11 +409,12 @@ void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize) {
 ** counted.  Pushing it would write a link into every block the sweep
 ** frees: on the collector thread, a store into each line the worker that
 ** ran the state may still hold, which then comes back to that worker
-** invalidated.  Blocks above the region are the core's and are freed.
+** invalidated.  Blocks above region.top (free_block's split) are the
+** core's and are freed.
 */
 void *hakl_alloc_closing(void *ud, void *ptr, size_t osize, size_t nsize) {
   hakl_ctx *c = (hakl_ctx *)ud;
-  if (nsize == 0 && ptr != NULL && osize <= HAKL_REGION_MAX) {
+  if (nsize == 0 && ptr != NULL && osize <= c->region.top) {
     hakl_account_free(&c->acct, osize);
     return NULL;
   }
