@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,29 @@ static inline double bench_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+** The wall time of a run of worker threads: from the earliest start to the
+** latest end, each taken by the thread itself (after the start barrier,
+** after its last free).  Not the main thread's clock: a main thread that
+** is not scheduled right after the barrier (a real-time policy, fewer CPUs
+** than threads) would start its clock late, or after the workers finished.
+** `workers` is an array of `n` structs of `size` bytes; t0_off and t1_off
+** the offsets of their double start and end fields.
+*/
+static inline double bench_span(const void *workers, unsigned long long n, size_t size,
+                                size_t t0_off, size_t t1_off) {
+  double first = 0, last = 0;
+  for (unsigned long long i = 0; i < n; i++) {
+    const char *w = (const char *)workers + i * size;
+    double t0, t1;
+    memcpy(&t0, w + t0_off, sizeof t0);
+    memcpy(&t1, w + t1_off, sizeof t1);
+    if (i == 0 || t0 < first) first = t0;
+    if (i == 0 || t1 > last) last = t1;
+  }
+  return last - first;
 }
 
 /*

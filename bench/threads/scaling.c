@@ -30,6 +30,7 @@ typedef struct worker_s {
   slot_t *slot;
   unsigned long long slots, ops, seed;
   unsigned long long checksum;
+  double t0, t1; /* this thread's start (after the barrier) and end */
   pthread_barrier_t *start;
   char pad[64]; /* workers' counters on separate cache lines */
 } worker_t;
@@ -40,6 +41,7 @@ static void *worker(void *arg) {
   bench_rng_seed(&rng, w->seed);
   unsigned long long checksum = 0;
   pthread_barrier_wait(w->start);
+  w->t0 = bench_now();
   for (unsigned long long i = 0; i < w->ops; i++) {
     uint64_t r = bench_rng_next(&rng);
     slot_t *s = &w->slot[((r >> 32) * w->slots) >> 32];
@@ -62,6 +64,7 @@ static void *worker(void *arg) {
   /* the last few hundred frees, timed like the rest */
   for (unsigned long long i = 0; i < w->slots; i++)
     if (w->slot[i].p != NULL) BENCH_FREE(w->slot[i].p);
+  w->t1 = bench_now();
   w->checksum = checksum;
   return NULL;
 }
@@ -90,9 +93,8 @@ int main(int argc, char **argv) {
       bench_die("scaling", "pthread_create failed", t, 0);
   }
   pthread_barrier_wait(&start);
-  double t0 = bench_now();
   for (unsigned long long t = 0; t < threads; t++) pthread_join(tid[t], NULL);
-  double secs = bench_now() - t0;
+  double secs = bench_span(w, threads, sizeof *w, offsetof(worker_t, t0), offsetof(worker_t, t1));
   long rss = bench_peak_rss_kb();
   pthread_barrier_destroy(&start);
 

@@ -31,6 +31,7 @@ typedef struct worker_s {
   size_t *sizes;
   unsigned long long slots, ops, seed, max;
   unsigned long long checksum;
+  double t0, t1; /* this thread's start (after the barrier) and end */
   pthread_barrier_t *start;
   char pad[64]; /* workers' counters on separate cache lines */
 } worker_t;
@@ -59,6 +60,7 @@ static void *worker(void *arg) {
   for (unsigned i = 0; i < SIZES; i++) w->sizes[i] = draw_size(&rng, w->max);
   size_t *old = bench_map(w->slots * sizeof(size_t)); /* the size of each slot's block */
   pthread_barrier_wait(w->start);
+  w->t0 = bench_now();
   unsigned long long sum = 0;
   for (unsigned long long i = 0; i < w->ops; i++) {
     uint64_t r = bench_rng_next(&rng);
@@ -81,6 +83,7 @@ static void *worker(void *arg) {
     check_block(w->slot[k], old[k]);
     BENCH_FREE(w->slot[k]);
   }
+  w->t1 = bench_now();
   w->checksum = sum;
   return NULL;
 }
@@ -112,13 +115,12 @@ int main(int argc, char **argv) {
   }
   bench_threads_start("tight", tid, threads, worker, w, sizeof *w);
   pthread_barrier_wait(&start);
-  double t0 = bench_now();
   unsigned long long checksum = 0;
   for (unsigned long long t = 0; t < threads; t++) {
     pthread_join(tid[t], NULL);
     checksum += w[t].checksum;
   }
-  double secs = bench_now() - t0;
+  double secs = bench_span(w, threads, sizeof *w, offsetof(worker_t, t0), offsetof(worker_t, t1));
   unsigned long long total = threads * ops;
   printf("{\"bench\":\"tight\",\"api\":\"%s\",\"threads\":%llu,\"slots\":%llu,\"max\":%llu,"
          "\"seed\":%llu,\"ops\":%llu,\"secs\":%.6f,\"ops_per_s\":%.0f,\"peak_rss_kb\":%ld,"
