@@ -214,7 +214,8 @@ Test(reuse, heaps_beyond_the_kept_ones_are_abandoned) {
 /* ---- which free slices a new span takes ---------------------------------- */
 
 #define SPAN_LARGE (512 * HKT_KiB) /* a large block: 8 slices (9 with a guard) */
-#define PAGE_BLOCKS 16             /* 4096 B blocks in a one-slice class page */
+#define PAGE_BLOCKS 64             /* 1024 B blocks in a one-slice class page */
+#define PAGE_BLOCK_SIZE 1024
 
 typedef struct kinds_s {
   unsigned char *large, *large2, *small;
@@ -228,8 +229,8 @@ static void *worker_kinds(void *arg) {
   void *blocks[3 * PAGE_BLOCKS];
   k->large = hak_malloc(SPAN_LARGE);
   for (int i = 0; i < 3 * PAGE_BLOCKS; i++) {
-    blocks[i] = hak_malloc(4096);
-    if (blocks[i]) memset(blocks[i], 3, 4096);
+    blocks[i] = hak_malloc(PAGE_BLOCK_SIZE);
+    if (blocks[i]) memset(blocks[i], 3, PAGE_BLOCK_SIZE);
   }
   if (k->large) {
     k->large[0] = 1; /* what mstress writes of a large block: its ends */
@@ -237,7 +238,7 @@ static void *worker_kinds(void *arg) {
   }
   for (int i = 0; i < 2 * PAGE_BLOCKS; i++) hak_free(blocks[i]); /* two pages empty */
   hak_free(k->large);
-  k->small = hak_malloc(2048); /* a class with no page yet */
+  k->small = hak_malloc(512); /* a class with no page yet (one slice too) */
   k->large2 = hak_malloc(SPAN_LARGE);
   hak_heap_check(NULL);
   for (int i = 2 * PAGE_BLOCKS; i < 3 * PAGE_BLOCKS; i++) hak_free(blocks[i]);
