@@ -121,8 +121,8 @@ static void check_page_class(check_t *c, const hak_page_t *page) {
   CHECK(page->block_size == class_size[cls], c, page, NULL,
         "block_size matches class_idx: %zu B in class %u of %u B", page->block_size, cls,
         class_size[cls]);
-  CHECK(page->slice_count == class_page_slices(cls, 0) || page->slice_count == class_page_slices(cls, 1),
-        c, page, NULL, "slice_count matches class_idx: %u slices for class %u", page->slice_count, cls);
+  CHECK(page->slice_count == class_page_slices(cls), c, page, NULL,
+        "slice_count matches class_idx: %u slices for class %u", page->slice_count, cls);
   CHECK(page->reserved == span / page->block_size, c, page, NULL,
         "reserved is the blocks that fit in the span: %u, not %zu", page->reserved,
         span / page->block_size);

@@ -81,28 +81,25 @@ size_t class_large_size(size_t size) {
 }
 
 /*
-** The slices of a new page of class `cls`, whose heap holds `pages` pages
-** of it already.  A class's first page is small: one slice up to 8 KiB
-** blocks, 4 above (at least 8 blocks).  A medium class that needs a second
-** page is busy: its later pages are the power of two that holds
-** HAK_PAGE_BLOCKS blocks, up to HAK_PAGE_MAX_SLICES.  Why: a program whose
-** live set of one class is steady (a server's buffers, glibc's thread
-** benchmark) keeps every page of the class nearly full, and each free into
-** a full page and each allocation that fills one moves a page between
-** queues; with 8 to 42 blocks a page that was a move every few operations
-** (bench/threads/tight, sizes 4 B to 32 KiB, T=1: 1.6x tcmalloc's time;
-** fixed 1500 B blocks: 3.4x).  Only carved blocks are ever resident
-** (page_extend), and fewer, fuller pages hold less: tight's peak RSS fell
-** from 13.5 to 7.6 MiB.  The first page stays small because big first
-** pages cost the Lua suite's small scripts up to 0.3 MiB of peak RSS
-** (binary_trees 1 MiB): a class they touch once in passing, as a table
-** grows through it, kept a big page partly carved.
+** The slices of a class page: one for the small classes; for the medium
+** ones, the power of two that holds HAK_PAGE_BLOCKS blocks, up to
+** HAK_PAGE_MAX_SLICES.  Why so many: a program whose live set of a class is
+** steady (a server's buffers, glibc's thread benchmark) keeps every page of
+** the class nearly full, and each free into a full page and each
+** allocation that fills one moves a page between queues.  With the 8 to 42
+** blocks of the earlier pages (one slice up to 8 KiB, 4 above) that was a
+** move every few operations: bench/threads/tight at T=1 took 1.6x
+** tcmalloc's time, 3.4x with every block 1500 B.  Only carved blocks are
+** ever resident (page_extend), and fewer, fuller pages hold less: tight's
+** peak RSS fell from 13.5 to 7.6 MiB.  Keeping a class's first page small
+** (a per-heap count of its pages) left tight 1.25x slower than this and
+** held no less in the Lua suite.
 */
-unsigned class_page_slices(unsigned cls, unsigned pages) {
+unsigned class_page_slices(unsigned cls) {
   size_t size = class_size[cls];
-  if (size <= HAK_SMALL_MAX || pages == 0) return size <= HAK_PAGE_SMALL_MAX ? 1 : HAK_PAGE_MEDIUM_SLICES;
   unsigned slices = 1;
-  while (slices < HAK_PAGE_MAX_SLICES && ((size_t)slices << HAK_SLICE_SHIFT) < size * HAK_PAGE_BLOCKS)
+  while (size > HAK_SMALL_MAX && slices < HAK_PAGE_MAX_SLICES &&
+         ((size_t)slices << HAK_SLICE_SHIFT) < size * HAK_PAGE_BLOCKS)
     slices <<= 1;
   return slices;
 }

@@ -92,12 +92,6 @@ static void heap_set_direct_all(hak_heap_t *heap) {
 
 /* ---- moving pages between queues ---------------------------------------- */
 
-/* A class page joined the heap (class_pages: a hint, see class_page_slices). */
-static void heap_count_page(hak_heap_t *heap, const hak_page_t *page) {
-  if (page->class_idx < HAK_CLASSES && heap->class_pages[page->class_idx] < UINT16_MAX)
-    heap->class_pages[page->class_idx]++;
-}
-
 static void heap_drain_notified(hak_heap_t *heap);
 
 /* Puts a page that is in no queue into the right one for its state. */
@@ -252,10 +246,7 @@ static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls, size_t bsize, u
   if (!page && segment_new(heap)) page = segment_span_alloc(heap, slices, large);
   if (!page) return NULL;
   page_init(page, heap, cls, bsize);
-  if (!large) {
-    page_queue_push_front(&heap->queues[cls], page);
-    heap_count_page(heap, page);
-  }
+  if (!large) page_queue_push_front(&heap->queues[cls], page);
   return page;
 }
 
@@ -321,7 +312,7 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
   }
 
   page = heap_scan_queue(heap, cls);
-  if (!page) page = heap_page_new(heap, cls, class_size[cls], class_page_slices(cls, heap->class_pages[cls]));
+  if (!page) page = heap_page_new(heap, cls, class_size[cls], class_page_slices(cls));
   if (!page) { /* out of memory: the scan may have moved the direct page to full */
     heap_set_direct(heap, cls);
     return NULL;
@@ -411,7 +402,6 @@ static bool heap_adopt_segment(hak_heap_t *heap, hak_segment_t *seg) {
   for (unsigned i = 1; i < HAK_SLICES; i++) {
     hak_page_t *page = &seg->pages[i];
     if (page->slice_count == 0) continue;
-    heap_count_page(heap, page);
     if (page->used == 0) segment_page_free(page); /* cannot empty seg: live > 0 */
     else heap_page_insert(heap, page);
   }
@@ -444,7 +434,6 @@ static void heap_absorb(hak_heap_t *to, hak_heap_t *from) {
       page->flags = 0;
       page->next = page->prev = NULL;
       heap_page_insert(to, page);
-      heap_count_page(to, page);
     }
   }
   huge_move_all(to, from);

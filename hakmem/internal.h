@@ -36,7 +36,7 @@ extern const uint8_t class_of_medium[HAK_MEDIUM_SLOTS];
 /* The smallest class holding `size`, for size <= HAK_MEDIUM_MAX. */
 unsigned class_of(size_t size);
 /* Slices of a page of class `cls`. */
-unsigned class_page_slices(unsigned cls, unsigned pages);
+unsigned class_page_slices(unsigned cls);
 /* The smallest class >= size whose blocks are multiples of `align`
 ** (align <= HAK_SLICE_SIZE), or HAK_CLASSES when none is small enough. */
 unsigned class_aligned(size_t size, size_t align);

@@ -558,7 +558,6 @@ void segment_page_free(hak_page_t *page) {
   uint64_t m = span_mask(idx, n);
   bool was_full = seg->free_mask == 0;
   if (page->class_idx == HAK_CLASS_LARGE) seg->large_mask |= m & seg->commit_mask;
-  else if (heap && heap->class_pages[page->class_idx]) heap->class_pages[page->class_idx]--;
   memset(page, 0, sizeof(hak_page_t) * n);
   seg->free_mask |= m;
   atomic_add(&stats.pages, -1);

@@ -48,9 +48,7 @@
 #define HAK_CLASS_LARGE HAK_CLASSES /* queue index of one-block large pages */
 #define HAK_QUEUES (HAK_CLASSES + 1)
 
-#define HAK_PAGE_SMALL_MAX (8 * 1024) /* a class's first page: 1 slice up to this */
-#define HAK_PAGE_MEDIUM_SLICES 4      /* ... 4 slices (256 KiB) above */
-#define HAK_PAGE_BLOCKS 128    /* a medium class's later pages hold at least this many */
+#define HAK_PAGE_BLOCKS 128    /* a medium class's page holds at least this many blocks */
 #define HAK_PAGE_MAX_SLICES 16 /* ... up to 1 MiB pages (32 blocks of 32 KiB) */
 #define HAK_EXTEND_MIN (4 * 1024)   /* first carve of a fresh page */
 #define HAK_EXTEND_MAX (32 * 1024)  /* largest later carve */
@@ -207,8 +205,6 @@ struct hak_heap_s {
   struct hak_heap_s *pool_next; /* heap pool free list (or the orphans) */
   uint64_t orphan_until;        /* an orphan: ms its grace ends (heap.c) */
   size_t orphan_dirty;          /* an orphan: bytes of free slices unpurged */
-  uint16_t class_pages[HAK_CLASSES]; /* pages of each class the heap holds: a hint
-                                     ** for the size of the next (class_page_slices) */
 };
 
 #endif
