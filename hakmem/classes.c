@@ -80,28 +80,9 @@ size_t class_large_size(size_t size) {
   return (size + step - 1) & ~(step - 1);
 }
 
-/*
-** The slices of a class page: one for the small classes; for the medium
-** ones, the power of two that holds HAK_PAGE_BLOCKS blocks, up to
-** HAK_PAGE_MAX_SLICES.  Why so many: a program whose live set of a class is
-** steady (a server's buffers, glibc's thread benchmark) keeps every page of
-** the class nearly full, and each free into a full page and each
-** allocation that fills one moves a page between queues.  With the 8 to 42
-** blocks of the earlier pages (one slice up to 8 KiB, 4 above) that was a
-** move every few operations: bench/threads/tight at T=1 took 1.6x
-** tcmalloc's time, 3.4x with every block 1500 B.  Only carved blocks are
-** ever resident (page_extend), and fewer, fuller pages hold less: tight's
-** peak RSS fell from 13.5 to 7.6 MiB.  Keeping a class's first page small
-** (a per-heap count of its pages) left tight 1.25x slower than this and
-** held no less in the Lua suite.
-*/
+/* Pages hold at least 8 blocks: one slice up to 8 KiB blocks, 4 above. */
 unsigned class_page_slices(unsigned cls) {
-  size_t size = class_size[cls];
-  unsigned slices = 1;
-  while (size > HAK_SMALL_MAX && slices < HAK_PAGE_MAX_SLICES &&
-         ((size_t)slices << HAK_SLICE_SHIFT) < size * HAK_PAGE_BLOCKS)
-    slices <<= 1;
-  return slices;
+  return class_size[cls] <= HAK_PAGE_SMALL_MAX ? 1 : HAK_PAGE_MEDIUM_SLICES;
 }
 
 /*

@@ -48,8 +48,8 @@
 #define HAK_CLASS_LARGE HAK_CLASSES /* queue index of one-block large pages */
 #define HAK_QUEUES (HAK_CLASSES + 1)
 
-#define HAK_PAGE_BLOCKS 128    /* a medium class's page holds at least this many blocks */
-#define HAK_PAGE_MAX_SLICES 16 /* ... up to 1 MiB pages (32 blocks of 32 KiB) */
+#define HAK_PAGE_SMALL_MAX (8 * 1024) /* blocks up to this use 1-slice pages */
+#define HAK_PAGE_MEDIUM_SLICES 4      /* bigger class blocks: 256 KiB pages */
 #define HAK_EXTEND_MIN (4 * 1024)   /* first carve of a fresh page */
 #define HAK_EXTEND_MAX (32 * 1024)  /* largest later carve */
 
