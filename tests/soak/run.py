@@ -53,31 +53,33 @@ def soak(builddir, workload, seconds, extra):
     binary = os.path.join(builddir, 'tests', 'soak', 'soak')
     proc = subprocess.Popen([binary, workload, str(seconds)] + extra, stdout=subprocess.PIPE,
                             universal_newlines=True)
-    state = {'live': 0, 'ops': 0, 'done': None}
+    state = {'live': 0, 'ops': 0, 'committed': 0, 'abandoned': 0, 'done': None}
 
     def reader():
         for line in proc.stdout:
             parts = line.split()
             if parts[:1] == ['live']:
                 state['live'], state['ops'] = int(parts[1]), int(parts[2])
+                state['committed'], state['abandoned'] = int(parts[3]), int(parts[4])
             elif parts[:1] == ['done']:
                 state['done'] = (int(parts[1]), int(parts[2]))
 
     t = threading.Thread(target=reader)
     t.start()
-    samples = []  # (seconds, rss, live)
+    samples = []  # (seconds, rss, live, committed, abandoned)
     start = time.monotonic()
     while proc.poll() is None:
         time.sleep(1)
         rss = rss_of(proc.pid)
         if rss is not None and proc.poll() is None:
-            samples.append((time.monotonic() - start, rss, state['live']))
+            samples.append((time.monotonic() - start, rss, state['live'], state['committed'],
+                            state['abandoned']))
     t.join()
     os.makedirs(os.path.join(builddir, 'soak'), exist_ok=True)
     with open(os.path.join(builddir, 'soak', workload + '.csv'), 'w') as f:
-        f.write('seconds,rss,live\n')
+        f.write('seconds,rss,live,committed,abandoned\n')
         for s in samples:
-            f.write('%.1f,%d,%d\n' % s)
+            f.write('%.1f,%d,%d,%d,%d\n' % s)
 
     warm = max(10, seconds // 5)
     after = [s for s in samples if s[0] >= warm]
@@ -105,6 +107,9 @@ def soak(builddir, workload, seconds, extra):
              max([s[1] for s in samples] or [0]) / MiB, slope_per_min([s[:2] for s in after]) / MiB))
     print('  live data after warm-up %.1f MiB, at the end %.1f MiB; RSS / live at the end %.2f'
           % (live0 / MiB, live1 / MiB, rss1 / live1 if live1 else 0))
+    print('  hakmem committed after warm-up %.1f MiB, at the end %.1f MiB; abandoned segments '
+          'at the end %d' % (median([s[3] for s in first]) / MiB, median([s[3] for s in last]) / MiB,
+                             last[-1][4] if last else 0))
     for p in problems:
         print('  FAIL: ' + p)
     sys.stdout.flush()

@@ -5,9 +5,10 @@
 **   soak threads SECONDS [THREADS]   thread stress
 **   soak lua SECONDS                 Lua states with failures injected
 **
-** Every second a line "live BYTES OPS" goes to stdout: the bytes of the
-** blocks (or Lua states) alive at that moment, exactly, and the operations
-** so far.  At the end "done OPS ERRORS"; the exit status is 1 if any block
+** Every second a line "live BYTES OPS COMMITTED ABANDONED" goes to stdout:
+** the bytes of the blocks (or Lua states) alive at that moment, exactly,
+** the operations so far, and hakmem's committed bytes and abandoned
+** segments (hak_stats_counters).  At the end "done OPS ERRORS"; the exit status is 1 if any block
 ** was found changed or any state misbehaved.
 **
 ** threads: generations of THREADS threads, each living 3 s, keep a
@@ -47,8 +48,13 @@ static double soak_now(void) {
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* hakmem's own counters beside: what it holds committed and how many
+** segments wait abandoned, to tell its growth from the rest of the process. */
 static void soak_report(void) {
-  printf("live %zu %lu\n", atomic_load(&live), atomic_load(&ops));
+  hak_stats_t st;
+  hak_stats_counters(&st);
+  printf("live %zu %lu %zu %zu\n", atomic_load(&live), atomic_load(&ops), st.committed,
+         st.abandoned);
   fflush(stdout);
 }
 
