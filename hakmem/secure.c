@@ -99,7 +99,7 @@ static uint32_t secure_gcd(uint32_t a, uint32_t b) {
 ** the list, so that an overflow does not reliably reach the next block
 ** handed out.  The windows stay in address order, as release hands blocks
 ** out: consecutive allocations share an OS page, where a permutation of
-** the whole carve (up to 32 KiB) would scatter them over eight.
+** a carve of several OS pages would scatter them over all of them.
 */
 static hak_block_t *secure_carve_window(hak_page_t *page, uint8_t *first, uint32_t n,
                                         hak_block_t *tail) {

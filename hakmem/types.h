@@ -50,8 +50,7 @@
 
 #define HAK_PAGE_SMALL_MAX (8 * 1024) /* blocks up to this use 1-slice pages */
 #define HAK_PAGE_MEDIUM_SLICES 16     /* bigger class blocks: 1 MiB pages (classes.c) */
-#define HAK_EXTEND_MIN (4 * 1024)   /* first carve of a fresh page */
-#define HAK_EXTEND_MAX (32 * 1024)  /* largest later carve */
+#define HAK_CARVE (4 * 1024) /* bytes of blocks one carve makes (page.c) */
 
 #define HAK_OS_PAGE 4096
 
