@@ -194,6 +194,7 @@ static void heap_drain_notified(hak_heap_t *heap) {
 }
 
 static void heap_orphans_purge(void);
+static void heap_purge_blocks(hak_heap_t *heap, bool now);
 
 /* ---- spans: the one way a heap gets more memory -------------------------- */
 
@@ -309,6 +310,7 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
   if ((heap->slow_ticks & 63) == 0) { /* own, idle and orphaned segments */
     segment_purge(heap, false);
     heap_orphans_purge();
+    heap_purge_blocks(heap, false);
   }
 
   page = heap_scan_queue(heap, cls);
@@ -370,10 +372,35 @@ static void heap_free_empty_pages(hak_heap_t *heap) {
   }
 }
 
+/*
+** The free blocks of more than an OS page in the heap's class queues give
+** back their memory past the first OS page (page_purge_free_blocks), those
+** free for a round at least: a round is 100 purge delays (1 s by default),
+** long beside the delay of whole slices, because these pages are in use
+** and their free blocks likely to be taken again.  `now`: every free block
+** at once (hak_collect(true), a thread's exit).  Full pages have none.
+*/
+#define BLOCKS_PURGE_ROUND 100
+static void heap_purge_blocks(hak_heap_t *heap, bool now) {
+  long delay = hak_option_get(HAK_OPT_PURGE_DELAY);
+  if (delay < 0 && !now) return; /* never, but when forced */
+  uint64_t ms = os_now_ms();
+  if (!now && ms < heap->blocks_purge_at) return;
+  heap->blocks_purge_at = ms + (uint64_t)(delay > 0 ? delay : 0) * BLOCKS_PURGE_ROUND;
+  size_t bytes = 0;
+  for (unsigned c = 0; c < HAK_CLASSES; c++) {
+    if (class_size[c] <= HAK_OS_PAGE) continue;
+    for (hak_page_t *page = heap->queues[c].first; page; page = page->next)
+      bytes += page_purge_free_blocks(page, now);
+  }
+  if (bytes) atomic_add(&stats.purged, bytes);
+}
+
 /* Frees every empty page; purges what is due (force: everything, and
 ** unmaps the empty segments and the cache). */
 static void heap_collect(hak_heap_t *heap, bool force) {
   heap_free_empty_pages(heap);
+  heap_purge_blocks(heap, force);
   segment_purge(heap, force);
 }
 
@@ -451,6 +478,7 @@ void heap_abandon(hak_heap_t *heap) {
   /* the purges that are due, the cache's included: short-lived threads
   ** may never reach a periodic purge */
   heap_collect(heap, false);
+  if (hak_option_get(HAK_OPT_PURGE_DELAY) >= 0) heap_purge_blocks(heap, true); /* nobody takes them soon */
   heap_detach_pages(heap, NOTIFY_NEVER);
   hak_segment_t *seg;
   while ((seg = heap->segments) != NULL) {

@@ -112,6 +112,50 @@ bool page_collect(hak_page_t *page) {
   return page->free != NULL;
 }
 
+/* ---- free blocks' memory --------------------------------------------------- */
+
+/*
+** A page lives as long as one block of it does, and carving only grows: a
+** class whose live count swings keeps its highest count carved and
+** resident.  In a page of 1 MiB of 8-32 KiB blocks that is most of it (the
+** thread soak: those pages held 5.5 MiB of live blocks and 19 carved after
+** a minute, 26 after four).  So a free block of more than an OS page gives
+** back the OS pages past its first (which holds its link, and its tag
+** here): the list stays intact, and the block comes back zero-filled.
+**
+** The tag in the block's second word says what a walk saw: free once
+** (seen), or purged already (done).  A block is purged when a walk finds it
+** seen, free since the walk before; `now` purges at the first sighting.  An
+** allocation leaves the tag, and the program usually overwrites it; a
+** purged block that comes back with its tag unchanged is not purged again,
+** which costs memory, never correctness.
+*/
+#define PURGE_SEEN ((uintptr_t)0x5ee4f2eeb10c6ed1ull)
+#define PURGE_DONE ((uintptr_t)0xd04eb10c6a3e9a11ull)
+
+static size_t page_purge_list(hak_page_t *page, hak_block_t *b, bool now) {
+  size_t bytes = 0;
+  for (; b; b = block_next(page, b)) {
+    uintptr_t *tag = (uintptr_t *)b + 1;
+    uintptr_t lo = ((uintptr_t)(tag + 1) + HAK_OS_PAGE - 1) & ~(uintptr_t)(HAK_OS_PAGE - 1);
+    uintptr_t hi = ((uintptr_t)b + page->block_size) & ~(uintptr_t)(HAK_OS_PAGE - 1);
+    if (hi <= lo || *tag == ((uintptr_t)b ^ PURGE_DONE)) continue;
+    if (!now && *tag != ((uintptr_t)b ^ PURGE_SEEN)) {
+      *tag = (uintptr_t)b ^ PURGE_SEEN;
+      continue;
+    }
+    os_purge((void *)lo, hi - lo);
+    *tag = (uintptr_t)b ^ PURGE_DONE;
+    bytes += hi - lo;
+  }
+  return bytes;
+}
+
+size_t page_purge_free_blocks(hak_page_t *page, bool now) {
+  if (page->block_size <= HAK_OS_PAGE) return 0;
+  return page_purge_list(page, page->free, now) + page_purge_list(page, page->local_free, now);
+}
+
 /* ---- queues ------------------------------------------------------------- */
 
 void page_queue_push_front(page_queue_t *q, hak_page_t *page) {

@@ -201,6 +201,7 @@ struct hak_heap_s {
   uint64_t refault_at;          /* ms of the last refault of purged slices */
   bool is_default;              /* a thread's default heap */
   uint32_t slow_ticks;          /* slow-path calls, to pace purge checks */
+  uint64_t blocks_purge_at;     /* ms of the next walk of free blocks (heap.c) */
   struct hak_heap_s *pool_next; /* heap pool free list (or the orphans) */
   uint64_t orphan_until;        /* an orphan: ms its grace ends (heap.c) */
   size_t orphan_dirty;          /* an orphan: bytes of free slices unpurged */

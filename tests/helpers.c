@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -150,6 +151,20 @@ size_t hkt_committed(void) {
   hak_stats_t st;
   hak_stats_get(&st);
   return st.committed;
+}
+
+size_t hkt_resident_pages(const void *p, size_t n) {
+  const uintptr_t page = 4096;
+  uintptr_t a = (uintptr_t)p & ~(page - 1);
+  size_t pages = ((uintptr_t)p + n - a + page - 1) / page, count = 0;
+  unsigned char *v = malloc(pages);
+  if (v == NULL || mincore((void *)a, pages * page, v) != 0) {
+    free(v);
+    return SIZE_MAX;
+  }
+  for (size_t i = 0; i < pages; i++) count += v[i] & 1;
+  free(v);
+  return count;
 }
 
 void hkt_run_thread(void *(*fn)(void *), void *arg) {

@@ -97,6 +97,10 @@ size_t hkt_small_class(size_t n, size_t granule);
 /* Committed bytes now (hak_stats_get). */
 size_t hkt_committed(void);
 
+/* Resident 4 KiB pages in [p, p + n) (mincore), which must be mapped;
+** SIZE_MAX if mincore fails. */
+size_t hkt_resident_pages(const void *p, size_t n);
+
 /* Runs fn(arg) on a new thread and waits for it. */
 void hkt_run_thread(void *(*fn)(void *), void *arg);
 

@@ -298,6 +298,76 @@ Test(collect, purge_delay_zero_returns_at_once) {
 }
 
 /* -------------------------------------------------------------------------
+** Free blocks of more than an OS page in a page that stays (one live block
+** keeps it) give back the OS pages past their first.
+** ---------------------------------------------------------------------- */
+
+#define BIG 16384 /* a class of 1 MiB pages: 64 blocks */
+#define NBIG 64
+
+/* Resident OS pages of blocks 1..NBIG-1, past the first page of each. */
+static size_t big_interiors(void *blk[NBIG]) {
+  size_t n = 0;
+  for (int i = 1; i < NBIG; i++) n += hkt_resident_pages((char *)blk[i] + 4096, BIG - 4096);
+  return n;
+}
+
+/* Allocates NBIG blocks, fills them, frees all but the first. */
+static void big_page_with_one_live(void *blk[NBIG]) {
+  for (int i = 0; i < NBIG; i++) {
+    blk[i] = hak_malloc(BIG);
+    cr_assert_not_null(blk[i]);
+    hkt_fill(blk[i], BIG, hkt_seed(blk[i], BIG));
+  }
+  cr_assert_eq(big_interiors(blk), (size_t)(NBIG - 1) * 3, "the filled blocks are resident");
+  for (int i = 1; i < NBIG; i++) hak_free(blk[i]);
+}
+
+/* Takes the blocks again: usable, and the live one never changed. */
+static void big_page_reused(void *blk[NBIG]) {
+  cr_expect_eq(hkt_check(blk[0], BIG, hkt_seed(blk[0], BIG)), (size_t)BIG, "the live block kept its bytes");
+  for (int i = 1; i < NBIG; i++) {
+    blk[i] = hak_malloc(BIG);
+    cr_assert_not_null(blk[i]);
+    hkt_fill(blk[i], BIG, hkt_seed(blk[i], BIG));
+  }
+  for (int i = 0; i < NBIG; i++) {
+    cr_expect_eq(hkt_check(blk[i], BIG, hkt_seed(blk[i], BIG)), (size_t)BIG, "block %d", i);
+    hak_free(blk[i]);
+  }
+}
+
+/* The timed path: a block goes when two walks found it free (delay 0 makes
+** every collect a walk). */
+Test(collect, free_blocks_of_a_live_page_give_back_their_pages) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 0);
+  void *blk[NBIG];
+  big_page_with_one_live(blk);
+  hak_collect(false);
+  size_t seen = big_interiors(blk);
+  hak_collect(false);
+  size_t after = big_interiors(blk);
+  cr_expect_eq(seen, (size_t)(NBIG - 1) * 3, "the first walk only notes the free blocks: %zu resident", seen);
+  cr_expect_eq(after, 0, "the second walk purges them: %zu of %d pages resident", after, (NBIG - 1) * 3);
+  big_page_reused(blk);
+}
+
+/* A forced collect purges at once; a delay of -1 (never) purges only then. */
+Test(collect, free_blocks_of_a_live_page_wait_for_force_with_delay_never) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, -1);
+  void *blk[NBIG];
+  big_page_with_one_live(blk);
+  hak_collect(false);
+  hak_collect(false);
+  size_t kept = big_interiors(blk);
+  hak_collect(true);
+  size_t after = big_interiors(blk);
+  cr_expect_eq(kept, (size_t)(NBIG - 1) * 3, "delay -1: %zu resident after two collects", kept);
+  cr_expect_eq(after, 0, "force: %zu of %d pages resident", after, (NBIG - 1) * 3);
+  big_page_reused(blk);
+}
+
+/* -------------------------------------------------------------------------
 ** Statistics and options.
 ** ---------------------------------------------------------------------- */
 

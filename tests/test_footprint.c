@@ -9,7 +9,6 @@
 ** once, so all 16 pages were resident for two heaps.
 */
 #include <stdint.h>
-#include <sys/mman.h>
 
 #include <criterion/criterion.h>
 #include <lauxlib.h>
@@ -22,17 +21,6 @@
 TestSuite(footprint, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
 #define PAGE 4096
-
-/* Resident 4 KiB pages in [p, p + n), all of it mapped. */
-static size_t resident_pages(const void *p, size_t n) {
-  uintptr_t a = (uintptr_t)p & ~(uintptr_t)(PAGE - 1);
-  size_t pages = ((uintptr_t)p + n - a + PAGE - 1) / PAGE, count = 0;
-  static unsigned char v[1024];
-  cr_assert_leq(pages, sizeof v, "range of %zu pages", pages);
-  cr_assert_eq(mincore((void *)a, pages * PAGE, v), 0, "mincore(%p, %zu pages)", (void *)a, pages);
-  for (size_t i = 0; i < pages; i++) count += v[i] & 1;
-  return count;
-}
 
 /*
 ** A bare state as hklua makes it (a private heap, the standard libraries):
@@ -52,9 +40,9 @@ Test(footprint, a_bare_state_touches_little_more_than_its_bytes) {
   hakl_ctx *c = hakl_getctx(L);
   cr_assert_not_null(c);
   cr_assert_eq((uintptr_t)thread % PAGE, 0, "the thread's heap %p starts its chunk", (void *)thread);
-  size_t pool = resident_pages(thread, 64 * 1024);
+  size_t pool = hkt_resident_pages(thread, 64 * 1024);
   uintptr_t seg = (uintptr_t)c->region.chunks & ~(uintptr_t)(4 * HKT_MiB - 1);
-  size_t segment = resident_pages((void *)seg, 4 * HKT_MiB);
+  size_t segment = hkt_resident_pages((void *)seg, 4 * HKT_MiB);
   size_t lua = (c->acct.in_use + PAGE - 1) / PAGE;
   cr_log_info("bare state: in_use %zu B (%zu pages); resident: segment %zu pages, heap structures %zu",
               c->acct.in_use, lua, segment, pool);
