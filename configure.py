@@ -60,6 +60,7 @@ GLUE_SOURCES = [
     'lua_glue/hakl_state.c',
     'lua_glue/hakl_module.c',
     'lua_glue/hakl_region.c',
+    'lua_glue/hakl_core.c',
 ]
 
 # libhakrt.a, the multi-thread runtime (runtime/hakrt.h): these plus the

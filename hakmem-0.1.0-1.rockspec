@@ -51,6 +51,7 @@ local sources = {
    "lua_glue/hakl_state.c",
    "lua_glue/hakl_module.c",
    "lua_glue/hakl_region.c",
+   "lua_glue/hakl_core.c",
 }
 -- -Bsymbolic: the module's calls stay on its own copy of the core in a
 -- host that exports another; -z nodelete: lua_close dlcloses the module

@@ -8,8 +8,9 @@
 ** then closed, and only the close is timed:
 **   libc          luaL_newstate + lua_close: Lua's l_alloc (realloc/free),
 **                 so glibc malloc, or a peer loaded with LD_PRELOAD
-**   hakmem        hakl_newstate on the thread's heap + hakl_close: every
-**                 object freed one at a time into hakmem
+**   hakmem        hakl_newstate on the thread's heap + hakl_close: the
+**                 finalizers run, the sweep is skipped, the region's chunks
+**                 and the set of the larger blocks are freed
 **   hakmem-fast   hakl_newstate with a private heap + hakl_close: the
 **                 finalizers run, the sweep frees nothing, the heap goes
 **                 at once

@@ -124,8 +124,12 @@ typedef struct hakl_region {
 **   above the region, and costs a small state no segment); they go back
 **   when acct.in_use reaches 0 (the last free of lua_close), or in
 **   hakl_close (whose lua_close only counts the region's frees:
-**   hakl_alloc_closing, or hakl_alloc_dropping with a private heap).
-** - close_jmp != NULL only inside hakl_close of a private heap: the free
+**   hakl_alloc_closing, or hakl_alloc_dropping when it drops the state).
+** - core != NULL only for a state of hakl_newstate on the shared heaps:
+**   it holds the addresses of the state's blocks above the region (all of
+**   them unless core_lost), so that hakl_close can drop them as a private
+**   heap drops its own (lua_glue/hakl_core.h).
+** - close_jmp != NULL only inside hakl_close of a state it drops: the free
 **   of the block holding close_mark then jumps there (hakl_alloc_dropping),
 **   and close_lua is the bytes Lua itself holds (in_use less what the host
 **   charged).
@@ -146,6 +150,12 @@ typedef struct hakl_ctx {
   void *close_mark;    /* hakl_close only: a block freed first by the sweep */
   void *close_jmp;     /* hakl_close only: its jmp_buf */
   size_t close_lua;    /* hakl_close only: Lua's own bytes */
+  /* hakl_newstate on the shared heaps: the state's blocks above the
+  ** region, a hash set (lua_glue/hakl_core.h); NULL: not tracked */
+  uintptr_t *core;
+  size_t core_mask;
+  size_t core_count;
+  bool core_lost;      /* a block is missing from the set: hakl_close sweeps */
 } hakl_ctx;
 
 /* heap: NULL for per-thread heaps; limit: 0 for none. */
@@ -159,14 +169,16 @@ HAKL_API void *hakl_alloc_foreign(void *ud, void *ptr, size_t osize, size_t nsiz
 /* The same account and limit over the C library's malloc, realloc and free
 ** (for comparing allocators in one host: peers come in by LD_PRELOAD). */
 HAKL_API void *hakl_alloc_libc(void *ud, void *ptr, size_t osize, size_t nsize);
-/* The allocator hakl_close installs for lua_close on a state whose heap is
-** its own and is about to be destroyed whole: frees are counted, not done;
+/* The allocator hakl_close installs for lua_close on a state whose memory
+** it is about to drop whole (a private heap, or the region and the set of
+** the blocks above it, lua_glue/hakl_core.h): frees are counted, not done;
 ** allocations (by finalizers) work as in hakl_alloc; the free of the block
 ** hakl_close marked ends lua_close (hakl_state.c). */
 HAKL_API void *hakl_alloc_dropping(void *ud, void *ptr, size_t osize, size_t nsize);
 /* The allocator hakl_close installs for lua_close on a state on a shared
-** heap: a free of a region block is counted, not done (the region goes
-** back whole at the end); everything else as in hakl_alloc. */
+** heap whose set of larger blocks is incomplete (core_lost): a free of a
+** region block is counted, not done (the region goes back whole at the
+** end); everything else as in hakl_alloc. */
 HAKL_API void *hakl_alloc_closing(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* -------------------------------------------------------------------------

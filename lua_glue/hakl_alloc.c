@@ -10,6 +10,7 @@
 
 #include "hakl.h"
 #include "hakl_account.h"
+#include "hakl_core.h"
 #include "hakl_region.h"
 
 #if defined(__GNUC__)
@@ -82,11 +83,34 @@ static void *refuse(hakl_ctx *c) {
 ** starts of the core only: such a state allocates from the core alone.
 */
 
+/* The blocks above the region of a state of `reg` (hakl_alloc's): from
+** the core, and in the state's set when it keeps one (hakl_core.h). */
+static hakl_noinline void *core_new(hakl_ctx *c, size_t n) {
+  void *p = hak_heap_malloc8(c->heap, n);
+  if (p != NULL && c->core != NULL) hakl_core_add(c, p);
+  return p;
+}
+
+static hakl_noinline void core_free(hakl_ctx *c, void *ptr, size_t n) {
+  if (c->core != NULL) hakl_core_remove(c, ptr);
+  hak_free_sized(ptr, n);
+}
+
+static hakl_noinline void *core_resize(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  void *p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
+  if (p != NULL && p != ptr && c->core != NULL) {
+    hakl_core_remove(c, ptr);
+    hakl_core_add(c, p);
+  }
+  return p;
+}
+
 /* n bytes (n > 0) from the region or the core; NULL without memory. */
 static inline void *block_new(hakl_ctx *c, size_t n, bool reg) {
   void *p;
   size_t k;
-  if (!reg || n > c->region.top) return hak_heap_malloc8(c->heap, n);
+  if (!reg) return hak_heap_malloc8(c->heap, n);
+  if (n > c->region.top) return core_new(c, n);
   k = hakl_region_class_any(n);
   p = hakl_region_take(&c->region, k);
   if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, k);
@@ -98,7 +122,7 @@ static inline void *block_new(hakl_ctx *c, size_t n, bool reg) {
 ** go back then. */
 /* Returns NULL, so that the free path's tail call goes here. */
 static hakl_noinline void *free_last(hakl_ctx *c, void *ptr, size_t n) {
-  if (n > c->region.top) hak_free_sized(ptr, n);
+  if (n > c->region.top) core_free(c, ptr, n);
   hakl_region_release(&c->region);
   return NULL;
 }
@@ -112,7 +136,7 @@ static hakl_noinline void *free_core(void *ptr, size_t n) {
 
 /* A block of the region above its 8-byte classes, or of the core. */
 static hakl_noinline void *free_above(hakl_ctx *c, void *ptr, size_t n) {
-  if (n > c->region.top) hak_free_sized(ptr, n);
+  if (n > c->region.top) core_free(c, ptr, n);
   else hakl_region_give(&c->region, ptr, hakl_region_class_any(n));
   return NULL;
 }
@@ -138,7 +162,8 @@ static inline void *block_resize(hakl_ctx *c, void *ptr, size_t osize, size_t ns
                                  bool reg) {
   void *p;
   size_t top = c->region.top;
-  if (!reg || (osize > top && nsize > top)) return hak_heap_realloc8(c->heap, ptr, osize, nsize);
+  if (!reg) return hak_heap_realloc8(c->heap, ptr, osize, nsize);
+  if (osize > top && nsize > top) return core_resize(c, ptr, osize, nsize);
   if (osize <= top && nsize <= top) {
     hakl_region *r = &c->region;
     size_t ko = hakl_region_class_any(osize), kn = hakl_region_class_any(nsize);
@@ -154,7 +179,7 @@ static inline void *block_resize(hakl_ctx *c, void *ptr, size_t osize, size_t ns
   if ((p = block_new(c, nsize, true)) == NULL) return nsize <= osize ? ptr : NULL;
   memcpy(p, ptr, osize < nsize ? osize : nsize);
   if (osize <= top) hakl_region_give(&c->region, ptr, hakl_region_class_any(osize));
-  else hak_free_sized(ptr, osize);
+  else core_free(c, ptr, osize);
   return p;
 }
 

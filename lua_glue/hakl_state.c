@@ -13,6 +13,7 @@
 #include <lua.h>
 
 #include "hakl.h"
+#include "hakl_core.h"
 #include "hakl_region.h"
 
 /* ------------------------------------------------------------------------
@@ -133,9 +134,11 @@ lua_State *hakl_newstate(const hakl_config *cfg) {
   c->own_heap = (heap != NULL);
   c->newstate = true;
   c->libc = cfg->libc;
+  if (!c->libc && heap == NULL) hakl_core_start(c); /* so that its close can drop */
   L = hakl_openstate(c->libc ? hakl_alloc_libc : hakl_alloc, c);
   if (L == NULL) {
     if (heap != NULL) hak_heap_destroy(heap);
+    hakl_core_stop(c);
     ctx_free(c);
     return NULL;
   }
@@ -145,12 +148,15 @@ lua_State *hakl_newstate(const hakl_config *cfg) {
 
 /*
 ** With a private heap, every block of the state is in that heap or in its
-** region, and nothing outside the state points into either.  lua_close
+** region, and nothing outside the state points into either; on the shared
+** heaps, every block is in its region or in its set of larger blocks
+** (hakl_core.h), unless the set was lost.  lua_close
 ** still runs: it closes pending to-be-closed variables, switches a
 ** generational collector back to incremental, and calls the pending
 ** finalizers exactly as always; then it sweeps every object.  That sweep
 ** (a walk of the whole heap, a string table removal per string) is all
-** that is left, and the heap is about to go whole: it is skipped.
+** that is left, and the heap (or the region and the set) is about to go
+** whole: it is skipped.
 **
 ** The mark: a userdata made last, so that no old object is freed before
 ** it, and held by the registry, so that no collection before the sweep
@@ -205,7 +211,11 @@ void hakl_close(lua_State *L, hakl_account *final) {
     }
     return;
   }
-  if (c->own_heap) {
+  /* A private heap, or a complete set of the blocks above the region
+  ** (hakl_core.h): everything the sweep would free is known, so it is
+  ** dropped; else lua_close frees the core's blocks one by one. */
+  bool drop = c->own_heap || (f == hakl_alloc && hakl_core_complete(c));
+  if (drop) {
     close_dropping(L, c);
   } else {
     if (f == hakl_alloc) lua_setallocf(L, hakl_alloc_closing, c);
@@ -214,6 +224,8 @@ void hakl_close(lua_State *L, hakl_account *final) {
   /* The region's chunks went back when the account reached zero, unless
   ** the host left bytes charged or the close dropped the blocks. */
   hakl_region_release(&c->region);
+  if (drop && !c->own_heap) hakl_core_free_all(c);
+  else hakl_core_stop(c);
   if (c->own_heap) hak_heap_destroy(c->heap);
   if (final != NULL) *final = c->acct;
   ctx_free(c);

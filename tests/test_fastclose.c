@@ -1,5 +1,6 @@
 /*
-** test_fastclose.c -- hakl_close on a state with a private heap: the
+** test_fastclose.c -- hakl_close without Lua's final sweep, on a state with
+** a private heap or with the set of its blocks above the region: the
 ** finalizers run in the same order as under lua_close (with Lua's own
 ** allocator and with hakmem), they can still allocate, and every byte is
 ** released.
@@ -138,39 +139,85 @@ static lua_State *scripted_state(bool private_heap) {
 }
 
 /* What a finalizer saw of the allocator while hakl_close ran. */
-static int closing_seen, ctx_seen, calls_seen;
+static int dropping_seen, closing_seen, ctx_seen, calls_seen;
 
 static int look(lua_State *L) {
   void *ud;
+  lua_Alloc f = lua_getallocf(L, &ud);
   calls_seen++;
-  closing_seen += lua_getallocf(L, &ud) == hakl_alloc_closing;
+  dropping_seen += f == hakl_alloc_dropping;
+  closing_seen += f == hakl_alloc_closing;
   ctx_seen += hakl_getctx(L) == (hakl_ctx *)ud;
   return 0;
 }
 
 /*
-** A state on the thread's heap runs the whole of lua_close, with its
-** region's frees only counted (hakl_alloc_closing: the region goes back
-** whole) and the core's blocks freed: the account ends at zero and hakmem
-** holds what it held before.  Finalizers see that allocator and still
+** A state on the thread's heap keeps the set of its blocks above the
+** region (lua_glue/hakl_core.h), so hakl_close drops them as a private
+** heap drops its own: finalizers run under hakl_alloc_dropping, the sweep
+** is skipped, and the set's blocks are freed.  With the set incomplete
+** (core_lost: no memory for it once), the whole of lua_close runs, with
+** the region's frees only counted (hakl_alloc_closing).  Either way the
+** account ends at zero, hakmem holds what it held before, and finalizers
 ** find the state's context (the module's functions need it).
 */
-Test(fastclose, without_private_heap_counts_region_frees) {
+Test(fastclose, without_private_heap_drops_or_sweeps) {
+  for (int lost = 0; lost < 2; lost++) {
+    hakl_account final;
+    size_t hak0 = lt_hak_in_use();
+    lua_State *L = scripted_state(false);
+    lua_register(L, "look", look);
+    cr_assert_eq(lt_run(L, "big = {} for i = 1, 50 do big[i] = ('b'):rep(3000 + i) end "
+                           "local mt = {__gc = function() look() local t = {('y'):rep(2000), {1}} end} "
+                           "for i = 1, 10 do setmetatable({}, mt) end", 0), LUA_OK);
+    hakl_ctx *c = hakl_getctx(L);
+    cr_assert_not_null(c->core, "a shared state keeps the set");
+    c->core_lost |= lost != 0;
+    dropping_seen = closing_seen = ctx_seen = calls_seen = 0;
+    hakl_close(L, &final);
+    cr_expect_eq(calls_seen, 10, "lost %d", lost);
+    cr_expect_eq(lost ? closing_seen : dropping_seen, 10,
+                 "lost %d: %d finalizers under hakl_alloc_dropping, %d under hakl_alloc_closing", lost,
+                 dropping_seen, closing_seen);
+    cr_expect_eq(ctx_seen, 10, "lost %d: %d of 10 finalizers found the context", lost, ctx_seen);
+    cr_expect_eq(final.in_use, 0, "lost %d", lost);
+    cr_expect_eq(hakl_account_nalloc(&final), final.nfree, "lost %d", lost);
+    cr_expect_eq(lt_hak_in_use(), hak0, "lost %d: hakmem holds %zu B after the close, %zu before", lost,
+                 lt_hak_in_use(), hak0);
+  }
+}
+
+/*
+** The set under churn: thousands of blocks above the region made, grown
+** (realloc in the core, and across the region's top), freed at random by
+** the collector, some by finalizers during the close; then the drop frees
+** exactly those still live: hakmem holds what it held before.
+*/
+Test(fastclose, shared_state_set_follows_its_blocks) {
   hakl_account final;
   size_t hak0 = lt_hak_in_use();
   lua_State *L = scripted_state(false);
-  lua_register(L, "look", look);
-  cr_assert_eq(lt_run(L, "big = {} for i = 1, 50 do big[i] = ('b'):rep(3000 + i) end "
-                         "local mt = {__gc = function() look() local t = {('y'):rep(2000), {1}} end} "
-                         "for i = 1, 10 do setmetatable({}, mt) end", 0), LUA_OK);
-  closing_seen = ctx_seen = calls_seen = 0;
+  cr_assert_eq(lt_run(L, "math.randomseed(7) live = {} "
+                         "for i = 1, 6000 do live[i] = ('s'):rep(1000 + i % 3000) .. i end "
+                         "for r = 1, 4 do for i = 1, 6000 do "
+                         "  local k = math.random(6000) "
+                         "  if math.random(3) == 1 then live[k] = nil "
+                         "  else live[k] = ('t'):rep(900 + math.random(5000)) end end "
+                         "  collectgarbage() end "
+                         "arrays = {} for i = 1, 200 do local t = {} for j = 1, i * 8 do t[j] = j end "
+                         "  arrays[i] = t end "
+                         "local mt = {__gc = function(o) live[o.k] = nil; arrays[o.k] = nil "
+                         "  local s = ('f'):rep(4000 + o.k) end} "
+                         "for k = 1, 100 do setmetatable({k = k}, mt) end", 0),
+               LUA_OK, "%s", lua_tostring(L, -1));
+  hakl_ctx *c = hakl_getctx(L);
+  cr_assert(c->core != NULL && !c->core_lost);
+  cr_expect_gt(c->core_count, 1000, "%zu blocks in the set", c->core_count);
   hakl_close(L, &final);
-  cr_expect_eq(calls_seen, 10);
-  cr_expect_eq(closing_seen, 10, "%d of 10 finalizers ran under hakl_alloc_closing", closing_seen);
-  cr_expect_eq(ctx_seen, 10, "%d of 10 finalizers found the context", ctx_seen);
   cr_expect_eq(final.in_use, 0);
   cr_expect_eq(hakl_account_nalloc(&final), final.nfree);
-  cr_expect_eq(lt_hak_in_use(), hak0);
+  cr_expect_eq(lt_hak_in_use(), hak0, "hakmem holds %zu B after the close, %zu before", lt_hak_in_use(),
+               hak0);
 }
 
 /*
