@@ -125,8 +125,8 @@ typedef struct hakl_region {
 **   when acct.in_use reaches 0 (the last free of lua_close), or in
 **   hakl_close (whose lua_close only counts the region's frees:
 **   hakl_alloc_closing, or hakl_alloc_dropping when it drops the state).
-** - core != NULL only for a state of hakl_newstate on the shared heaps:
-**   it holds the addresses of the state's blocks above the region (all of
+** - core_on only for a state of hakl_newstate on the shared heaps: core
+**   then holds the addresses of the state's blocks above the region (all of
 **   them unless core_lost), so that hakl_close can drop them as a private
 **   heap drops its own (lua_glue/hakl_core.h).
 ** - close_jmp != NULL only inside hakl_close of a state it drops: the free
@@ -150,12 +150,13 @@ typedef struct hakl_ctx {
   void *close_mark;    /* hakl_close only: a block freed first by the sweep */
   void *close_jmp;     /* hakl_close only: its jmp_buf */
   size_t close_lua;    /* hakl_close only: Lua's own bytes */
-  /* hakl_newstate on the shared heaps: the state's blocks above the
-  ** region, a hash set (lua_glue/hakl_core.h); NULL: not tracked */
+  /* hakl_newstate on the shared heaps (core_on): the state's blocks above
+  ** the region, a hash set (lua_glue/hakl_core.h), NULL until the first */
+  bool core_on;
+  bool core_lost;      /* a block is missing from the set: hakl_close sweeps */
   uintptr_t *core;
   size_t core_mask;
   size_t core_count;
-  bool core_lost;      /* a block is missing from the set: hakl_close sweeps */
 } hakl_ctx;
 
 /* heap: NULL for per-thread heaps; limit: 0 for none. */

@@ -87,18 +87,18 @@ static void *refuse(hakl_ctx *c) {
 ** the core, and in the state's set when it keeps one (hakl_core.h). */
 static hakl_noinline void *core_new(hakl_ctx *c, size_t n) {
   void *p = hak_heap_malloc8(c->heap, n);
-  if (p != NULL && c->core != NULL) hakl_core_add(c, p);
+  if (p != NULL && c->core_on) hakl_core_add(c, p);
   return p;
 }
 
 static hakl_noinline void core_free(hakl_ctx *c, void *ptr, size_t n) {
-  if (c->core != NULL) hakl_core_remove(c, ptr);
+  if (c->core_on) hakl_core_remove(c, ptr);
   hak_free_sized(ptr, n);
 }
 
 static hakl_noinline void *core_resize(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
   void *p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
-  if (p != NULL && p != ptr && c->core != NULL) {
+  if (p != NULL && p != ptr && c->core_on) {
     hakl_core_remove(c, ptr);
     hakl_core_add(c, p);
   }

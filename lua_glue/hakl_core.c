@@ -6,7 +6,7 @@
 
 #include "hakl_core.h"
 
-#define CORE_FIRST 64 /* slots of a new set */
+#define CORE_FIRST 8 /* slots of a new set: 64 bytes, for a small state's few */
 
 /* Fibonacci hashing of the address, blocks being at least 16-aligned. */
 static size_t core_slot(const hakl_ctx *c, uintptr_t p) {
@@ -20,9 +20,10 @@ static void core_put(hakl_ctx *c, uintptr_t p) {
   c->core_count++;
 }
 
-/* Twice the slots, every address put again; false without memory. */
+/* Twice the slots (CORE_FIRST for the first block), every address put
+** again; false without memory. */
 static bool core_grow(hakl_ctx *c) {
-  size_t old = c->core_mask + 1, slots = old * 2;
+  size_t old = c->core != NULL ? c->core_mask + 1 : 0, slots = old ? old * 2 : CORE_FIRST;
   uintptr_t *was = c->core;
   uintptr_t *now = (uintptr_t *)hak_calloc(slots, sizeof *now);
   if (now == NULL) return false;
@@ -31,20 +32,22 @@ static bool core_grow(hakl_ctx *c) {
   c->core_count = 0;
   for (size_t i = 0; i < old; i++)
     if (was[i] != 0) core_put(c, was[i]);
-  hak_free(was);
+  if (was != NULL) hak_free(was);
   return true;
 }
 
+/* The table comes with the first block: most small states have none. */
 void hakl_core_start(hakl_ctx *c) {
-  c->core = (uintptr_t *)hak_calloc(CORE_FIRST, sizeof *c->core);
-  c->core_mask = CORE_FIRST - 1;
+  c->core_on = true;
+  c->core = NULL;
+  c->core_mask = 0;
   c->core_count = 0;
-  c->core_lost = c->core == NULL;
+  c->core_lost = false;
 }
 
 void hakl_core_add(hakl_ctx *c, void *p) {
-  if (c->core == NULL) return;
-  if ((c->core_count + 1) * 2 > c->core_mask + 1 && !core_grow(c)) {
+  if (!c->core_on || c->core_lost) return;
+  if ((c->core == NULL || (c->core_count + 1) * 2 > c->core_mask + 1) && !core_grow(c)) {
     c->core_lost = true;
     return;
   }
@@ -74,14 +77,15 @@ void hakl_core_remove(hakl_ctx *c, void *p) {
 }
 
 void hakl_core_free_all(hakl_ctx *c) {
-  if (c->core == NULL) return;
-  for (size_t i = 0; i <= c->core_mask; i++)
-    if (c->core[i] != 0) hak_free((void *)c->core[i]);
+  if (c->core != NULL)
+    for (size_t i = 0; i <= c->core_mask; i++)
+      if (c->core[i] != 0) hak_free((void *)c->core[i]);
   hakl_core_stop(c);
 }
 
 void hakl_core_stop(hakl_ctx *c) {
-  hak_free(c->core);
+  if (c->core != NULL) hak_free(c->core);
+  c->core_on = false;
   c->core = NULL;
   c->core_mask = 0;
   c->core_count = 0;

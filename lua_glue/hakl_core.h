@@ -8,10 +8,11 @@
 ** threads' shared heaps keeps their addresses here, in a hash set (open
 ** addressing, linear probing), so that its close is as fast.
 **
-** Invariants (a tracking context, hakl_ctx.core != NULL):
+** Invariants (a tracking context, hakl_ctx.core_on):
 ** - core holds exactly the state's live blocks above region.top, each
 **   once, in core_mask + 1 slots (a power of two), at most half of them
-**   used; an empty slot is 0.
+**   used; an empty slot is 0.  core is NULL until the first such block
+**   (most small states have none).
 ** - core_lost: a block could not be added (no memory for the set): the
 **   set no longer covers every block, and hakl_close sweeps.
 ** Touched only by the state's own allocation calls, like the region.
@@ -28,7 +29,7 @@ void hakl_core_add(hakl_ctx *c, void *p);
 void hakl_core_remove(hakl_ctx *c, void *p);
 /* Whether every block above the region is in the set. */
 static inline bool hakl_core_complete(const hakl_ctx *c) {
-  return c->core != NULL && !c->core_lost;
+  return c->core_on && !c->core_lost;
 }
 /* Frees every block in the set (hak_free), then the set itself. */
 void hakl_core_free_all(hakl_ctx *c);
