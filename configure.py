@@ -111,6 +111,7 @@ TESTS = [
     ('reuse', 'core'),
     ('check', 'core'),
     ('glue', 'lua'),
+    ('region', 'lua'),
     ('failinject', 'lua'),
     ('limit', 'lua'),
     ('fastclose', 'lua'),

@@ -90,6 +90,8 @@ static inline uint64_t hakl_account_nalloc(const hakl_account *a) {
 ** [bump, end) is the unused rest of the newest chunk (both NULL before
 ** the first); chunks links every chunk through its first word, its size in
 ** the second; next_chunk is the size of the next one (0: the first size).
+** Every byte of the chunks past their headers is in exactly one of: a live
+** block, a free block on its list, a span, [bump, end).
 ** In secure builds the links are stored encoded with key[] and every chunk
 ** lies in [lo, hi): a link that decodes outside it was overwritten.
 */
@@ -103,6 +105,13 @@ typedef struct hakl_region {
   char *bump, *end;
   void *chunks;
   size_t next_chunk;
+  size_t chunk_bytes;   /* the chunks' sizes, summed */
+  void *spans;          /* free runs found by the last recycling (hakl_region.c),
+                           each at least 512 bytes, in address order: bumped
+                           through before a new chunk; link in the first word,
+                           bytes in the second */
+  size_t recycle_after; /* no recycling until chunk_bytes passes this (a pass
+                           found little at this size) */
   size_t top;        /* largest block: HAKL_REGION_TOP in a private heap's state,
                         else HAKL_REGION_MAX (the thread's pages hold larger ones
                         densely, shared with other states) */

@@ -113,7 +113,7 @@ static inline void *block_new(hakl_ctx *c, size_t n, bool reg) {
   if (n > c->region.top) return core_new(c, n);
   k = hakl_region_class_any(n);
   p = hakl_region_take(&c->region, k);
-  if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, k);
+  if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, k, c->acct.in_use);
   return p;
 }
 

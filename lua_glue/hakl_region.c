@@ -19,8 +19,17 @@
 ** chunks one OS page short of their size keep it inside the same span. */
 #define CHUNK_SHORT (HAKL_REGION_SECURE ? 4096 : 0)
 
-/* The unused rest of the old chunk (a multiple of 8 bytes) to the lists,
-** in blocks of the largest classes that fit. */
+/* Recycling (region_recycle) runs only in regions of at most this many
+** bytes: its pause grows with the region, and a small state is where a
+** region grown by fragmentation costs the most against its live bytes. */
+#define RECYCLE_MAX (4 * 1024 * 1024)
+#define RECYCLE_CHUNKS 64  /* at most this many chunks (16 KiB chunks and up) */
+/* A free run of at least this many bytes becomes a span, bumped through
+** by every size; shorter runs keep their blocks as they were. */
+#define SPAN_MIN 512
+
+/* Bytes p .. p + rest (a multiple of 8) to the lists, in blocks of the
+** largest classes that fit. */
 static void region_give_rest(hakl_region *r, char *p, size_t rest) {
   while (rest >= 8) {
     size_t c = rest <= HAKL_REGION_MAX ? rest >> 3
@@ -32,7 +41,173 @@ static void region_give_rest(hakl_region *r, char *p, size_t rest) {
   }
 }
 
-void *hakl_region_refill(hakl_region *r, size_t c) {
+/* ---- recycling -----------------------------------------------------------
+**
+** Why: the lists are exact classes, and Lua's sizes drift (a script's
+** strings grow, a buffer doubles), so a region can fill with free blocks
+** of classes nobody asks for any more: strings_gsub's grew to 8 chunks
+** (1.3 MB, 0.94 MB of it on the lists) for 157 KB of Lua data at its peak.
+** What Lua made together dies together, so most of those blocks lie next
+** to each other.  Before a new chunk, a pass finds the runs of adjacent
+** free bytes: runs of SPAN_MIN bytes or more become spans, bumped through
+** by every size like a new chunk; shorter ones keep their blocks.  The
+** pass costs a walk of the lists and of a bitmap (a bit per 8 bytes of
+** the chunks), so it runs only in small regions (at most 0.4 ms at 3.6 MB
+** in the Lua suite), mostly free ones, and after a pass that found little,
+** not again until the region has grown.
+*/
+
+typedef struct region_map {
+  char *start[RECYCLE_CHUNKS]; /* each chunk's first block, in address order */
+  char *stop[RECYCLE_CHUNKS];  /* its end */
+  size_t base[RECYCLE_CHUNKS]; /* its first bit */
+  size_t n;
+  uint64_t *free_bits;  /* a bit per 8 bytes: free */
+  uint64_t *head_bits;  /* a bit per 8 bytes: a free block starts here */
+} region_map;
+
+/* The bit of a free block of n bytes at p: the chunk holding it by binary
+** search.  A block outside the chunks is a list overwritten in a way the
+** links' checks (secure builds) cannot see, or that no check saw (other
+** builds): stop rather than write outside the map. */
+static size_t region_map_bit(const hakl_region *r, const region_map *m, const char *p, size_t n) {
+  size_t lo = 0, hi = m->n;
+  while (hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+    if (p >= m->start[mid]) lo = mid;
+    else hi = mid;
+  }
+  if (((uintptr_t)p & 7) != 0 || p < m->start[lo] || n > (size_t)(m->stop[lo] - p))
+    hakl_region_bad_link(r, p, (uintptr_t)p);
+  return m->base[lo] + (size_t)(p - m->start[lo]) / 8;
+}
+
+/* The first bit from b up to `stop` whose value is `want`, else stop. */
+static size_t region_find(const uint64_t *bits, size_t b, size_t stop, bool want) {
+  while (b < stop) {
+    uint64_t w = want ? bits[b / 64] : ~bits[b / 64];
+    w >>= b % 64;
+    if (w != 0) {
+      b += (size_t)__builtin_ctzll(w);
+      return b < stop ? b : stop;
+    }
+    b = (b / 64 + 1) * 64;
+  }
+  return stop;
+}
+
+/* Bits b .. b + n - 1 set, a word at a time. */
+static void region_set_bits(uint64_t *bits, size_t b, size_t n) {
+  while (n > 0) {
+    size_t k = 64 - b % 64 < n ? 64 - b % 64 : n;
+    uint64_t ones = k == 64 ? ~UINT64_C(0) : (UINT64_C(1) << k) - 1;
+    bits[b / 64] |= ones << (b % 64);
+    b += k;
+    n -= k;
+  }
+}
+
+/* Takes every free block off the lists into the map. */
+static void region_map_blocks(hakl_region *r, region_map *m) {
+  for (size_t c = 1; c < HAKL_REGION_CLASSES; c++) {
+    size_t n = hakl_region_size(c) / 8;
+    void *b = r->free[c];
+    r->free[c] = NULL;
+    while (b != NULL) {
+      void *next = hakl_region_next(r, b);
+      size_t bit = region_map_bit(r, m, b, 8 * n);
+      m->head_bits[bit / 64] |= UINT64_C(1) << (bit % 64);
+      region_set_bits(m->free_bits, bit, n);
+      b = next;
+    }
+  }
+}
+
+/* A span's link (encoded as the lists' in secure builds). */
+static void region_span_link(hakl_region *r, char *span, char *next) {
+#if HAKL_REGION_SECURE
+  *(uintptr_t *)span = hakl_region_encode(r, (uintptr_t)next);
+#else
+  (void)r;
+  *(char **)span = next;
+#endif
+}
+
+/* The runs of free bits back: spans (in address order) or their blocks;
+** the spans' bytes. */
+static size_t region_map_runs(hakl_region *r, const region_map *m) {
+  char *last = NULL;
+  size_t span_bytes = 0;
+  for (size_t i = 0; i < m->n; i++) {
+    size_t stop = m->base[i] + (size_t)(m->stop[i] - m->start[i]) / 8;
+    size_t b = m->base[i];
+    while ((b = region_find(m->free_bits, b, stop, true)) < stop) {
+      size_t e = region_find(m->free_bits, b, stop, false);
+      char *p = m->start[i] + (b - m->base[i]) * 8;
+      size_t bytes = (e - b) * 8;
+      if (bytes >= SPAN_MIN) {
+        if (HAKL_REGION_SECURE) memset(p, 0, bytes); /* no stale link looks free */
+        region_span_link(r, p, NULL);
+        ((size_t *)p)[1] = bytes;
+        if (last == NULL) r->spans = p;
+        else region_span_link(r, last, p);
+        last = p;
+        span_bytes += bytes;
+      } else {
+        /* each block as it was: from its head to the next head or the run's end */
+        while (b < e) {
+          size_t h = region_find(m->head_bits, b + 1, e, true);
+          region_give_rest(r, m->start[i] + (b - m->base[i]) * 8, (h - b) * 8);
+          b = h;
+        }
+      }
+      b = e;
+    }
+  }
+  return span_bytes;
+}
+
+/* One pass (above); true when it made spans.  `live` bounds the bytes of
+** the region's live blocks.  A pass runs only while it leaves at least
+** half the chunks to the lists: with fewer free bytes, it would take
+** blocks of sizes still in use off their lists for little, and cost a
+** walk at every new chunk of a growing heap. */
+static bool region_recycle(hakl_region *r, size_t live) {
+  region_map m;
+  size_t bits = 0, words;
+  if (r->chunk_bytes > RECYCLE_MAX || r->chunk_bytes <= r->recycle_after ||
+      2 * live > r->chunk_bytes)
+    return false;
+  r->recycle_after = r->chunk_bytes; /* unless this pass finds enough (below) */
+  m.n = 0;
+  for (char *c = r->chunks; c != NULL; c = ((char **)c)[0]) {
+    size_t i;
+    if (m.n == RECYCLE_CHUNKS) return false;
+    for (i = m.n++; i > 0 && m.start[i - 1] > c; i--) { /* insertion by address */
+      m.start[i] = m.start[i - 1];
+      m.stop[i] = m.stop[i - 1];
+    }
+    m.start[i] = c + CHUNK_HEADER;
+    m.stop[i] = c + ((size_t *)c)[1];
+  }
+  for (size_t i = 0; i < m.n; i++) {
+    m.base[i] = bits;
+    bits += (size_t)(m.stop[i] - m.start[i]) / 8;
+  }
+  words = (bits + 63) / 64;
+  m.free_bits = hak_heap_malloc8(NULL, 2 * words * sizeof(uint64_t));
+  if (m.free_bits == NULL) return false;
+  memset(m.free_bits, 0, 2 * words * sizeof(uint64_t));
+  m.head_bits = m.free_bits + words;
+  region_map_blocks(r, &m);
+  size_t span_bytes = region_map_runs(r, &m);
+  hak_free_sized(m.free_bits, 2 * words * sizeof(uint64_t));
+  if (span_bytes >= r->chunk_bytes / 8) r->recycle_after = 0;
+  return span_bytes != 0;
+}
+
+/* A new chunk, and a block of class c from it; NULL without memory. */
+static void *region_new_chunk(hakl_region *r, size_t c) {
   size_t step = r->next_chunk ? r->next_chunk : CHUNK_FIRST;
   size_t size = step - CHUNK_SHORT;
   char *chunk = hak_heap_malloc8(NULL, size);
@@ -40,14 +215,44 @@ void *hakl_region_refill(hakl_region *r, size_t c) {
   if (r->hi == 0) r->lo = (uintptr_t)chunk, r->hi = (uintptr_t)chunk + size;
   if ((uintptr_t)chunk < r->lo) r->lo = (uintptr_t)chunk;
   if ((uintptr_t)chunk + size > r->hi) r->hi = (uintptr_t)chunk + size;
-  region_give_rest(r, r->bump, (size_t)(r->end - r->bump)); /* less than class c's size */
   ((void **)chunk)[0] = r->chunks;
   ((size_t *)chunk)[1] = size;
   r->chunks = chunk;
+  r->chunk_bytes += size;
   r->next_chunk = step < CHUNK_LAST ? 2 * step : CHUNK_LAST;
   r->bump = chunk + CHUNK_HEADER + hakl_region_size(c);
   r->end = chunk + size;
   return chunk + CHUNK_HEADER;
+}
+
+/* The next span that holds `bytes` as the bump space, less `bytes`;
+** spans too short for them go to the lists.  NULL when none is left. */
+static void *region_next_span(hakl_region *r, size_t bytes) {
+  while (r->spans != NULL) {
+    char *span = r->spans;
+    size_t size = ((size_t *)span)[1];
+    r->spans = hakl_region_next(r, span);
+    if (HAKL_REGION_SECURE && (size % 8 != 0 || size > r->hi - (uintptr_t)span))
+      hakl_region_bad_link(r, span, (uintptr_t)span + size);
+    if (size < bytes) {
+      region_give_rest(r, span, size);
+      continue;
+    }
+    r->bump = span + bytes;
+    r->end = span + size;
+    return span;
+  }
+  return NULL;
+}
+
+void *hakl_region_refill(hakl_region *r, size_t c, size_t live) {
+  size_t bytes = hakl_region_size(c);
+  void *p;
+  region_give_rest(r, r->bump, (size_t)(r->end - r->bump)); /* less than class c's size */
+  r->bump = r->end = NULL;
+  if ((p = region_next_span(r, bytes)) != NULL) return p;
+  if (region_recycle(r, live) && (p = region_next_span(r, bytes)) != NULL) return p;
+  return region_new_chunk(r, c);
 }
 
 void hakl_region_release(hakl_region *r) {

@@ -152,10 +152,12 @@ static inline void hakl_region_give(hakl_region *r, void *p, size_t c) {
   r->free[c] = p;
 }
 
-/* A new chunk from the running thread's default heap, the rest of the
-** old one given to the lists; then a block of class c from it.  NULL when
-** the core has no memory. */
-void *hakl_region_refill(hakl_region *r, size_t c);
+/* A block of class c when the bump space is used up: the rest of it to
+** the lists, then the next span, else a new chunk from the running
+** thread's default heap (recycling free blocks into spans first, when
+** the state's `live` bytes, which bound the region's, leave room for it:
+** hakl_region.c).  NULL when the core has no memory. */
+void *hakl_region_refill(hakl_region *r, size_t c, size_t live);
 /* Every chunk back to the core; the region empty again. */
 void hakl_region_release(hakl_region *r);
 

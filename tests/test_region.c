@@ -1,0 +1,136 @@
+/*
+** test_region.c -- a state's region recycling its free blocks
+** (lua_glue/hakl_region.c): runs of adjacent free blocks of classes
+** nobody asks for any more become space for every size, so a state whose
+** sizes drift does not grow its region round after round; and no block is
+** ever handed out twice, whatever the mix of sizes and frees.
+*/
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+#include "fixture.h"
+#include "hakl.h"
+
+TestSuite(region, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
+
+#define ROUNDS 100
+#define PER_ROUND 400
+
+/*
+** Round r allocates PER_ROUND blocks of a size no earlier round used
+** (16 + 8r bytes: a new class each round), keeps every 16th and frees the
+** rest, so the free blocks of each round sit in runs between the few kept
+** ones, in a class that the next rounds never ask for.  Over the rounds
+** 100 x 400 blocks of 16 to 808 bytes pass through (16.5 MB); the live
+** bytes grow to 1.0 MB.  Exact class lists alone grow the region by each
+** round's bytes (with recycling disabled the region ends at 16.5 MB; with
+** it, 2.3 MB); recycling must keep it a small multiple of the live bytes.
+*/
+Test(region, drifting_sizes_do_not_grow_the_region) {
+  static void *kept[ROUNDS * PER_ROUND / 16 + 1];
+  static size_t kept_size[ROUNDS * PER_ROUND / 16 + 1];
+  void *round[PER_ROUND];
+  size_t nkept = 0, passed = 0, fails = 0, i, r;
+  hakl_ctx c;
+  hakl_ctx_init(&c, NULL, 0);
+  for (r = 0; r < ROUNDS; r++) {
+    size_t s = 16 + 8 * r;
+    for (i = 0; i < PER_ROUND; i++) {
+      round[i] = hakl_alloc(&c, NULL, 0, s);
+      cr_assert_not_null(round[i], "round %zu: block %zu of %zu B", r, i, s);
+      hkt_fill(round[i], s, hkt_seed(round[i], s));
+      passed += s;
+    }
+    for (i = 0; i < PER_ROUND; i++) {
+      HKT_EXPECT(fails, hkt_check(round[i], s, hkt_seed(round[i], s)) == s,
+                 "round %zu: block %p of %zu B overwritten", r, round[i], s);
+      if (i % 16 == 0) {
+        kept[nkept] = round[i];
+        kept_size[nkept++] = s;
+      } else {
+        hakl_alloc(&c, round[i], s, 0);
+      }
+    }
+  }
+  size_t live = c.acct.in_use;
+  for (i = 0; i < nkept; i++)
+    HKT_EXPECT(fails, hkt_check(kept[i], kept_size[i], hkt_seed(kept[i], kept_size[i])) == kept_size[i],
+               "kept block %p of %zu B overwritten", kept[i], kept_size[i]);
+  HKT_EXPECT_NONE(fails, "every block keeps its bytes");
+  cr_log_info("region of %zu B for %zu B live", c.region.chunk_bytes, live);
+  cr_expect(c.region.chunk_bytes <= 4 * live + 512 * HKT_KiB,
+            "region of %zu B for %zu B live (%zu B passed through)", c.region.chunk_bytes, live,
+            passed);
+  for (i = 0; i < nkept; i++) hakl_alloc(&c, kept[i], kept_size[i], 0);
+  cr_expect_eq(c.acct.in_use, 0, "in_use %zu after every free", c.acct.in_use);
+  cr_expect_null(c.region.chunks, "the last free gives the region back");
+}
+
+/*
+** Random sizes over the region's whole range (1 byte to its top), random
+** frees and reallocations, many recyclings: every live block keeps its
+** pattern (a block handed out twice, or a span laid over a live block,
+** overwrites another's), and the account ends at zero.  A private heap's
+** region too, whose 128-byte classes reach 4 KiB.
+*/
+static void random_churn(hak_heap_t *heap) {
+  enum { SLOTS = 4096, STEPS = 400000 };
+  static void *blk[SLOTS];
+  static size_t len[SLOTS];
+  size_t fails = 0, i;
+  hkt_rng_t rng;
+  hakl_ctx c;
+  hakl_ctx_init(&c, heap, 0);
+  hkt_rng_init(&rng, 7);
+  for (i = 0; i < STEPS; i++) {
+    size_t k = hkt_rng_range(&rng, 0, SLOTS - 1);
+    /* the size range drifts through the run, so classes go out of use */
+    size_t phase = i / (STEPS / 8);
+    size_t top = c.region.top;
+    size_t lo = 1 + phase * (top / 16), hi = lo + top / 4;
+    if (hi > top) hi = top;
+    if (blk[k] != NULL) {
+      HKT_EXPECT(fails, hkt_check(blk[k], len[k], hkt_seed(blk[k], len[k])) == len[k],
+                 "step %zu: block %p of %zu B overwritten", i, blk[k], len[k]);
+      if (hkt_rng_range(&rng, 0, 3) == 0) {
+        size_t n = hkt_rng_range(&rng, lo, hi), keep = n < len[k] ? n : len[k];
+        void *q = hakl_alloc(&c, blk[k], len[k], n);
+        cr_assert_not_null(q, "step %zu: realloc %zu -> %zu B", i, len[k], n);
+        HKT_EXPECT(fails, hkt_check(q, keep, hkt_seed(blk[k], len[k])) == keep,
+                   "step %zu: realloc %zu -> %zu B lost bytes", i, len[k], n);
+        blk[k] = q;
+        len[k] = n;
+        hkt_fill(q, n, hkt_seed(q, n));
+        continue;
+      }
+      hakl_alloc(&c, blk[k], len[k], 0);
+      blk[k] = NULL;
+      continue;
+    }
+    len[k] = hkt_rng_range(&rng, lo, hi);
+    blk[k] = hakl_alloc(&c, NULL, 0, len[k]);
+    cr_assert_not_null(blk[k], "step %zu: block of %zu B", i, len[k]);
+    hkt_fill(blk[k], len[k], hkt_seed(blk[k], len[k]));
+  }
+  for (i = 0; i < SLOTS; i++) {
+    if (blk[i] == NULL) continue;
+    HKT_EXPECT(fails, hkt_check(blk[i], len[i], hkt_seed(blk[i], len[i])) == len[i],
+               "block %p of %zu B overwritten", blk[i], len[i]);
+    hakl_alloc(&c, blk[i], len[i], 0);
+    blk[i] = NULL;
+  }
+  HKT_EXPECT_NONE(fails, "every block keeps its bytes");
+  cr_expect_eq(c.acct.in_use, 0, "in_use %zu after every free", c.acct.in_use);
+  cr_expect_null(c.region.chunks, "the last free gives the region back");
+}
+
+Test(region, random_churn_hands_no_block_out_twice) {
+  random_churn(NULL);
+}
+
+Test(region, random_churn_with_a_private_heap) {
+  hak_heap_t *heap = hak_heap_new();
+  cr_assert_not_null(heap);
+  random_churn(heap);
+  hak_heap_destroy(heap);
+}
