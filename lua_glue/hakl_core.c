@@ -2,6 +2,7 @@
 ** hakl_core.c -- the set of a state's blocks above its region
 ** (hakl_core.h).
 */
+#include <stdint.h>
 #include <string.h>
 
 #include "hakl_core.h"
@@ -76,10 +77,47 @@ void hakl_core_remove(hakl_ctx *c, void *p) {
   }
 }
 
+/*
+** a[0 .. n-1] ordered by their 64 KiB slice (bits 16 up, above the
+** lowest), a byte of it per pass of a radix sort through tmp.  Why: the
+** set's order is its hash's, so consecutive frees land on random pages;
+** a remote batch (the collector's close) chains the frees of each page for
+** one CAS, and its table holds 128 pages at a time.  In slice order the
+** frees of a page come together (bench/runtime close.lua with 2 KB
+** strings, T = 2: 35 CAS per 1000 frees, against 961 in hash order).
+*/
+static void core_sort_by_slice(uintptr_t *a, uintptr_t *tmp, size_t n) {
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (a[i] < lo) lo = a[i];
+    if (a[i] > hi) hi = a[i];
+  }
+  uintptr_t range = (hi - lo) >> 16;
+  for (unsigned shift = 0; (range >> shift) != 0; shift += 8) {
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; i++) count[(((a[i] - lo) >> 16 >> shift) & 255) + 1]++;
+    for (size_t d = 1; d <= 256; d++) count[d] += count[d - 1];
+    for (size_t i = 0; i < n; i++) tmp[count[((a[i] - lo) >> 16 >> shift) & 255]++] = a[i];
+    memcpy(a, tmp, n * sizeof *a);
+  }
+}
+
 void hakl_core_free_all(hakl_ctx *c) {
-  if (c->core != NULL)
-    for (size_t i = 0; i <= c->core_mask; i++)
-      if (c->core[i] != 0) hak_free((void *)c->core[i]);
+  size_t n = 0;
+  if (c->core == NULL) {
+    hakl_core_stop(c);
+    return;
+  }
+  for (size_t i = 0; i <= c->core_mask; i++) /* the addresses to the front */
+    if (c->core[i] != 0) c->core[n++] = c->core[i];
+  if (n > 1) {
+    uintptr_t *tmp = (uintptr_t *)hak_malloc(n * sizeof *tmp);
+    if (tmp != NULL) { /* without memory: freed in the set's order */
+      core_sort_by_slice(c->core, tmp, n);
+      hak_free(tmp);
+    }
+  }
+  for (size_t i = 0; i < n; i++) hak_free((void *)c->core[i]);
   hakl_core_stop(c);
 }
 
