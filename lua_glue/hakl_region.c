@@ -62,24 +62,30 @@ typedef struct region_map {
   char *stop[RECYCLE_CHUNKS];  /* its end */
   size_t base[RECYCLE_CHUNKS]; /* its first bit */
   size_t n;
+  size_t last;          /* the chunk of the last block mapped */
   uint64_t *free_bits;  /* a bit per 8 bytes: free */
   uint64_t *head_bits;  /* a bit per 8 bytes: a free block starts here */
 } region_map;
 
-/* The bit of a free block of n bytes at p: the chunk holding it by binary
-** search.  A block outside the chunks is a list overwritten in a way the
-** links' checks (secure builds) cannot see, or that no check saw (other
-** builds): stop rather than write outside the map. */
-static size_t region_map_bit(const hakl_region *r, const region_map *m, const char *p, size_t n) {
-  size_t lo = 0, hi = m->n;
-  while (hi - lo > 1) {
-    size_t mid = (lo + hi) / 2;
-    if (p >= m->start[mid]) lo = mid;
-    else hi = mid;
+/* The bit of a free block of n bytes at p: in the chunk of the block
+** before it (a list's blocks are mostly neighbours), else the chunk found
+** by binary search.  A block outside the chunks is a list overwritten in
+** a way the links' checks (secure builds) cannot see, or that no check saw
+** (other builds): stop rather than write outside the map. */
+static size_t region_map_bit(const hakl_region *r, region_map *m, const char *p, size_t n) {
+  size_t i = m->last;
+  if (p < m->start[i] || p >= m->stop[i]) {
+    size_t lo = 0, hi = m->n;
+    while (hi - lo > 1) {
+      size_t mid = (lo + hi) / 2;
+      if (p >= m->start[mid]) lo = mid;
+      else hi = mid;
+    }
+    m->last = i = lo;
   }
-  if (((uintptr_t)p & 7) != 0 || p < m->start[lo] || n > (size_t)(m->stop[lo] - p))
+  if (((uintptr_t)p & 7) != 0 || p < m->start[i] || n > (size_t)(m->stop[i] - p))
     hakl_region_bad_link(r, p, (uintptr_t)p);
-  return m->base[lo] + (size_t)(p - m->start[lo]) / 8;
+  return m->base[i] + (size_t)(p - m->start[i]) / 8;
 }
 
 /* The first bit from b up to `stop` whose value is `want`, else stop. */
@@ -98,6 +104,10 @@ static size_t region_find(const uint64_t *bits, size_t b, size_t stop, bool want
 
 /* Bits b .. b + n - 1 set, a word at a time. */
 static void region_set_bits(uint64_t *bits, size_t b, size_t n) {
+  if (b % 64 + n <= 64) { /* most blocks: one word */
+    bits[b / 64] |= (n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) << (b % 64);
+    return;
+  }
   while (n > 0) {
     size_t k = 64 - b % 64 < n ? 64 - b % 64 : n;
     uint64_t ones = k == 64 ? ~UINT64_C(0) : (UINT64_C(1) << k) - 1;
@@ -179,7 +189,7 @@ static bool region_recycle(hakl_region *r, size_t live) {
       2 * live > r->chunk_bytes)
     return false;
   r->recycle_after = r->chunk_bytes; /* unless this pass finds enough (below) */
-  m.n = 0;
+  m.n = m.last = 0;
   for (char *c = r->chunks; c != NULL; c = ((char **)c)[0]) {
     size_t i;
     if (m.n == RECYCLE_CHUNKS) return false;
