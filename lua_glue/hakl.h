@@ -91,7 +91,8 @@ static inline uint64_t hakl_account_nalloc(const hakl_account *a) {
 ** the first); chunks links every chunk through its first word, its size in
 ** the second; next_chunk is the size of the next one (0: the first size).
 ** Every byte of the chunks past their headers is in exactly one of: a live
-** block, a free block on its list, a span, [bump, end).
+** block, a free block on its list, a span, [bump, end).  recycle_after is
+** 0 or the chunk_bytes of the last pass that found little.
 ** In secure builds the links are stored encoded with key[] and every chunk
 ** lies in [lo, hi): a link that decodes outside it was overwritten.
 */

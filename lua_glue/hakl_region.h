@@ -17,7 +17,9 @@
 ** Chunks are blocks of the core (hak_heap_malloc8 of the running thread's
 ** default heap, also for a state with a private heap: a small state then
 ** pays no segment of its own); they go back when the state's account
-** reaches zero (the end of lua_close) or in hakl_close.
+** reaches zero (the end of lua_close) or in hakl_close.  Before a new
+** chunk, a small region recycles: runs of adjacent free blocks become
+** spans that every size bumps through like a chunk (hakl_region.c).
 **
 ** Thread safety is the state's: the region is touched only by the state's
 ** own allocation calls, so a state moving between threads takes its region
