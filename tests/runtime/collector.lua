@@ -1,5 +1,6 @@
 -- States closed on the collector while the workers allocate and free into
--- the same pages: 200 (/ scale) short tasks finish (each state, built on
+-- the same pages: 200 (/ scale) short tasks (each with 30 strings of 1.5 to
+-- 3 KB, blocks above the region) finish (each state, built on
 -- the workers, is closed on the collector, unless its bounded queue is
 -- full: all its frees are remote) while two long tasks churn small
 -- tables.  Every result is checked.  Run with collector_close_min 0
@@ -28,6 +29,9 @@ local short = {}
 local function short_task(i)
   local t = {}
   for j = 1, 300 do t[j] = {i, j, string.rep("x", j % 40)} end
+  -- blocks above the region too: the close frees them one by one, page by
+  -- page, into pages the workers' other states are allocating from
+  for j = 1, 300, 10 do t[j][4] = string.rep("y", 1500 + 50 * (j % 30)) .. i end
   local sum = 0
   for j = 1, #t do sum = sum + t[j][2] end
   setmetatable(t, {__gc = function() end}) -- a finalizer runs at the close
