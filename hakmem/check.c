@@ -159,12 +159,14 @@ static void check_page(check_t *c, hak_segment_t *seg, unsigned idx) {
   size_t nfree = check_list(c, page, page->free, LIST_FREE);
   size_t nlocal = check_list(c, page, page->local_free, LIST_LOCAL);
   uintptr_t tf = atomic_load_acquire(&page->thread_free);
-  size_t nthread = check_list(c, page, (hak_block_t *)(tf & ~NOTIFY_MASK), LIST_THREAD);
+  size_t nthread = check_list(c, page, tf_block(tf), LIST_THREAD);
   CHECK(page->used == page->capacity - nfree - nlocal, c, page, NULL,
         "used == capacity - |free| - |local_free|: used %u, capacity %u, free %zu, local_free %zu",
         page->used, page->capacity, nfree, nlocal);
   CHECK(nthread <= page->used, c, page, NULL,
         "thread_free blocks are counted in used: %zu of them, used %u", nthread, page->used);
+  CHECK(tf_count(tf) == TF_COUNT_MAX ? nthread >= TF_COUNT_MAX : nthread == tf_count(tf), c, page, NULL,
+        "thread_free's count is its list's length: count %zu, list %zu", (size_t)tf_count(tf), nthread);
   if (page->flags & PAGE_IN_FULL)
     CHECK(nfree == 0 && nlocal == 0 && page->capacity == page->reserved, c, page, NULL,
           "a page in full has no free block: free %zu, local_free %zu, %u of %u blocks carved",

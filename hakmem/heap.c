@@ -134,7 +134,7 @@ static void heap_page_to_full(hak_heap_t *heap, hak_page_t *page) {
   page->flags |= PAGE_IN_FULL;
   page_queue_push_front(&heap->full, page);
   page_set_notify(page, NOTIFY_WANTED);
-  if (atomic_load_acquire(&page->thread_free) & ~NOTIFY_MASK) heap_page_unfull(page);
+  if (tf_block(atomic_load_acquire(&page->thread_free))) heap_page_unfull(page);
 }
 
 /* A full page got a block back (local free, or a notification). */

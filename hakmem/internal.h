@@ -263,7 +263,7 @@ void page_set_notify(hak_page_t *page, notify_state_t state);
 /* A free into another thread's page (held when a remote batch is open). */
 void page_push_remote(hak_page_t *page, hak_block_t *block);
 /* Pushes the chain first..last (linked through next) with one CAS. */
-void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last);
+void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last, uint32_t n);
 /* Pushes a page on heap->notified, for the heap's next drain. */
 void page_notify(hak_heap_t *heap, hak_page_t *page);
 /* Owner thread: is `block` in one of the page's free lists? */
@@ -352,7 +352,7 @@ void hak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 ** was cleared when it was handed out), and confirmed by walking the
 ** page's lists (mimalloc's idea).  Other threads cannot read the owner's
 ** lists: a block they free twice makes thread_free loop, which the
-** owner's collect stops at.
+** owner's collect, walking the list in secure builds, stops at.
 */
 static inline __attribute__((always_inline)) void secure_free_check(const void *p) {
   hak_segment_t *seg = segment_of(p);

@@ -26,6 +26,7 @@
 typedef struct batch_slot_s {
   hak_page_t *page;  /* NULL: the slot is empty */
   hak_block_t *first, *last;
+  uint32_t n; /* blocks in the chain */
 } batch_slot_t;
 
 /* The table is a block of the thread's own heap, made by the outermost
@@ -43,7 +44,7 @@ static unsigned batch_slot_of(const hak_page_t *page) {
 
 static void batch_flush_slot(batch_slot_t *s) {
   if (s->page == NULL) return;
-  page_push_remote_list(s->page, s->first, s->last);
+  page_push_remote_list(s->page, s->first, s->last, s->n);
   s->page = NULL;
 }
 
@@ -53,7 +54,7 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
   batch_slot_t *s, *empty = NULL;
   unsigned h;
   if (batch == NULL) {
-    page_push_remote_list(page, block, block);
+    page_push_remote_list(page, block, block, 1);
     return;
   }
   /* 4-way: a close interleaves a dozen classes, so two busy pages that
@@ -64,6 +65,7 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
     if (s->page == page) { /* prepend: the chain's last block stays last */
       block_set_next(page, block, s->first);
       s->first = block;
+      s->n++;
       return;
     }
     if (s->page == NULL && empty == NULL) empty = s;
@@ -75,6 +77,7 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
   block_set_next(page, block, NULL);
   empty->page = page;
   empty->first = empty->last = block;
+  empty->n = 1;
 }
 
 void hak_remote_batch_begin(void) {

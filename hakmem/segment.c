@@ -216,6 +216,10 @@ hak_segment_t *segment_new(hak_heap_t *heap) {
   if (!seg) {
     seg = os_map_aligned(HAK_SEGMENT_SIZE, HAK_SEGMENT_SIZE);
     if (!seg) return NULL;
+    if ((uintptr_t)seg >> TF_COUNT_SHIFT) { /* only with a hint above 2^47: never ours */
+      os_unmap(seg, HAK_SEGMENT_SIZE);
+      return NULL;
+    }
     seg->kind = SEGMENT_NORMAL;
     seg->size = HAK_SEGMENT_SIZE;
     seg->free_mask = SEGMENT_USABLE_MASK;
@@ -678,7 +682,7 @@ static void segment_stats_unowned(hak_segment_t *seg, void *arg) {
     if (page->slice_count == 0 || page->block_size == 0) continue;
     size_t n = 0;
     uintptr_t tf = atomic_load_acquire(&page->thread_free);
-    for (hak_block_t *b = (hak_block_t *)(tf & ~NOTIFY_MASK); b; b = block_next(page, b)) n++;
+    for (hak_block_t *b = tf_block(tf); b; b = block_next(page, b)) n++;
     freed->bytes += n * page->block_size;
     if (per_class) {
       per_class[page->class_idx].blocks -= n;

@@ -183,7 +183,7 @@ static void scene(void) {
   hak_free(sc.b);
   hkt_run_thread(free_c, NULL);
   cr_assert(sc.page->local_free == (hak_block_t *)sc.b, "setup: b in local_free");
-  cr_assert((atomic_load_relaxed(&sc.page->thread_free) & ~NOTIFY_MASK) == (uintptr_t)sc.c,
+  cr_assert(tf_block(atomic_load_relaxed(&sc.page->thread_free)) == (hak_block_t *)sc.c,
             "setup: c in thread_free");
   cr_assert_eq(hak_heap_check(NULL), 0, "the scene itself is healthy");
 }
@@ -233,6 +233,11 @@ CORRUPTION(block_in_two_lists, "the free and local_free lists", sc.page,
 /* c, in thread_free, is linked into local_free too */
 CORRUPTION(block_in_local_and_thread_free, "the local_free and thread_free lists", sc.page,
            block_set_next(sc.page, (hak_block_t *)sc.b, sc.c))
+
+/* thread_free holds c alone; its word says two blocks */
+CORRUPTION(thread_free_count_off, "thread_free's count is its list's length", sc.page,
+           atomic_store_relaxed(&sc.page->thread_free,
+                                atomic_load_relaxed(&sc.page->thread_free) + ((uintptr_t)1 << TF_COUNT_SHIFT)))
 
 CORRUPTION(cycle_in_local_free, "cycle", sc.page, block_set_next(sc.page, (hak_block_t *)sc.b, sc.b))
 
