@@ -70,7 +70,6 @@ RUNTIME_SOURCES = [
     'runtime/hakrt/sched.c',
     'runtime/hakrt/task.c',
     'runtime/hakrt/collector.c',
-    'runtime/hakrt/ready.c',
     'runtime/hakrt/figures.c',
     'runtime/hakrt/preempt.c',
     'runtime/hakrt/channel.c',

@@ -378,12 +378,6 @@ Test(runtime, small_states_closed_by_workers) {
   free_run(&r);
 }
 
-/* States opened ahead by the collector: taken by new tasks, refused when
-** they do not fit, given back after a quiet second; none with it off. */
-Test(runtime, states_opened_ahead) {
-  run_collector_on_off("ready.lua", "ready ok");
-}
-
 /* Accounts exact to the byte after the collector ran the tasks' GC. */
 Test(runtime, accounts_exact_after_idle_gc) {
   col_cfg c = col_default();

@@ -18,8 +18,6 @@
 ** collector then frees the state's garbage on this thread, as remote
 ** frees, and its debt is paid before the task runs again.
 **
-** Open.  Between closes it opens states ahead for new tasks (ready.c).
-**
 ** Maintenance.  After closes or collections, the collector asks every
 ** worker that ran no task since its previous round (50 ms) to return
 ** memory (maint_req): the worker does it between tasks, or at once if it
@@ -270,7 +268,6 @@ static void collector_round_locked(hakrt *rt) {
   } else if (++c->quiet_rounds > QUIET_ROUNDS) {
     return;
   }
-  hakrt_ready_round_locked(rt, QUIET_ROUNDS);
   for (i = 0; i < rt->nworkers; i++) {
     hakrt_worker *w = &rt->workers[i];
     if (w->resumes == w->maint_resumes) AO_store(&w->maint_req, 1);
@@ -316,7 +313,6 @@ static void *collector_main(void *arg) {
       pthread_mutex_lock(&rt->lock);
       continue;
     }
-    if (hakrt_ready_fill_locked(rt)) continue;
     if (hakrt_now_ns() >= next_round) {
       collector_round_locked(rt);
       next_round = hakrt_now_ns() + ROUND_MS * 1000000u;
@@ -325,7 +321,6 @@ static void *collector_main(void *arg) {
     wait_round_locked(rt, next_round);
   }
   while ((t = gcq_pop_locked(c)) != NULL) hakrt_task_unref_locked(t);
-  hakrt_ready_drain_locked(rt);
   pthread_mutex_unlock(&rt->lock);
   if (!rt->cfg.libc) hak_collect(true);
   return NULL;

@@ -215,10 +215,6 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
   emit_ms(k, "gc_ms", s->col.gc_ns);
   emit_ms(k, "gc_cpu_ms", s->col.gc_cpu_ns);
   emit_int(k, "maintenance", s->col.maintenance);
-  emit_int(k, "states_opened", s->col.ready.opened); /* ahead of their tasks */
-  emit_int(k, "states_taken", s->col.ready.taken);
-  emit_int(k, "states_missed", s->col.ready.missed); /* a task opened its own */
-  emit_int(k, "states_ready", s->col.ready.n);
   emit_int(k, "remote_frees", s->col.remote.remote_frees);
   emit_int(k, "remote_pushes", s->col.remote.remote_pushes);
   k->ops->close(k);

@@ -282,9 +282,6 @@ void hakrt_task_cancel_wait(hakrt_task *t);
 void hakrt_task_publish_locked(hakrt_task *t);
 /* At hakrt_free: closes the state of a task that never finished. */
 void hakrt_task_discard(hakrt_task *t);
-/* A bare state of the runtime's shape, the standard libraries loaded and
-** the GC in the runtime's mode, for any task; NULL when out of memory. */
-lua_State *hakrt_task_state_new(hakrt *rt, size_t limit, bool private_heap);
 /* Closes a finished task's state (finalizers, every block) on the calling
 ** thread, which owns its private heap if it has one. */
 void hakrt_task_close_state(hakrt_task *t);
@@ -346,22 +343,6 @@ struct hakrt_worker {
 ** reference for it; pending counts closeq plus the close in progress;
 ** every task in gcq has gc_queued set and holds one reference.
 */
-/*
-** States opened ahead by the collector (ready.c), under rt->lock: states[0,
-** n) are bare states of the runtime's shape (no task, no limit, a private
-** heap released if the runtime gives tasks one), owned by the pool.
-** wanted: a task asked since the pool was last drained; asked: since the
-** last maintenance round, whose count of rounds without one is quiet_rounds.
-*/
-#define HAKRT_READY_MAX 16
-typedef struct hakrt_ready {
-  lua_State *states[HAKRT_READY_MAX];
-  size_t n;
-  bool wanted, asked;
-  unsigned quiet_rounds;
-  uint64_t opened, taken, missed;
-} hakrt_ready;
-
 typedef struct hakrt_collector {
   pthread_t thread;
   bool started;
@@ -377,7 +358,6 @@ typedef struct hakrt_collector {
   hak_thread_counters_t remote; /* the collector thread's hakmem counters */
   uint64_t activity;        /* closes and collections since the last round */
   uint64_t quiet_rounds;    /* rounds since the last activity */
-  hakrt_ready ready;        /* states opened ahead */
 } hakrt_collector;
 
 /*
@@ -400,7 +380,6 @@ struct hakrt {
   size_t ntimers, timercap;
   hakrt_task *live;
   size_t nlive, nrunning, nidle;
-  bool spare_cpu;           /* more CPUs online than workers (set at start) */
   uint64_t next_id;
   size_t spawned, finished, failed;
   size_t failures_seen;     /* failed tasks whose error a join returned */
@@ -461,19 +440,6 @@ void hakrt_collector_after_slice(hakrt_task *t, bool parking);
 /* A worker between tasks: returns memory if the collector asked. */
 void hakrt_collector_worker_maintain(hakrt_worker *w, bool idle);
 
-/* -------------------------------------------------------------------------
-** States opened ahead (ready.c).
-** ---------------------------------------------------------------------- */
-
-/* A ready state for t, bound to nothing yet (its limit set, its private
-** heap claimed); NULL when none fits: t opens its own. */
-lua_State *hakrt_ready_take(hakrt_task *t);
-/* The collector: open one more if wanted (false: nothing done). */
-bool hakrt_ready_fill_locked(hakrt *rt);
-/* The collector, each maintenance round: drain after `quiet` rounds unasked. */
-void hakrt_ready_round_locked(hakrt *rt, unsigned quiet);
-/* The collector: close them all. */
-void hakrt_ready_drain_locked(hakrt *rt);
 /* Adds t's figures to *sum. */
 void hakrt_gc_figures_add(hakrt_gc_figures *sum, const hakrt_gc_figures *t);
 

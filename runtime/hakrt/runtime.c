@@ -99,10 +99,6 @@ hakrt *hakrt_new(const hakrt_config *cfg) {
   rt->cfg = c;
   rt->preempt = resolve_preempt(&c);
   rt->nworkers = c.workers;
-  {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    rt->spare_cpu = n > c.workers;
-  }
   rt->started_ns = hakrt_now_ns();
   rt->workers = (hakrt_worker *)calloc((size_t)c.workers, sizeof *rt->workers);
   if (rt->workers == NULL) {

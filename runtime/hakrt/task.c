@@ -2,8 +2,9 @@
 ** task.c -- a task's life: its state and coroutine, one slice of running
 ** on a worker, its end (results, error and traceback, close).
 **
-** A task's state is opened ahead by the collector (ready.c) or, when
-** none is ready, by the first worker that runs it.  The task runs in a
+** A task's state is opened by the first worker that runs it (warm on that
+** worker's core: states the collector opened ahead came cold from its
+** core and cost the worker more than they saved, docs/runtime.md).  The task runs in a
 ** coroutine of that state (task->co); the runtime's blocking calls yield
 ** it back to the worker with task->yield saying why, and retry from a
 ** continuation when it is resumed, on whichever worker that is.
@@ -146,7 +147,9 @@ static int state_setup(lua_State *L) {
   return 0;
 }
 
-lua_State *hakrt_task_state_new(hakrt *rt, size_t limit, bool private_heap) {
+/* A bare state of the runtime's shape, the standard libraries loaded and
+** the GC in the runtime's mode; NULL when out of memory. */
+static lua_State *task_state_new(hakrt *rt, size_t limit, bool private_heap) {
   hakl_config cfg;
   lua_State *L;
   memset(&cfg, 0, sizeof cfg);
@@ -170,12 +173,10 @@ static int task_setup(lua_State *L) {
   return 0;
 }
 
-/* The state (opened ahead by the collector, or here) and the coroutine;
-** false when memory ran out. */
+/* The state and the coroutine; false when memory ran out. */
 static bool task_open(hakrt_task *t) {
-  lua_State *L = hakrt_ready_take(t);
-  if (L == NULL && (L = hakrt_task_state_new(t->rt, t->limit, t->private_heap)) == NULL)
-    return false;
+  lua_State *L = task_state_new(t->rt, t->limit, t->private_heap);
+  if (L == NULL) return false;
   *(hakrt_task **)lua_getextraspace(L) = t;
   t->L = L;
   t->ctx = hakl_getctx(L);
