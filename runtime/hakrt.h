@@ -83,9 +83,11 @@ typedef struct hakrt_config {
   size_t collector_close_min; /* with the collector: a finished state whose
                              account holds at least this many bytes is
                              closed there, a smaller one (likely still in
-                             its worker's cache) by its worker (default:
-                             the L2 cache size, else 1 MiB; 0: every
-                             state on the collector) */
+                             its worker's cache) by its worker; a parked
+                             one that size or more is collected there at
+                             once, a smaller one only once it has stayed
+                             parked 50 ms (default: the L2 cache size,
+                             else 1 MiB; 0: every state at once) */
   double soft_limit;      /* a task whose account reaches this fraction of
                              its limit gets a full collection at its next
                              park or yield (default 0.9; 0 = off) */

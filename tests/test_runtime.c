@@ -397,6 +397,20 @@ Test(runtime, accounts_exact_after_idle_gc) {
   }
 }
 
+/* With collector_close_min above a task's heap, the collector takes its
+** GC only once it has stayed parked 50 ms (both GC modes). */
+Test(runtime, small_heaps_collected_only_when_idle) {
+  for (int gen = 0; gen < 2; gen++) {
+    col_cfg c = col_default();
+    rt_run r;
+    c.generational = gen != 0;
+    c.close_min = (size_t)1 << 20;
+    r = run_col("idle_delay.lua", c);
+    cr_expect(r.waited == 0 && strstr(r.out, "idle_delay ok") != NULL, "gen %d: %s%s", gen, r.out, r.err);
+    free_run(&r);
+  }
+}
+
 /* A worker resuming a task while the collector runs its GC (incremental
 ** steps, so a wake cuts the cycle short). */
 Test(runtime, resume_while_collecting) {

@@ -218,6 +218,8 @@ struct hakrt_task {
   bool gc_full;            /* what it asks the collector for: a full collection */
   bool soft_req;           /* ... because of its soft limit */
   hakrt_task *gnext;       /* collector's GC queue */
+  uint64_t parked_ns;      /* when it last parked (sched) */
+  uint64_t gc_due_ns;      /* in gcq_later: when the collector may take it */
   hakrt_task *cnext;       /* collector's close queue (DONE, one reference) */
   bool closed_by_collector;
   hakrt_gc_figures gc;     /* as of its last yield, GC or close */
@@ -341,7 +343,8 @@ struct hakrt_worker {
 ** The collector thread (collector.c).  Its queues and figures are "sched"
 ** (rt->lock).  Invariants: every task in closeq is DONE and holds one
 ** reference for it; pending counts closeq plus the close in progress;
-** every task in gcq has gc_queued set and holds one reference.
+** every task in gcq or gcq_later has gc_queued set and holds one
+** reference; gcq_later is in the order of gc_due, give or take a requeue.
 */
 typedef struct hakrt_collector {
   pthread_t thread;
@@ -349,6 +352,7 @@ typedef struct hakrt_collector {
   pthread_cond_t wake;      /* work queued, or stop */
   hakrt_task *closeq, *closeq_tail;
   hakrt_task *gcq, *gcq_tail;
+  hakrt_task *gcq_later, *gcq_later_tail; /* small heaps: after IDLE_DELAY parked */
   size_t pending;
   AO_t queued;              /* closeq's length, read by workers unlocked */
   bool stop;

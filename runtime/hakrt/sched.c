@@ -229,6 +229,7 @@ void hakrt_sched_park(hakrt_task *t) {
     queue_push_locked(rt, t);
   } else {
     t->state = HAKRT_PARKED;
+    t->parked_ns = hakrt_now_ns();
     if (t->deadline != 0 && !timer_push_locked(rt, t)) {
       t->state = HAKRT_RUNNABLE; /* no room for a timer: retry at once */
       queue_push_locked(rt, t);

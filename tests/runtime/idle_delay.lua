@@ -1,0 +1,28 @@
+-- Small heaps (below collector_close_min, 1 MiB in this test) go to the
+-- collector only once they have stayed parked 50 ms: a task that makes
+-- garbage and sleeps 1 ms at a time is never collected there, one that
+-- makes the same garbage and then sleeps 300 ms is, while it sleeps.
+local rt = require "hakrt"
+
+-- rounds of 3000 small tables of garbage, each followed by a sleep
+local function task(rounds, sleep_ms)
+  local rt = require "hakrt"
+  for r = 1, rounds do
+    local junk = {}
+    for i = 1, 3000 do junk[i] = {r, i, "g" .. i} end
+    junk = nil
+    rt.sleep(sleep_ms)
+  end
+  for _, t in ipairs(rt.stats().tasks) do
+    if t.id == rt.self() then return t.gc.idle_gcs end
+  end
+end
+
+local hb, hl = rt.spawn(task, 150, 1), rt.spawn(task, 2, 300)
+local okb, nb = hb:join()
+local okl, nl = hl:join()
+assert(okb, nb)
+assert(okl, nl)
+assert(nb == 0, "a task parked 1 ms at a time was collected on the collector " .. nb .. " times")
+assert(nl >= 1, "a task parked 300 ms after making garbage was never collected on the collector")
+print("idle_delay ok brief=" .. nb .. " long=" .. nl)
