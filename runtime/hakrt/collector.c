@@ -42,6 +42,7 @@
 #define IDLE_MIN_BYTES (64u << 10)  /* allocation since the last GC worth one */
 #define INC_MAX_STEPS 4096   /* incremental steps per visit at most */
 #define IDLE_DELAY_MS 50     /* a small heap parked this long is idle */
+#define IDLE_DELAY_NS ((uint64_t)IDLE_DELAY_MS * 1000000u)
 
 void hakrt_gc_figures_add(hakrt_gc_figures *sum, const hakrt_gc_figures *t) {
   sum->worker_gc_ns += t->worker_gc_ns;
@@ -130,7 +131,7 @@ void hakrt_collector_close_locked(hakrt_task *t) {
 }
 
 static void gcq_later_push_locked(hakrt_collector *c, hakrt_task *t) {
-  t->gc_due_ns = t->parked_ns + IDLE_DELAY_MS * 1000000u;
+  t->gc_due_ns = t->parked_ns + IDLE_DELAY_NS;
   t->gnext = NULL;
   if (c->gcq_later_tail != NULL) c->gcq_later_tail->gnext = t;
   else c->gcq_later = t;
@@ -156,7 +157,7 @@ void hakrt_collector_offer_locked(hakrt_task *t) {
   t->gc_queued = true;
   t->refs++;
   if (t->ctx->acct.in_use < rt->cfg.collector_close_min) {
-    gcq_later_push_locked(c, t); /* the collector looks at each round */
+    gcq_later_push_locked(c, t); /* no signal: the collector wakes by its due time */
     return;
   }
   t->gnext = NULL;
@@ -195,7 +196,7 @@ static hakrt_task *gcq_later_pop_locked(hakrt_collector *c, uint64_t now) {
   while ((t = c->gcq_later) != NULL && t->gc_due_ns <= now) {
     if ((c->gcq_later = t->gnext) == NULL) c->gcq_later_tail = NULL;
     t->gnext = NULL;
-    if (t->state == HAKRT_PARKED && t->parked_ns + IDLE_DELAY_MS * 1000000u > now) {
+    if (t->state == HAKRT_PARKED && t->parked_ns + IDLE_DELAY_NS > now) {
       gcq_later_push_locked(c, t); /* parked again since: later */
       continue;
     }
@@ -368,13 +369,7 @@ static void *collector_main(void *arg) {
                               ? c->gcq_later->gc_due_ns : next_round);
   }
   while ((t = gcq_pop_locked(c)) != NULL) hakrt_task_unref_locked(t);
-  while ((t = c->gcq_later) != NULL) {
-    c->gcq_later = t->gnext;
-    t->gnext = NULL;
-    t->gc_queued = false;
-    hakrt_task_unref_locked(t);
-  }
-  c->gcq_later_tail = NULL;
+  while ((t = gcq_later_pop_locked(c, UINT64_MAX)) != NULL) hakrt_task_unref_locked(t);
   pthread_mutex_unlock(&rt->lock);
   if (!rt->cfg.libc) hak_collect(true);
   return NULL;
