@@ -49,32 +49,38 @@ static void region_give_rest(hakl_region *r, char *p, size_t rest) {
 ** (1.3 MB, 0.94 MB of it on the lists) for 157 KB of Lua data at its peak.
 ** What Lua made together dies together, so most of those blocks lie next
 ** to each other.  Before a new chunk, a pass finds the runs of adjacent
-** free bytes: runs of SPAN_MIN bytes or more become spans, bumped through
-** by every size like a new chunk; shorter ones keep their blocks.  The
-** pass costs a walk of the lists and of a bitmap (a bit per 8 bytes of
-** the chunks), so it runs only in small regions (at most 0.4 ms at 3.6 MB
-** in the Lua suite), mostly free ones, and after a pass that found little,
-** not again until the region has grown.
+** free blocks: runs of SPAN_MIN bytes or more become spans, bumped through
+** by every size like a new chunk; shorter ones keep their blocks.
+**
+** How: the pass takes the blocks off their lists, writes each one's size
+** into its second word and sets its bit in a map of a bit per 8 bytes of
+** the chunks (the bit of its first 8 bytes).  In address order, the bits
+** then give the free blocks, and a block that starts where the one before
+** it ends extends that one's run.  8-byte blocks have no second word and
+** stay on their list.  The cost is a few instructions per free block and
+** per 64 bytes of chunk; still, the pass runs only in small regions (at
+** most RECYCLE_MAX bytes), mostly free ones, and after a pass that found
+** little, not again until the region has grown.
 */
 
 typedef struct region_map {
   char *start[RECYCLE_CHUNKS]; /* each chunk's first block, in address order */
-  char *stop[RECYCLE_CHUNKS];  /* its end */
-  size_t base[RECYCLE_CHUNKS]; /* its first bit */
+  size_t len[RECYCLE_CHUNKS];  /* its bytes from there */
+  size_t base[RECYCLE_CHUNKS]; /* its first bit, a multiple of 64 */
   size_t n;
-  size_t last;          /* the chunk of the last block mapped */
-  uint64_t *free_bits;  /* a bit per 8 bytes: free */
-  uint64_t *head_bits;  /* a bit per 8 bytes: a free block starts here */
+  size_t last;    /* the chunk of the last block mapped */
+  uint64_t *bits; /* a bit per 8 bytes: a free block starts here */
 } region_map;
 
 /* The bit of a free block of n bytes at p: in the chunk of the block
 ** before it (a list's blocks are mostly neighbours), else the chunk found
-** by binary search.  A block outside the chunks is a list overwritten in
+** by binary search.  A block not inside a chunk is a list overwritten in
 ** a way the links' checks (secure builds) cannot see, or that no check saw
 ** (other builds): stop rather than write outside the map. */
 static size_t region_map_bit(const hakl_region *r, region_map *m, const char *p, size_t n) {
   size_t i = m->last;
-  if (p < m->start[i] || p >= m->stop[i]) {
+  size_t off = (size_t)(p - m->start[i]); /* huge when p is below the chunk */
+  if (__builtin_expect(off > m->len[i] - n || (off & 7) != 0, 0)) { /* n <= len: chunks hold the top */
     size_t lo = 0, hi = m->n;
     while (hi - lo > 1) {
       size_t mid = (lo + hi) / 2;
@@ -82,52 +88,24 @@ static size_t region_map_bit(const hakl_region *r, region_map *m, const char *p,
       else hi = mid;
     }
     m->last = i = lo;
+    off = (size_t)(p - m->start[i]);
+    if (off > m->len[i] - n || (off & 7) != 0) hakl_region_bad_link(r, p, (uintptr_t)p);
   }
-  if (((uintptr_t)p & 7) != 0 || p < m->start[i] || n > (size_t)(m->stop[i] - p))
-    hakl_region_bad_link(r, p, (uintptr_t)p);
-  return m->base[i] + (size_t)(p - m->start[i]) / 8;
+  return m->base[i] + off / 8;
 }
 
-/* The first bit from b up to `stop` whose value is `want`, else stop. */
-static size_t region_find(const uint64_t *bits, size_t b, size_t stop, bool want) {
-  while (b < stop) {
-    uint64_t w = want ? bits[b / 64] : ~bits[b / 64];
-    w >>= b % 64;
-    if (w != 0) {
-      b += (size_t)__builtin_ctzll(w);
-      return b < stop ? b : stop;
-    }
-    b = (b / 64 + 1) * 64;
-  }
-  return stop;
-}
-
-/* Bits b .. b + n - 1 set, a word at a time. */
-static void region_set_bits(uint64_t *bits, size_t b, size_t n) {
-  if (b % 64 + n <= 64) { /* most blocks: one word */
-    bits[b / 64] |= (n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) << (b % 64);
-    return;
-  }
-  while (n > 0) {
-    size_t k = 64 - b % 64 < n ? 64 - b % 64 : n;
-    uint64_t ones = k == 64 ? ~UINT64_C(0) : (UINT64_C(1) << k) - 1;
-    bits[b / 64] |= ones << (b % 64);
-    b += k;
-    n -= k;
-  }
-}
-
-/* Takes every free block off the lists into the map. */
+/* Takes every free block of 16 bytes and more off the lists into the map,
+** its size in its second word. */
 static void region_map_blocks(hakl_region *r, region_map *m) {
-  for (size_t c = 1; c < HAKL_REGION_CLASSES; c++) {
-    size_t n = hakl_region_size(c) / 8;
+  for (size_t c = 2; c < HAKL_REGION_CLASSES; c++) {
+    size_t size = hakl_region_size(c);
     void *b = r->free[c];
     r->free[c] = NULL;
     while (b != NULL) {
       void *next = hakl_region_next(r, b);
-      size_t bit = region_map_bit(r, m, b, 8 * n);
-      m->head_bits[bit / 64] |= UINT64_C(1) << (bit % 64);
-      region_set_bits(m->free_bits, bit, n);
+      size_t bit = region_map_bit(r, m, b, size);
+      m->bits[bit / 64] |= UINT64_C(1) << (bit % 64);
+      ((size_t *)b)[1] = size;
       b = next;
     }
   }
@@ -143,36 +121,52 @@ static void region_span_link(hakl_region *r, char *span, char *next) {
 #endif
 }
 
-/* The runs of free bits back: spans (in address order) or their blocks;
-** the spans' bytes. */
+/* The free blocks of p .. end (adjacent, each with its size in its second
+** word) back: one span after *last when they make SPAN_MIN bytes, else
+** each block to its list.  The span's bytes. */
+static size_t region_run_back(hakl_region *r, char *p, char *end, char **last) {
+  size_t bytes = (size_t)(end - p);
+  if (bytes < SPAN_MIN) {
+    while (p < end) {
+      size_t size = ((size_t *)p)[1];
+      hakl_region_give(r, p, hakl_region_class_any(size));
+      p += size;
+    }
+    return 0;
+  }
+  if (HAKL_REGION_SECURE) memset(p, 0, bytes); /* no stale link looks free */
+  region_span_link(r, p, NULL);
+  ((size_t *)p)[1] = bytes;
+  if (*last == NULL) r->spans = p;
+  else region_span_link(r, *last, p);
+  *last = p;
+  return bytes;
+}
+
+/* The runs of the map's blocks back (region_run_back), chunk by chunk in
+** address order; the spans' bytes. */
 static size_t region_map_runs(hakl_region *r, const region_map *m) {
   char *last = NULL;
   size_t span_bytes = 0;
   for (size_t i = 0; i < m->n; i++) {
-    size_t stop = m->base[i] + (size_t)(m->stop[i] - m->start[i]) / 8;
-    size_t b = m->base[i];
-    while ((b = region_find(m->free_bits, b, stop, true)) < stop) {
-      size_t e = region_find(m->free_bits, b, stop, false);
-      char *p = m->start[i] + (b - m->base[i]) * 8;
-      size_t bytes = (e - b) * 8;
-      if (bytes >= SPAN_MIN) {
-        if (HAKL_REGION_SECURE) memset(p, 0, bytes); /* no stale link looks free */
-        region_span_link(r, p, NULL);
-        ((size_t *)p)[1] = bytes;
-        if (last == NULL) r->spans = p;
-        else region_span_link(r, last, p);
-        last = p;
-        span_bytes += bytes;
-      } else {
-        /* each block as it was: from its head to the next head or the run's end */
-        while (b < e) {
-          size_t h = region_find(m->head_bits, b + 1, e, true);
-          region_give_rest(r, m->start[i] + (b - m->base[i]) * 8, (h - b) * 8);
-          b = h;
+    size_t w = m->base[i] / 64;
+    size_t wend = w + (m->len[i] / 8 + 63) / 64;
+    char *run = NULL, *end = NULL;
+    for (; w < wend; w++) {
+      for (uint64_t x = m->bits[w]; x != 0; x &= x - 1) {
+        size_t bit = w * 64 + (size_t)__builtin_ctzll(x);
+        char *p = m->start[i] + (bit - m->base[i]) * 8;
+        if (p == end) { /* the run goes on */
+          end += ((size_t *)p)[1];
+          continue;
         }
+        if (p < end) hakl_region_bad_link(r, p, (uintptr_t)p); /* blocks overlap: a list was written */
+        if (run != NULL) span_bytes += region_run_back(r, run, end, &last);
+        run = p;
+        end = p + ((size_t *)p)[1];
       }
-      b = e;
     }
+    if (run != NULL) span_bytes += region_run_back(r, run, end, &last);
   }
   return span_bytes;
 }
@@ -184,7 +178,7 @@ static size_t region_map_runs(hakl_region *r, const region_map *m) {
 ** walk at every new chunk of a growing heap. */
 static bool region_recycle(hakl_region *r, size_t live) {
   region_map m;
-  size_t bits = 0, words;
+  size_t words = 0;
   if (r->chunk_bytes > RECYCLE_MAX || r->chunk_bytes <= r->recycle_after ||
       2 * live > r->chunk_bytes)
     return false;
@@ -195,23 +189,21 @@ static bool region_recycle(hakl_region *r, size_t live) {
     if (m.n == RECYCLE_CHUNKS) return false;
     for (i = m.n++; i > 0 && m.start[i - 1] > c; i--) { /* insertion by address */
       m.start[i] = m.start[i - 1];
-      m.stop[i] = m.stop[i - 1];
+      m.len[i] = m.len[i - 1];
     }
     m.start[i] = c + CHUNK_HEADER;
-    m.stop[i] = c + ((size_t *)c)[1];
+    m.len[i] = ((size_t *)c)[1] - CHUNK_HEADER;
   }
   for (size_t i = 0; i < m.n; i++) {
-    m.base[i] = bits;
-    bits += (size_t)(m.stop[i] - m.start[i]) / 8;
+    m.base[i] = words * 64;
+    words += (m.len[i] / 8 + 63) / 64;
   }
-  words = (bits + 63) / 64;
-  m.free_bits = hak_heap_malloc8(NULL, 2 * words * sizeof(uint64_t));
-  if (m.free_bits == NULL) return false;
-  memset(m.free_bits, 0, 2 * words * sizeof(uint64_t));
-  m.head_bits = m.free_bits + words;
+  m.bits = hak_heap_malloc8(NULL, words * sizeof(uint64_t));
+  if (m.bits == NULL) return false;
+  memset(m.bits, 0, words * sizeof(uint64_t));
   region_map_blocks(r, &m);
   size_t span_bytes = region_map_runs(r, &m);
-  hak_free_sized(m.free_bits, 2 * words * sizeof(uint64_t));
+  hak_free_sized(m.bits, words * sizeof(uint64_t));
   if (span_bytes >= r->chunk_bytes / 8) r->recycle_after = 0;
   return span_bytes != 0;
 }
