@@ -113,6 +113,9 @@ typedef struct hakl_region {
                            bytes in the second */
   size_t recycle_after; /* no recycling until chunk_bytes passes this (a pass
                            found little at this size) */
+  uint64_t *map;        /* recycling's map of the chunks (hakl_region.c): NULL,
+                           or map_words words, all zero between passes */
+  size_t map_words;
   size_t top;        /* largest block: HAKL_REGION_TOP in a private heap's state,
                         else HAKL_REGION_MAX (the thread's pages hold larger ones
                         densely, shared with other states) */

@@ -57,10 +57,13 @@ static void region_give_rest(hakl_region *r, char *p, size_t rest) {
 ** the chunks (the bit of its first 8 bytes).  In address order, the bits
 ** then give the free blocks, and a block that starts where the one before
 ** it ends extends that one's run.  8-byte blocks have no second word and
-** stay on their list.  The cost is a few instructions per free block and
-** per 64 bytes of chunk; still, the pass runs only in small regions (at
-** most RECYCLE_MAX bytes), mostly free ones, and after a pass that found
-** little, not again until the region has grown.
+** stay on their list.  The map stays with the region (a 64th of its
+** chunks), all zero between passes: the scan clears each word it reads,
+** so a pass neither allocates nor zeroes it unless the chunks grew.  The
+** cost is a few instructions per free block and per 64 bytes of chunk;
+** still, the pass runs only in small regions (at most RECYCLE_MAX bytes),
+** mostly free ones, and after a pass that found little, not again until
+** the region has grown.
 */
 
 typedef struct region_map {
@@ -69,7 +72,7 @@ typedef struct region_map {
   size_t base[RECYCLE_CHUNKS]; /* its first bit, a multiple of 64 */
   size_t n;
   size_t last;    /* the chunk of the last block mapped */
-  uint64_t *bits; /* a bit per 8 bytes: a free block starts here */
+  uint64_t *bits; /* the region's map: a bit per 8 bytes, a free block starts here */
 } region_map;
 
 /* The bit of a free block of n bytes at p: in the chunk of the block
@@ -153,7 +156,10 @@ static size_t region_map_runs(hakl_region *r, const region_map *m) {
     size_t wend = w + (m->len[i] / 8 + 63) / 64;
     char *run = NULL, *end = NULL;
     for (; w < wend; w++) {
-      for (uint64_t x = m->bits[w]; x != 0; x &= x - 1) {
+      uint64_t x = m->bits[w];
+      if (x == 0) continue;
+      m->bits[w] = 0; /* all zero for the next pass */
+      for (; x != 0; x &= x - 1) {
         size_t bit = w * 64 + (size_t)__builtin_ctzll(x);
         char *p = m->start[i] + (bit - m->base[i]) * 8;
         if (p == end) { /* the run goes on */
@@ -198,12 +204,17 @@ static bool region_recycle(hakl_region *r, size_t live) {
     m.base[i] = words * 64;
     words += (m.len[i] / 8 + 63) / 64;
   }
-  m.bits = hak_heap_malloc8(NULL, words * sizeof(uint64_t));
-  if (m.bits == NULL) return false;
-  memset(m.bits, 0, words * sizeof(uint64_t));
+  if (words > r->map_words) { /* the chunks grew: a larger map */
+    uint64_t *map = hak_heap_malloc8(NULL, words * sizeof(uint64_t));
+    if (map == NULL) return false;
+    memset(map, 0, words * sizeof(uint64_t));
+    if (r->map != NULL) hak_free_sized(r->map, r->map_words * sizeof(uint64_t));
+    r->map = map;
+    r->map_words = words;
+  }
+  m.bits = r->map;
   region_map_blocks(r, &m);
   size_t span_bytes = region_map_runs(r, &m);
-  hak_free_sized(m.bits, words * sizeof(uint64_t));
   if (span_bytes >= r->chunk_bytes / 8) r->recycle_after = 0;
   return span_bytes != 0;
 }
@@ -259,6 +270,7 @@ void *hakl_region_refill(hakl_region *r, size_t c, size_t live) {
 
 void hakl_region_release(hakl_region *r) {
   void *chunk = r->chunks;
+  if (r->map != NULL) hak_free_sized(r->map, r->map_words * sizeof(uint64_t));
   while (chunk != NULL) {
     void *next = ((void **)chunk)[0];
     hak_free_sized(chunk, ((size_t *)chunk)[1]);
