@@ -125,6 +125,8 @@ Test(runtime, messages) { expect_script("messages.lua", "messages ok", 2, false)
 Test(runtime, messages_one_worker) { expect_script("messages.lua", "messages ok", 1, false); }
 Test(runtime, messages_libc) { expect_script("messages.lua", "messages ok", 2, true); }
 Test(runtime, deepcopy) { expect_script("deepcopy.lua", "deepcopy ok", 2, false); }
+Test(runtime, spawn_code) { expect_script("spawn_code.lua", "spawn_code ok", 2, false); }
+Test(runtime, spawn_code_one_worker) { expect_script("spawn_code.lua", "spawn_code ok", 1, false); }
 Test(runtime, buffers) { expect_script("buffers.lua", "buffers ok", 2, false); }
 Test(runtime, buffers_libc) { expect_script("buffers.lua", "buffers ok", 2, true); }
 Test(runtime, channels) { expect_script("channels.lua", "channels ok", 2, false); }
@@ -256,6 +258,37 @@ Test(runtime, host_posts) {
   hakrt_free(rt);
   text = slurp(out);
   cr_expect(strstr(text, "sum\t125250") != NULL, "output: %s (%d sent, %d full)", text, sent, tries);
+  free(text);
+}
+
+/* A post before the task asked for its inbox makes it: the task finds the
+** message there when it asks. */
+Test(runtime, host_posts_first) {
+  hakrt_config cfg;
+  hakrt *rt;
+  uint64_t id;
+  int tries = 0;
+  FILE *out = tmpfile();
+  char *text;
+  hakrt_config_init(&cfg);
+  cfg.workers = 1;
+  cfg.host_posts = true;
+  cfg.out = out;
+  rt = hakrt_new(&cfg);
+  cr_assert(rt != NULL, "hakrt_new");
+  id = hakrt_spawn_source(rt, "local rt = require 'hakrt'\n"
+                              "rt.sleep(50)\n"
+                              "print('got', rt.inbox():recv())\n", "=late_inbox", 0, NULL, NULL);
+  cr_assert(id > 0, "spawn");
+  while (hakrt_post(rt, id, "early", 5) != 0) {
+    cr_assert(errno == EAGAIN, "post: %s", strerror(errno));
+    tries++;
+    usleep(100);
+  }
+  cr_expect(hakrt_wait(rt) == 0, "the task failed");
+  hakrt_free(rt);
+  text = slurp(out);
+  cr_expect(strstr(text, "got\tearly") != NULL, "output: %s (%d full)", text, tries);
   free(text);
 }
 

@@ -109,7 +109,6 @@ struct hakrt_chan {
   hakrt_msg *head, *tail;
   bool closed;
   hakrt_waitq recvq, sendq;
-  hakrt_task *inbox_of;   /* the task whose inbox this is, or NULL */
   hakrt *rt;
 };
 
@@ -144,6 +143,29 @@ void hakrt_buf_open_lib(lua_State *L);
 int hakrt_buf_new(lua_State *L);  /* rt.buffer(n_or_string) */
 
 /* -------------------------------------------------------------------------
+** Spawned code (lib.c): a function's binary chunk, made once and shared.
+** ---------------------------------------------------------------------- */
+
+/*
+** The binary chunk of a spawned function (lua_dump with its debug
+** information), shared by every task spawned from that function: the
+** spawning state keeps the one of the function it spawned last (a loop
+** that spawns one function dumps it once), and each task holds a
+** reference until its state has loaded it.  Immutable once made, so any
+** thread may read it.  Invariant: refs counts the tasks and the spawning
+** state's cache that hold it; the last release frees it.
+*/
+typedef struct hakrt_code {
+  AO_t refs;
+  hakrt *rt;         /* whose memory functions made it */
+  size_t len;
+  char data[];
+} hakrt_code;
+
+void hakrt_code_retain(hakrt_code *c);
+void hakrt_code_release(hakrt_code *c);
+
+/* -------------------------------------------------------------------------
 ** Tasks (task.c).
 ** ---------------------------------------------------------------------- */
 
@@ -172,6 +194,14 @@ enum hakrt_wait {
 };
 
 /* What the collector's work and Lua's GC cost, per task and in total. */
+/* What the figures (figures.c) show of a task's account: a copy made at
+** each yield, and after the close (a quarter of a whole hakl_account,
+** which every queued task would carry twice). */
+typedef struct hakrt_acct_fig {
+  size_t in_use, peak, limit;
+  uint64_t nfail;
+} hakrt_acct_fig;
+
 typedef struct hakrt_gc_figures {
   uint64_t worker_gc_ns;     /* in Lua's collector on workers (cfg.gc_clock) */
   uint64_t collector_gc_ns;  /* idle and soft collections on the collector */
@@ -209,7 +239,7 @@ struct hakrt_task {
   bool failure_seen;       /* a join returned its error */
   hakrt_msg *result;       /* what join returns, once DONE */
   char *error;             /* message and traceback of a failed task */
-  hakl_account snap;       /* the account as of its last yield */
+  hakrt_acct_fig snap;     /* the account as of its last yield */
   uint64_t run_ns, cpu_ns, sent, received, resumes; /* as of its last yield */
   int last_worker;         /* -1 before it first ran */
   bool gc_queued;          /* in the collector's GC queue (one reference) */
@@ -244,14 +274,17 @@ struct hakrt_task {
   AO_t collect_stop;       /* a wake arrived while COLLECTING: stop soon */
   int watch;               /* HAKRT_WATCH_* asked of the hook */
   bool watch_reported;     /* this streak was reported */
-  hakl_account o_final;    /* the account after the close (ctx is gone then) */
+  hakrt_acct_fig o_final;  /* the account after the close (ctx is gone then) */
   bool closed;
-  hakrt_msg *start;        /* the code and arguments, until it starts */
+  hakrt_msg *start;        /* the arguments (a file's: after its path), until it starts */
+  hakrt_code *code;        /* HAKRT_START_FUNCTION: the function, until it starts */
   int kind;                /* HAKRT_START_* */
   char *name;              /* path or chunk name */
   size_t limit;
   bool private_heap;
-  hakrt_chan *inbox;       /* one reference */
+  hakrt_chan *inbox;       /* sched: NULL until first asked for (hakrt_task_inbox:
+                              most tasks never receive), then one reference */
+  bool inbox_done;         /* sched: the task's code ended; no new inbox */
   char *obuf;              /* output not yet written: a partial line */
   size_t olen, ocap;
 };
@@ -269,6 +302,10 @@ hakrt_task *hakrt_task_new(hakrt *rt, int kind, const char *name, hakrt_msg *sta
                            const hakrt_spawn_opts *opts);
 /* Runs t for one slice on worker w (t is RUNNING). */
 void hakrt_task_run(hakrt_task *t, hakrt_worker *w);
+/* The task's inbox, made on first use: 0 and *out set (the task holds the
+** reference), EPIPE when the task's code has ended without one, ENOMEM.
+** Takes the sched lock: not with it held. */
+int hakrt_task_inbox(hakrt_task *t, hakrt_chan **out);
 /* Drops a reference (sched lock held). */
 void hakrt_task_unref_locked(hakrt_task *t);
 void hakrt_task_unref(hakrt_task *t);

@@ -92,6 +92,26 @@ static void handle_push(lua_State *L, hakrt_task *t) {
 ** Spawning.
 ** --------------------------------------------------------------------- */
 
+#define CODE_MT "hakrt.code"
+#define CODE_FN_KEY "hakrt.spawn.fn"    /* registry: the function spawned last */
+#define CODE_BOX_KEY "hakrt.spawn.code" /* registry: a CODE_MT box of its chunk */
+
+void hakrt_code_retain(hakrt_code *c) {
+  AO_fetch_and_add1(&c->refs);
+}
+
+void hakrt_code_release(hakrt_code *c) {
+  if (c != NULL && AO_fetch_and_sub1_full(&c->refs) == 1) hakrt_mem_free(c->rt, c);
+}
+
+static int code_gc(lua_State *L) {
+  hakrt_code **box = (hakrt_code **)luaL_checkudata(L, 1, CODE_MT);
+  hakrt_code_release(*box);
+  *box = NULL;
+  return 0;
+}
+
+/* lua_dump's writer: a hakrt_code in the making, its header first. */
 typedef struct dump_buf {
   hakrt *rt;
   char *p;
@@ -102,10 +122,10 @@ typedef struct dump_buf {
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   dump_buf *d = (dump_buf *)ud;
   (void)L;
-  if (d->cap - d->n < n) {
+  if (d->cap < d->n + n) { /* n starts at the header's size, cap at 0 */
     size_t cap = d->cap ? d->cap : 1024;
     char *q;
-    while (cap - d->n < n) cap *= 2;
+    while (cap < d->n + n) cap *= 2;
     if ((q = (char *)hakrt_mem_realloc(d->rt, d->p, cap)) == NULL) {
       d->oom = true;
       return 1;
@@ -118,9 +138,12 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   return 0;
 }
 
-/* The function at idx as a binary chunk, pushed as a string. */
-static void push_dump(lua_State *L, int idx, hakrt *rt) {
+/* The function at idx dumped into a new chunk with one reference;
+** raises when it cannot be spawned or memory runs out (nothing held). */
+static hakrt_code *code_dump(lua_State *L, int idx, hakrt *rt) {
   dump_buf d;
+  hakrt_code *c;
+  char *fit;
   int i;
   const char *up;
   if (lua_iscfunction(L, idx)) luaL_error(L, "cannot spawn a C function");
@@ -132,6 +155,7 @@ static void push_dump(lua_State *L, int idx, hakrt *rt) {
   }
   memset(&d, 0, sizeof d);
   d.rt = rt;
+  d.n = sizeof(hakrt_code);
   lua_pushvalue(L, idx);
   lua_dump(L, dump_writer, &d, 0);
   lua_pop(L, 1);
@@ -139,33 +163,72 @@ static void push_dump(lua_State *L, int idx, hakrt *rt) {
     hakrt_mem_free(rt, d.p);
     luaL_error(L, "not enough memory");
   }
-  lua_pushlstring(L, d.p, d.n);
-  hakrt_mem_free(rt, d.p);
+  /* it lives as long as tasks wait to start: no doubling's slack */
+  if ((fit = (char *)hakrt_mem_realloc(rt, d.p, d.n)) != NULL) d.p = fit;
+  c = (hakrt_code *)(void *)d.p;
+  AO_store(&c->refs, 1);
+  c->rt = rt;
+  c->len = d.n - sizeof(hakrt_code);
+  return c;
+}
+
+/*
+** The chunk of the function at idx, with a reference for the caller (the
+** last thing done: an error leaves nothing held).  The state keeps the
+** chunk of the function it spawned last, with the function itself (so
+** that no other function can take its address meanwhile): spawning it
+** again costs no dump, and its tasks share one copy.
+*/
+static hakrt_code *spawn_code(lua_State *L, int idx, hakrt *rt) {
+  hakrt_code **box, *c;
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, CODE_FN_KEY);
+  if (lua_rawequal(L, -1, idx)) {
+    lua_getfield(L, LUA_REGISTRYINDEX, CODE_BOX_KEY);
+    c = *(hakrt_code **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    hakrt_code_retain(c);
+    return c;
+  }
+  lua_pop(L, 1);
+  box = (hakrt_code **)lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, CODE_MT);
+  c = *box = code_dump(L, idx, rt); /* the box frees it if what follows raises */
+  /* the function last: until both are set, no stale pair can match */
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, CODE_FN_KEY);
+  lua_setfield(L, LUA_REGISTRYINDEX, CODE_BOX_KEY);
+  lua_pushvalue(L, idx);
+  lua_setfield(L, LUA_REGISTRYINDEX, CODE_FN_KEY);
+  hakrt_code_retain(c);
+  return c;
 }
 
 /* The code at `first`, its arguments after it. */
 static int spawn_from(lua_State *L, int first, const hakrt_spawn_opts *opts) {
   hakrt_task *self = hakrt_task_of(L), *t;
-  int top = lua_gettop(L), nargs = top - first, kind, i;
+  int top = lua_gettop(L), nargs = top - first, kind;
   const char *name;
+  hakrt_code *code = NULL;
   hakrt_msg *m;
   if (lua_type(L, first) == LUA_TSTRING) {
     kind = HAKRT_START_FILE;
     name = lua_tostring(L, first);
-    m = hakrt_msg_pack(L, first + 1, nargs, "argument");
   } else {
     luaL_argexpected(L, lua_type(L, first) == LUA_TFUNCTION, first, "function or script path");
     kind = HAKRT_START_FUNCTION;
     name = "=spawned function";
-    push_dump(L, first, self->rt);
-    luaL_checkstack(L, nargs + 2, "too many arguments");
-    for (i = 1; i <= nargs; i++) lua_pushvalue(L, first + i);
-    m = hakrt_msg_pack(L, top + 1, nargs + 1, "argument");
   }
+  m = hakrt_msg_pack(L, first + 1, nargs, "argument");
+  if (kind == HAKRT_START_FUNCTION) code = spawn_code(L, first, self->rt); /* raises before it holds */
   hakrt_msg_commit(m, L);
-  if ((t = hakrt_task_new(self->rt, kind, name, m, opts)) == NULL)
+  if ((t = hakrt_task_new(self->rt, kind, name, m, opts)) == NULL) {
+    hakrt_code_release(code);
     return luaL_error(L, "not enough memory");
-  hakrt_msg_unbox(L, -1);
+  }
+  t->code = code;
+  hakrt_msg_unbox(L, top + 1);
   t->refs++; /* the handle's */
   if (!hakrt_sched_spawn(self->rt, t)) {
     hakrt_task_unref(t);
@@ -249,7 +312,9 @@ static int rt_channel(lua_State *L) {
 }
 
 static int rt_inbox(lua_State *L) {
-  hakrt_chan_push(L, hakrt_task_of(L)->inbox);
+  hakrt_chan *c;
+  if (hakrt_task_inbox(hakrt_task_of(L), &c) != 0) return luaL_error(L, "not enough memory");
+  hakrt_chan_push(L, c);
   return 1;
 }
 
@@ -284,6 +349,11 @@ static int rt_open(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, CODE_MT)) {
+    lua_pushcfunction(L, code_gc);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   hakrt_chan_open_lib(L);

@@ -207,13 +207,18 @@ int hakrt_post(hakrt *rt, uint64_t id, const void *data, size_t len) {
   pthread_mutex_lock(&rt->lock);
   for (t = rt->live; t != NULL; t = t->lnext)
     if (t->id == id) {
-      inbox = t->inbox;
-      hakrt_chan_retain(inbox);
+      t->refs++; /* kept while its inbox is found or made */
       break;
     }
   pthread_mutex_unlock(&rt->lock);
-  if (inbox == NULL) {
+  if (t == NULL) {
     errno = ESRCH;
+    return -1;
+  }
+  if ((err = hakrt_task_inbox(t, &inbox)) == 0) hakrt_chan_retain(inbox);
+  hakrt_task_unref(t);
+  if (err != 0) {
+    errno = err;
     return -1;
   }
   if ((m = hakrt_msg_strings(rt, 1, &s, &len)) == NULL) err = ENOMEM;

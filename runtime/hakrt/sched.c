@@ -373,7 +373,8 @@ void hakrt_sched_stop(hakrt *rt) {
 
 /* Could the host still wake t (a post to its inbox)? */
 static bool host_may_wake(hakrt *rt, hakrt_task *t) {
-  return rt->cfg.host_posts && t->wait == HAKRT_W_RECV && t->wait_id == t->inbox->id;
+  return rt->cfg.host_posts && t->wait == HAKRT_W_RECV && t->inbox != NULL &&
+         t->wait_id == t->inbox->id;
 }
 
 static bool deadlocked_locked(hakrt *rt) {

@@ -60,6 +60,8 @@ void hakrt_task_uncharge(hakrt_task *t, size_t n) {
 ** Creation.
 ** --------------------------------------------------------------------- */
 
+#define INBOX_CAP 64 /* messages an inbox holds before senders wait */
+
 static char *dup_string(hakrt *rt, const char *s) {
   size_t n = strlen(s) + 1;
   char *d = (char *)hakrt_mem_alloc(rt, n);
@@ -84,19 +86,44 @@ hakrt_task *hakrt_task_new(hakrt *rt, int kind, const char *name, hakrt_msg *sta
     if (opts->private_heap && !rt->cfg.libc) t->private_heap = true;
   }
   t->name = dup_string(rt, name);
-  t->inbox = hakrt_chan_new(rt, 64);
-  if (t->name == NULL || t->inbox == NULL) {
-    if (t->inbox != NULL) hakrt_chan_release(t->inbox);
-    hakrt_mem_free(rt, t->name);
+  if (t->name == NULL) {
     hakrt_mem_free(rt, t);
     return NULL;
   }
   return t;
 }
 
+int hakrt_task_inbox(hakrt_task *t, hakrt_chan **out) {
+  hakrt *rt = t->rt;
+  hakrt_chan *c, *fresh;
+  bool done;
+  pthread_mutex_lock(&rt->lock);
+  c = t->inbox;
+  done = t->inbox_done;
+  pthread_mutex_unlock(&rt->lock);
+  if (c == NULL && done) return EPIPE;
+  if (c == NULL) {
+    /* made unlocked (hakrt_chan_new takes the sched lock); the first to
+    ** store one wins, a loser's goes */
+    if ((fresh = hakrt_chan_new(rt, INBOX_CAP)) == NULL) return ENOMEM;
+    pthread_mutex_lock(&rt->lock);
+    if (t->inbox == NULL && !t->inbox_done) {
+      t->inbox = fresh;
+      fresh = NULL;
+    }
+    c = t->inbox;
+    pthread_mutex_unlock(&rt->lock);
+    if (fresh != NULL) hakrt_chan_release(fresh);
+    if (c == NULL) return EPIPE;
+  }
+  *out = c;
+  return 0;
+}
+
 static void task_free(hakrt_task *t) {
   hakrt *rt = t->rt;
   hakrt_msg_free(t->start);
+  hakrt_code_release(t->code);
   hakrt_msg_free(t->result);
   hakrt_mem_free(rt, t->error);
   hakrt_mem_free(rt, t->name);
@@ -124,8 +151,15 @@ uint64_t hakrt_task_allocated(const hakrt_task *t) {
   return n;
 }
 
+static void acct_fig(hakrt_acct_fig *f, const hakl_account *a) {
+  f->in_use = a->in_use;
+  f->peak = a->peak;
+  f->limit = a->limit;
+  f->nfail = a->nfail;
+}
+
 void hakrt_task_publish_locked(hakrt_task *t) {
-  if (t->ctx != NULL) t->snap = t->ctx->acct;
+  if (t->ctx != NULL) acct_fig(&t->snap, &t->ctx->acct);
   else if (t->closed) t->snap = t->o_final;
   t->gc = t->o_gc;
   t->run_ns = t->o_run_ns;
@@ -224,11 +258,17 @@ static int task_main(lua_State *L) {
     status = luaL_loadfile(L, t->name);
     if (status != LUA_OK) return lua_error(L);
     lua_insert(L, 1);
+  } else if (t->kind == HAKRT_START_FUNCTION) {
+    hakrt_code *c = t->code;
+    status = luaL_loadbufferx(L, c->data, c->len, t->name, "b");
+    t->code = NULL; /* loaded (or failed): the state needs it no more */
+    hakrt_code_release(c);
+    if (status != LUA_OK) return lua_error(L);
+    lua_insert(L, 1);
   } else {
     size_t len;
     const char *code = lua_tolstring(L, 1, &len);
-    status = luaL_loadbufferx(L, code, len, t->name,
-                              t->kind == HAKRT_START_FUNCTION ? "b" : "t");
+    status = luaL_loadbufferx(L, code, len, t->name, "t");
     if (status != LUA_OK) return lua_error(L);
     lua_replace(L, 1);
     n--;
@@ -341,14 +381,22 @@ static void task_returned(hakrt_task *t, int nres) {
 /* What ends with the task's code, on the worker: its waits, its output,
 ** its inbox (senders learn at once that nobody will read). */
 static void task_end(hakrt_task *t) {
+  hakrt *rt = t->rt;
+  hakrt_chan *inbox;
   hakrt_task_cancel_wait(t);
   hakrt_output_flush(t);
-  hakrt_chan_close(t->inbox);
+  pthread_mutex_lock(&rt->lock);
+  t->inbox_done = true;
+  inbox = t->inbox;
+  pthread_mutex_unlock(&rt->lock);
+  if (inbox != NULL) hakrt_chan_close(inbox); /* the channel lock comes first */
 }
 
 void hakrt_task_close_state(hakrt_task *t) {
   if (t->L != NULL) {
-    hakl_close(t->L, &t->o_final);
+    hakl_account final;
+    hakl_close(t->L, &final);
+    acct_fig(&t->o_final, &final);
     t->ctx = NULL;
     t->closed = true;
     t->L = t->co = NULL;
