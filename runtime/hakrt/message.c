@@ -122,7 +122,10 @@ static bool msg_varint(hakrt_msg *m, uint64_t v) {
 static int msg_ref(hakrt_msg *m, int kind, void *p, size_t len) {
   hakrt_ref *r;
   if (m->nrefs == m->refcap) {
-    unsigned cap = m->refcap ? 2 * m->refcap : 4;
+    /* one first: most messages that carry any carry one channel (a
+    ** spawn's reply channel) or one buffer, and a queued task keeps its
+    ** arguments' message until it starts */
+    unsigned cap = m->refcap ? 2 * m->refcap : 1;
     hakrt_ref *refs = (hakrt_ref *)hakrt_mem_realloc(m->rt, m->refs, cap * sizeof *refs);
     if (refs == NULL) return -1;
     m->refs = refs;
