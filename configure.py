@@ -224,6 +224,7 @@ BENCH_SCRIPTS = [
     ('bench-lua', 'bench/lua/compare.py', []),
     ('bench-lua-quick', 'bench/lua/compare.py', ['--quick']),
     ('bench-lua-profile', 'bench/lua/profile.py', []),
+    ('bench-lua-memory', 'bench/lua/memory.py', ['--gc=both']),
     ('bench-threads', 'bench/threads/run.py', []),
     ('bench-threads-quick', 'bench/threads/run.py', ['--quick']),
     ('bench-runtime', 'bench/runtime/run.py', []),
