@@ -223,44 +223,46 @@ typedef struct hakrt_gc_figures {
 struct hakrt_task {
   uint64_t id;
   hakrt *rt;
-  /* sched */
-  int state;
-  bool woken;              /* woken while RUNNING: requeue when it parks */
-  int refs;
+  /* sched (each group's small fields last, so that no padding is left
+  ** between them: a queued task is this struct and its arguments) */
   hakrt_task *qnext;       /* run queue */
   hakrt_task *lprev, *lnext; /* live list */
   hakrt_task *joiners;     /* tasks waiting in join on this one */
   hakrt_task *jnext;       /* next joiner of the task this one joins */
   uint64_t timer_seq;      /* a timer entry is valid while seq matches */
-  int wait;                /* HAKRT_W_*, set before parking */
   uint64_t wait_id;        /* the channel or task waited on */
   uint64_t deadline;       /* ns, CLOCK_MONOTONIC; 0 = none */
-  bool failed;
-  bool failure_seen;       /* a join returned its error */
   hakrt_msg *result;       /* what join returns, once DONE */
   char *error;             /* message and traceback of a failed task */
   hakrt_acct_fig snap;     /* the account as of its last yield */
   uint64_t run_ns, cpu_ns, sent, received, resumes; /* as of its last yield */
+  hakrt_task *gnext;       /* collector's GC queue */
+  uint64_t parked_ns;      /* when it last parked (sched) */
+  uint64_t gc_due_ns;      /* in gcq_later: when the collector may take it */
+  hakrt_task *cnext;       /* collector's close queue (DONE, one reference) */
+  hakrt_gc_figures gc;     /* as of its last yield, GC or close */
+  hakrt_chan *inbox;       /* NULL until first asked for (hakrt_task_inbox:
+                              most tasks never receive), then one reference */
+  int state;
+  int refs;
+  int wait;                /* HAKRT_W_*, set before parking */
   int last_worker;         /* -1 before it first ran */
+  bool woken;              /* woken while RUNNING: requeue when it parks */
+  bool failed;
+  bool failure_seen;       /* a join returned its error */
   bool gc_queued;          /* in the collector's GC queue (one reference) */
   bool want_gc;            /* set at its last slice's end: it asks the
                               collector for a collection when it parks */
   bool gc_full;            /* what it asks the collector for: a full collection */
   bool soft_req;           /* ... because of its soft limit */
-  hakrt_task *gnext;       /* collector's GC queue */
-  uint64_t parked_ns;      /* when it last parked (sched) */
-  uint64_t gc_due_ns;      /* in gcq_later: when the collector may take it */
-  hakrt_task *cnext;       /* collector's close queue (DONE, one reference) */
   bool closed_by_collector;
-  hakrt_gc_figures gc;     /* as of its last yield, GC or close */
+  bool inbox_done;         /* the task's code ended; no new inbox */
   /* chan */
   hakrt_task *wprev, *wnext;
   hakrt_chan *wq_chan;     /* the channel whose queue holds it, or NULL */
   /* own */
   lua_State *L, *co;       /* the state; the coroutine that runs the task */
   hakl_ctx *ctx;
-  int yield;               /* HAKRT_Y_* of the last yield to the worker */
-  bool preempt_req;        /* the slice ran out: yield at a safe point */
   uint64_t slice_end;      /* hook preemption: ns */
   uint64_t resume_ns;      /* when the current slice began */
   hakrt_worker *worker;    /* running it now */
@@ -272,21 +274,20 @@ struct hakrt_task {
   size_t gc_base;          /* in_use after its last full collection */
   uint64_t streak_ns;      /* run time since it last blocked or yielded */
   AO_t collect_stop;       /* a wake arrived while COLLECTING: stop soon */
-  int watch;               /* HAKRT_WATCH_* asked of the hook */
-  bool watch_reported;     /* this streak was reported */
   hakrt_acct_fig o_final;  /* the account after the close (ctx is gone then) */
-  bool closed;
   hakrt_msg *start;        /* the arguments (a file's: after its path), until it starts */
   hakrt_code *code;        /* HAKRT_START_FUNCTION: the function, until it starts */
-  int kind;                /* HAKRT_START_* */
   char *name;              /* path or chunk name */
   size_t limit;
-  bool private_heap;
-  hakrt_chan *inbox;       /* sched: NULL until first asked for (hakrt_task_inbox:
-                              most tasks never receive), then one reference */
-  bool inbox_done;         /* sched: the task's code ended; no new inbox */
   char *obuf;              /* output not yet written: a partial line */
   size_t olen, ocap;
+  int yield;               /* HAKRT_Y_* of the last yield to the worker */
+  int watch;               /* HAKRT_WATCH_* asked of the hook */
+  int kind;                /* HAKRT_START_* */
+  bool preempt_req;        /* the slice ran out: yield at a safe point */
+  bool watch_reported;     /* this streak was reported */
+  bool closed;
+  bool private_heap;
 };
 
 enum { HAKRT_START_FILE, HAKRT_START_SOURCE, HAKRT_START_FUNCTION };
