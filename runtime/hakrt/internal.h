@@ -277,7 +277,8 @@ struct hakrt_task {
   hakrt_acct_fig o_final;  /* the account after the close (ctx is gone then) */
   hakrt_msg *start;        /* the arguments (a file's: after its path), until it starts */
   hakrt_code *code;        /* HAKRT_START_FUNCTION: the function, until it starts */
-  char *name;              /* path or chunk name */
+  char *name;              /* path or chunk name (a function's: HAKRT_FUNCTION_NAME,
+                              not a copy) */
   size_t limit;
   char *obuf;              /* output not yet written: a partial line */
   size_t olen, ocap;
@@ -291,6 +292,7 @@ struct hakrt_task {
 };
 
 enum { HAKRT_START_FILE, HAKRT_START_SOURCE, HAKRT_START_FUNCTION };
+#define HAKRT_FUNCTION_NAME "=spawned function" /* every spawned function's chunk name */
 enum { HAKRT_WATCH_NONE, HAKRT_WATCH_REPORT, HAKRT_WATCH_STOP };
 
 /* The task running on this thread's L (any coroutine of a task's state);

@@ -218,7 +218,7 @@ static int spawn_from(lua_State *L, int first, const hakrt_spawn_opts *opts) {
   } else {
     luaL_argexpected(L, lua_type(L, first) == LUA_TFUNCTION, first, "function or script path");
     kind = HAKRT_START_FUNCTION;
-    name = "=spawned function";
+    name = HAKRT_FUNCTION_NAME;
   }
   m = hakrt_msg_pack(L, first + 1, nargs, "argument");
   if (kind == HAKRT_START_FUNCTION) code = spawn_code(L, first, self->rt); /* raises before it holds */

@@ -85,7 +85,8 @@ hakrt_task *hakrt_task_new(hakrt *rt, int kind, const char *name, hakrt_msg *sta
     if (opts->mem_limit != 0) t->limit = opts->mem_limit;
     if (opts->private_heap && !rt->cfg.libc) t->private_heap = true;
   }
-  t->name = dup_string(rt, name);
+  /* a function's name is the same for all: no copy per spawn */
+  t->name = kind == HAKRT_START_FUNCTION ? (char *)HAKRT_FUNCTION_NAME : dup_string(rt, name);
   if (t->name == NULL) {
     hakrt_mem_free(rt, t);
     return NULL;
@@ -126,7 +127,7 @@ static void task_free(hakrt_task *t) {
   hakrt_code_release(t->code);
   hakrt_msg_free(t->result);
   hakrt_mem_free(rt, t->error);
-  hakrt_mem_free(rt, t->name);
+  if (t->kind != HAKRT_START_FUNCTION) hakrt_mem_free(rt, t->name);
   hakrt_mem_free(rt, t->obuf);
   if (t->inbox != NULL) hakrt_chan_release(t->inbox);
   hakrt_mem_free(rt, t);
