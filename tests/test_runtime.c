@@ -222,20 +222,27 @@ Test(runtime, output_lines_whole) {
   free(r.err);
 }
 
+/* A runtime of `workers` that the host may post to, printing into out. */
+static hakrt *posting_runtime(int workers, FILE *out) {
+  hakrt_config cfg;
+  hakrt *rt;
+  hakrt_config_init(&cfg);
+  cfg.workers = workers;
+  cfg.host_posts = true;
+  cfg.out = out;
+  rt = hakrt_new(&cfg);
+  cr_assert(rt != NULL, "hakrt_new");
+  return rt;
+}
+
 /* The host posts strings to a task's inbox from its own thread. */
 Test(runtime, host_posts) {
-  hakrt_config cfg;
   hakrt *rt;
   uint64_t id;
   int i, sent = 0, tries = 0;
   FILE *out = tmpfile();
   char *text;
-  hakrt_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.host_posts = true;
-  cfg.out = out;
-  rt = hakrt_new(&cfg);
-  cr_assert(rt != NULL, "hakrt_new");
+  rt = posting_runtime(2, out);
   id = hakrt_spawn_source(rt, "local rt = require 'hakrt'\n"
                               "local inbox, sum = rt.inbox(), 0\n"
                               "while true do local m = inbox:recv() if m == 'end' then break end\n"
@@ -264,18 +271,12 @@ Test(runtime, host_posts) {
 /* A post before the task asked for its inbox makes it: the task finds the
 ** message there when it asks. */
 Test(runtime, host_posts_first) {
-  hakrt_config cfg;
   hakrt *rt;
   uint64_t id;
   int tries = 0;
   FILE *out = tmpfile();
   char *text;
-  hakrt_config_init(&cfg);
-  cfg.workers = 1;
-  cfg.host_posts = true;
-  cfg.out = out;
-  rt = hakrt_new(&cfg);
-  cr_assert(rt != NULL, "hakrt_new");
+  rt = posting_runtime(1, out);
   id = hakrt_spawn_source(rt, "local rt = require 'hakrt'\n"
                               "rt.sleep(50)\n"
                               "print('got', rt.inbox():recv())\n", "=late_inbox", 0, NULL, NULL);
