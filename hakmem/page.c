@@ -144,8 +144,7 @@ bool page_collect(hak_page_t *page) {
 #define PURGE_SEEN ((uintptr_t)0x5ee4f2eeb10c6ed1ull)
 #define PURGE_DONE ((uintptr_t)0xd04eb10c6a3e9a11ull)
 
-static size_t page_purge_list(hak_page_t *page, hak_block_t *b, bool now) {
-  size_t bytes = 0;
+static void page_purge_list(hak_page_t *page, hak_block_t *b, bool now) {
   for (; b; b = block_next(page, b)) {
     uintptr_t *tag = (uintptr_t *)b + 1;
     uintptr_t lo = ((uintptr_t)(tag + 1) + HAK_OS_PAGE - 1) & ~(uintptr_t)(HAK_OS_PAGE - 1);
@@ -155,16 +154,34 @@ static size_t page_purge_list(hak_page_t *page, hak_block_t *b, bool now) {
       *tag = (uintptr_t)b ^ PURGE_SEEN;
       continue;
     }
-    os_purge((void *)lo, hi - lo);
+    os_purge((void *)lo, hi - lo); /* counts them in stats.purged */
     *tag = (uintptr_t)b ^ PURGE_DONE;
-    bytes += hi - lo;
   }
-  return bytes;
 }
 
-size_t page_purge_free_blocks(hak_page_t *page, bool now) {
-  if (page->block_size <= HAK_OS_PAGE) return 0;
-  return page_purge_list(page, page->free, now) + page_purge_list(page, page->local_free, now);
+void page_purge_free_blocks(hak_page_t *page, bool now) {
+  if (page->block_size <= HAK_OS_PAGE) return;
+  page_purge_list(page, page->free, now);
+  page_purge_list(page, page->local_free, now);
+}
+
+/*
+** An empty page (used == 0: every block it carved is on `free` or
+** `local_free`, none handed out, so none can come back through
+** thread_free) forgets its blocks and gives their OS pages back: it starts
+** again uncarved, and the next allocation carves its first OS page anew.
+** For the one page a class keeps when it empties (heap_page_retire), which
+** otherwise holds its highest carve resident for good.
+*/
+void page_reset_empty(hak_page_t *page) {
+  hak_assert(page->used == 0 && tf_block(atomic_load_relaxed(&page->thread_free)) == NULL);
+  uintptr_t lo = (uintptr_t)page->start & ~(uintptr_t)(HAK_OS_PAGE - 1);
+  uintptr_t hi = ((uintptr_t)page->start + (size_t)page->capacity * page->block_size + HAK_OS_PAGE - 1) &
+                 ~(uintptr_t)(HAK_OS_PAGE - 1);
+  page->free = NULL;
+  page->local_free = NULL;
+  page->capacity = 0;
+  if (hi > lo) os_purge((void *)lo, hi - lo);
 }
 
 /* ---- queues ------------------------------------------------------------- */

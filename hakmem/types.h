@@ -138,7 +138,8 @@ typedef struct hak_page_s {
   ** "is this offset a block start, and which one" is a multiply and a
   ** rotate.  Set by page_init; unused in other builds. */
   uint8_t div_shift;
-  uint8_t pad[6];
+  uint8_t empty_seen; /* heap_trim_empty: found empty by the last pass */
+  uint8_t pad[5];
   uint64_t key[2];
   uint64_t div_inv;
   uint8_t pad2[8]; /* 128 bytes: free finds a page by a shift */
@@ -222,6 +223,7 @@ struct hak_heap_s {
   bool is_default;              /* a thread's default heap */
   uint32_t slow_ticks;          /* slow-path calls, to pace purge checks */
   uint64_t blocks_purge_at;     /* ms of the next walk of free blocks (heap.c) */
+  uint64_t trim_at;             /* ms of the next look at empty pages (heap.c) */
   struct hak_heap_s *pool_next; /* heap pool free list (or the orphans) */
   uint64_t orphan_until;        /* an orphan: ms its grace ends (heap.c) */
   size_t orphan_dirty;          /* an orphan: bytes of free slices unpurged */

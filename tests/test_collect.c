@@ -368,6 +368,83 @@ Test(collect, free_blocks_of_a_live_page_wait_for_force_with_delay_never) {
 }
 
 /* -------------------------------------------------------------------------
+** The one page a class keeps when its last block goes gives back what it
+** carved once two looks a purge delay apart found it empty.
+** ---------------------------------------------------------------------- */
+
+#define KEPT 512 /* a class of 64 KiB pages */
+#define NKEPT 96 /* 48 KiB: one page, 12 OS pages carved */
+
+/* The slow path's periodic work runs every 64th call: a 6000-byte block
+** taken and freed again goes through it each time (its page carves one
+** block, which the free puts on local_free). */
+static void tick_slow_path(void) {
+  for (int k = 0; k < 64; k++) {
+    void *q = hak_malloc(6000);
+    cr_assert_not_null(q);
+    hak_free(q);
+  }
+}
+
+Test(collect, the_empty_page_a_class_keeps_gives_back_its_blocks) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 1);
+  void *blk[NKEPT];
+  for (int i = 0; i < NKEPT; i++) {
+    blk[i] = hak_malloc(KEPT);
+    cr_assert_not_null(blk[i]);
+    hkt_fill(blk[i], KEPT, hkt_seed(blk[i], KEPT));
+  }
+  char *start = blk[0];
+  for (int i = 1; i < NKEPT; i++)
+    if ((char *)blk[i] < start) start = blk[i];
+  for (int i = 0; i < NKEPT; i++)
+    cr_assert_eq((uintptr_t)blk[i] >> 16, (uintptr_t)start >> 16, "one 64 KiB page holds them all");
+  size_t span = (size_t)NKEPT * KEPT;
+  for (int i = 0; i < NKEPT; i++) hak_free(blk[i]);
+  size_t kept = hkt_resident_pages(start, span);
+  cr_expect_geq(kept, span / 4096, "the emptied page keeps its blocks at first: %zu pages resident", kept);
+  size_t left = kept;
+  for (int round = 0; round < 200 && left > 0; round++) {
+    usleep(2000);
+    tick_slow_path();
+    left = hkt_resident_pages(start, span);
+  }
+  cr_expect_eq(left, 0, "found empty twice, the page gives its %zu OS pages back: %zu left", kept, left);
+  for (int i = 0; i < NKEPT; i++) { /* and carves them again */
+    blk[i] = hak_malloc(KEPT);
+    cr_assert_not_null(blk[i]);
+    hkt_fill(blk[i], KEPT, hkt_seed(blk[i], KEPT));
+  }
+  for (int i = 0; i < NKEPT; i++) {
+    cr_expect_eq(hkt_check(blk[i], KEPT, hkt_seed(blk[i], KEPT)), (size_t)KEPT, "block %d", i);
+    hak_free(blk[i]);
+  }
+}
+
+/* A class in use at every look keeps its page whole. */
+Test(collect, a_page_in_use_keeps_its_blocks) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, 1);
+  void *blk[NKEPT];
+  for (int i = 0; i < NKEPT; i++) {
+    blk[i] = hak_malloc(KEPT);
+    cr_assert_not_null(blk[i]);
+  }
+  char *start = blk[0];
+  for (int i = 1; i < NKEPT; i++)
+    if ((char *)blk[i] < start) start = blk[i];
+  size_t span = (size_t)NKEPT * KEPT;
+  for (int i = 1; i < NKEPT; i++) hak_free(blk[i]); /* blk[0] stays */
+  size_t kept = hkt_resident_pages(start, span);
+  for (int round = 0; round < 20; round++) {
+    usleep(2000);
+    tick_slow_path();
+  }
+  size_t left = hkt_resident_pages(start, span);
+  cr_expect_eq(left, kept, "a live block keeps its page whole: %zu of %zu pages resident", left, kept);
+  hak_free(blk[0]);
+}
+
+/* -------------------------------------------------------------------------
 ** Statistics and options.
 ** ---------------------------------------------------------------------- */
 
