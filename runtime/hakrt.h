@@ -80,6 +80,10 @@ typedef struct hakrt_config {
                              work pending (default true; needs collector) */
   bool batch_frees;       /* the collector's remote frees go back one CAS
                              per page, not per block (default true) */
+  bool spare_states;      /* a worker with nothing to run makes the state
+                             of its next task ahead, so that a task starts
+                             without waiting for Lua's libraries to load
+                             (default true) */
   size_t collector_close_min; /* with the collector: a finished state whose
                              account holds at least this many bytes is
                              closed there, a smaller one (likely still in
@@ -122,7 +126,9 @@ typedef struct hakrt_spawn_opts {
 ** task runs `source` (its chunk name is `name`) with `...` = argv.  The
 ** state is created by the worker that first runs the task.  Returns the
 ** task's id (> 0), or 0 with errno = ENOMEM (or ECANCELED once the runtime
-** is shutting down).  Any thread may call these.
+** is shutting down).  Any thread may call these.  (With cfg.spare_states,
+** a worker makes a state while it has nothing to run, and gives it to the
+** next task it starts whose memory limit and heap are the runtime's.)
 */
 HAKRT_API uint64_t hakrt_spawn_file(hakrt *rt, const char *path, int argc,
                                     const char *const *argv, const hakrt_spawn_opts *opts);

@@ -467,8 +467,8 @@ static bool threads_conflict(options *o, int argc, char **argv) {
       o->why = "--tasks, --task-mem-limit, --close-min, --slice and --private-heaps need "
                "--threads";
     else if (o->rt.given)
-      o->why = "--queues, --collector, --idle-gc, --batch-frees, --soft-limit, --watchdog "
-               "and --time-limit need --threads";
+      o->why = "--queues, --collector, --idle-gc, --batch-frees, --spare-states, --soft-limit, "
+               "--watchdog and --time-limit need --threads";
   } else if (o->flags & (HKLUA_HAS_E | HKLUA_HAS_I)) {
     o->why = "--threads runs a script file: -e and -i are not supported with it";
   } else if (o->script >= argc || strcmp(argv[o->script], "-") == 0) {

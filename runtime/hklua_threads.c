@@ -20,6 +20,7 @@ void hklua_rt_opts_init(hklua_rt_opts *c) {
   c->collector = d.collector;
   c->idle_gc = d.idle_gc;
   c->batch_frees = d.batch_frees;
+  c->spare_states = d.spare_states;
   c->soft_limit = d.soft_limit;
 }
 
@@ -68,6 +69,8 @@ int hklua_rt_option(hklua_rt_opts *c, const char *arg, char *why, size_t whylen)
     if (!on_off(v, &c->idle_gc)) return bad(c, why, whylen, arg, "on or off");
   } else if ((v = value_of(arg, "batch-frees")) != NULL) {
     if (!on_off(v, &c->batch_frees)) return bad(c, why, whylen, arg, "on or off");
+  } else if ((v = value_of(arg, "spare-states")) != NULL) {
+    if (!on_off(v, &c->spare_states)) return bad(c, why, whylen, arg, "on or off");
   } else if ((v = value_of(arg, "soft-limit")) != NULL) {
     char *end;
     double f = strtod(v, &end);
@@ -101,6 +104,7 @@ int hklua_threads_main(const hklua_threads_opts *o, const char *progname, const 
   cfg.collector = o->rt.collector;
   cfg.idle_gc = o->rt.idle_gc;
   cfg.batch_frees = o->rt.batch_frees;
+  cfg.spare_states = o->rt.spare_states;
   cfg.soft_limit = o->rt.soft_limit;
   cfg.watchdog_ms = o->rt.watchdog_ms;
   cfg.time_limit_ms = o->rt.time_limit_ms;

@@ -12,7 +12,7 @@
 ** hklua_rt_opts_init; `given` once any was on the command line. */
 typedef struct hklua_rt_opts {
   bool per_worker_queues;
-  bool collector, idle_gc, batch_frees;
+  bool collector, idle_gc, batch_frees, spare_states;
   double soft_limit;
   unsigned watchdog_ms, time_limit_ms;
   bool given;
@@ -26,6 +26,7 @@ typedef struct hklua_rt_opts {
   "                         GC on a collector thread (default on)\n" \
   "  --idle-gc=on|off       with --threads: the collector's GC of parked tasks\n" \
   "  --batch-frees=on|off   with --threads: the collector's remote frees per page\n" \
+  "  --spare-states=on|off  with --threads: idle workers make the next task's state\n" \
   "  --soft-limit=F         with --threads: full GC at F of a task's limit (0.9; 0 = off)\n" \
   "  --watchdog=MS          with --threads: report a task running MS without yielding\n" \
   "  --time-limit=MS        with --threads: stop such a task (time limit exceeded)\n"

@@ -187,6 +187,36 @@ Test(hklua_threads, collector_options_and_figures, .init = setup) {
   }
 }
 
+/* The sum of every figure `key` (a number) in s. */
+static double json_sum(const char *s, const char *key) {
+  char k[64];
+  double v, sum = 0;
+  snprintf(k, sizeof k, "\"%s\":", key);
+  while ((s = strstr(s, k)) != NULL) {
+    s += strlen(k);
+    if (sscanf(s, "%lf", &v) == 1) sum += v;
+  }
+  return sum;
+}
+
+/* Spare states: the same output on and off; on, the tasks of the runtime's
+** limit started on states their idle workers made (spares.lua spawns 20 of
+** them one at a time, and two of another limit or heap, which must not). */
+Test(hklua_threads, spare_states, .init = setup) {
+  static const char *const modes[] = {"--spare-states=on", "--spare-states=off"};
+  size_t i;
+  for (i = 0; i < 2; i++) {
+    lt_result r = hk("--threads=2", "--stats=json", "--task-mem-limit=2M", modes[i],
+                     script("spares.lua"), NULL);
+    cr_expect(r.status == 0 && strstr(r.out, "spares ok\t2284") != NULL, "%s: status %d\n%s%s",
+              modes[i], r.status, r.out, r.err);
+    double spares = json_sum(r.err, "spare_states");
+    if (i == 0) cr_expect(spares >= 10 && spares <= 21, "%s: %g tasks started on spare states", modes[i], spares);
+    else cr_expect(spares == 0, "%s: %g tasks started on spare states", modes[i], spares);
+    lt_result_free(&r);
+  }
+}
+
 Test(hklua_threads, watchdog_and_time_limit, .init = setup) {
   lt_result r = hk("--threads=2", "--watchdog=50", "--time-limit=300", script("watchdog.lua"), NULL,
                    NULL);

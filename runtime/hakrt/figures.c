@@ -24,7 +24,7 @@ typedef struct task_fig {
 
 typedef struct worker_fig {
   uint64_t resumes, migrations, steals, finished, busy_ns, closed, close_ns, close_cpu_ns;
-  uint64_t maintenance, maint_ns;
+  uint64_t maintenance, maint_ns, spares;
   hak_thread_counters_t remote;
   hak_heap_figures_t heap;
 } worker_fig;
@@ -87,6 +87,7 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
     f->close_cpu_ns = w->close_cpu_ns;
     f->maintenance = w->maintenance;
     f->maint_ns = w->maint_ns;
+    f->spares = AO_load(&w->spares);
     f->remote = w->remote;
     f->heap = w->heap;
   }
@@ -182,6 +183,7 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
     emit_int(k, "migrations", f->migrations);
     emit_int(k, "steals", f->steals);
     emit_int(k, "finished", f->finished);
+    emit_int(k, "spare_states", f->spares);
     emit_ms(k, "busy_ms", f->busy_ns);
     emit_int(k, "closed", f->closed);
     emit_ms(k, "close_ms", f->close_ns);

@@ -305,6 +305,10 @@ hakrt_task *hakrt_task_new(hakrt *rt, int kind, const char *name, hakrt_msg *sta
                            const hakrt_spawn_opts *opts);
 /* Runs t for one slice on worker w (t is RUNNING). */
 void hakrt_task_run(hakrt_task *t, hakrt_worker *w);
+/* Idle worker w makes the state its next task will start on (w->spare;
+** cfg.spare_states), or closes it (at its exit).  Not with the sched lock. */
+void hakrt_task_make_spare(hakrt_worker *w);
+void hakrt_task_drop_spare(hakrt_worker *w);
 /* The task's inbox, made on first use: 0 and *out set (the task holds the
 ** reference), EPIPE when the task's code has ended without one, ENOMEM.
 ** Takes the sched lock: not with it held. */
@@ -377,6 +381,10 @@ struct hakrt_worker {
   AO_t maint_req;       /* the collector asks it to return memory */
   uint64_t maint_resumes; /* resumes at the collector's last round (sched) */
   AO_t streak_base;     /* the running task's streak_ns at its resume */
+  lua_State *spare;     /* a state made while idle, for its next task (own) */
+  bool spare_tried;     /* it made one (or failed to) since its last task */
+  AO_t spares;          /* tasks that started on a spare state (written by
+                           the worker alone, read by the figures) */
 };
 
 /*

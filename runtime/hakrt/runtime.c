@@ -56,6 +56,7 @@ void hakrt_config_init(hakrt_config *cfg) {
   cfg->collector = true;
   cfg->idle_gc = true;
   cfg->batch_frees = true;
+  cfg->spare_states = true;
   cfg->collector_close_min = runtime_close_min_default();
   cfg->soft_limit = 0.9;
 }

@@ -313,6 +313,12 @@ static void *worker_main(void *arg) {
       continue;
     }
     if ((t = queue_pop_locked(rt, w)) == NULL) {
+      if (rt->cfg.spare_states && !w->spare_tried) { /* nothing to run: get ready */
+        pthread_mutex_unlock(&rt->lock);
+        hakrt_task_make_spare(w);
+        pthread_mutex_lock(&rt->lock);
+        continue;
+      }
       wait_for_work_locked(rt);
       continue;
     }
@@ -332,6 +338,7 @@ static void *worker_main(void *arg) {
     }
   }
   pthread_mutex_unlock(&rt->lock);
+  hakrt_task_drop_spare(w);
   return NULL;
 }
 

@@ -208,10 +208,45 @@ static int task_setup(lua_State *L) {
   return 0;
 }
 
+/* The heap a task of the runtime's defaults gets: its own, or its worker's. */
+static bool task_default_private_heap(const hakrt *rt) {
+  return rt->cfg.private_heaps && !rt->cfg.libc;
+}
+
+/*
+** Spare states.  Making a state (hakl_newstate and luaL_openlibs: some
+** 190,000 instructions, callgrind) was half the time from a request's
+** arrival to its start when the worker had nothing else to do
+** (bench/runtime/latency.lua with empty requests).  A worker with nothing
+** to run makes one ahead, in its own heap (or in a private heap it owns),
+** and its next task of the runtime's memory limit and heap kind starts on
+** it: the state is the same as the task would have made.  One per worker,
+** made again only after a task took it, so an idle worker makes one state
+** and then sleeps.
+*/
+void hakrt_task_make_spare(hakrt_worker *w) {
+  hakrt *rt = w->rt;
+  w->spare_tried = true;
+  w->spare = task_state_new(rt, rt->cfg.task_mem_limit, task_default_private_heap(rt));
+}
+
+void hakrt_task_drop_spare(hakrt_worker *w) {
+  if (w->spare != NULL) hakl_close(w->spare, NULL);
+  w->spare = NULL;
+}
+
 /* The state and the coroutine; false when memory ran out. */
-static bool task_open(hakrt_task *t) {
-  lua_State *L = task_state_new(t->rt, t->limit, t->private_heap);
-  if (L == NULL) return false;
+static bool task_open(hakrt_task *t, hakrt_worker *w) {
+  hakrt *rt = t->rt;
+  lua_State *L = NULL;
+  if (w->spare != NULL && t->limit == rt->cfg.task_mem_limit &&
+      t->private_heap == task_default_private_heap(rt)) {
+    L = w->spare;
+    w->spare = NULL;
+    AO_store(&w->spares, AO_load(&w->spares) + 1);
+  }
+  w->spare_tried = false;
+  if (L == NULL && (L = task_state_new(rt, t->limit, t->private_heap)) == NULL) return false;
   *(hakrt_task **)lua_getextraspace(L) = t;
   t->L = L;
   t->ctx = hakl_getctx(L);
@@ -470,7 +505,7 @@ void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
   int status, nres = 0;
   uint64_t t0, gc0, cpu0;
   if (t->L == NULL) {
-    if (!task_open(t)) {
+    if (!task_open(t, w)) {
       task_set_error(t, "cannot create the task's state: not enough memory");
       task_finish(t);
       return;
