@@ -4,6 +4,9 @@
 --        (defaults 6000 requests, 3000 per second, 300 objects each)
 -- Request i is due at start + i / rate (an open loop: a driver that falls
 -- behind does not slow the arrivals, and the lag counts in the latency).
+-- It is never spawned before it is due: an early spawn (the driver used to
+-- skip sleeps under 0.2 ms) made latencies at 4000 per second as low as
+-- -0.07 ms.
 -- Each request is a new task (a new Lua state): it builds a response of
 -- `objects` small tables with strings, serialises part of it and sends its
 -- latency -- from its due time to its response -- to a sink task.  The
@@ -47,7 +50,7 @@ local t0 = rt.now() + 0.005
 for i = 1, N do
   local due = t0 + (i - 1) / RATE
   local wait = due - rt.now()
-  if wait > 0.0002 then rt.sleep(wait * 1000) end
+  if wait > 0 then rt.sleep(wait * 1000) end
   rt.spawn(request, due, i, OBJ, results)
 end
 local ok, p50, p99, p999, max, sum = s:join()
