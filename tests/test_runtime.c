@@ -128,6 +128,9 @@ Test(runtime, deepcopy) { expect_script("deepcopy.lua", "deepcopy ok", 2, false)
 Test(runtime, spawn_code) { expect_script("spawn_code.lua", "spawn_code ok", 2, false); }
 Test(runtime, spawn_code_one_worker) { expect_script("spawn_code.lua", "spawn_code ok", 1, false); }
 Test(runtime, buffers) { expect_script("buffers.lua", "buffers ok", 2, false); }
+Test(runtime, handles) { expect_script("handles.lua", "handles ok", 2, false); }
+Test(runtime, handles_one_worker) { expect_script("handles.lua", "handles ok", 1, false); }
+Test(runtime, handles_private_heaps) { expect_script_heaps("handles.lua", "handles ok", 2, false, true); }
 Test(runtime, buffers_libc) { expect_script("buffers.lua", "buffers ok", 2, true); }
 Test(runtime, channels) { expect_script("channels.lua", "channels ok", 2, false); }
 Test(runtime, migrate) { expect_script("migrate.lua", "migrate ok", 2, false); }

@@ -97,10 +97,35 @@ void hakrt_chan_retain(hakrt_chan *c) {
   AO_fetch_and_add1_full(&c->refs);
 }
 
+/*
+** The messages left in an inbox that only its finished task holds: nobody
+** can receive them, and a task handle among them (say, the task's own)
+** would keep its task, and so the inbox, alive for good.
+*/
+static void chan_drop_unread(hakrt_chan *c) {
+  hakrt_msg *m, *next;
+  pthread_mutex_lock(&c->lock);
+  m = c->head;
+  c->head = c->tail = NULL;
+  c->count = 0;
+  pthread_mutex_unlock(&c->lock);
+  for (; m != NULL; m = next) {
+    next = m->next;
+    hakrt_msg_free(m);
+  }
+}
+
+void hakrt_chan_owner_gone(hakrt_chan *c) {
+  AO_store_full(&c->owner_gone, 1);
+  if (AO_load_full(&c->refs) == 1) chan_drop_unread(c);
+}
+
 /* The last reference frees the channel and what it still holds.  Nobody
 ** can wait on it then: a waiting task holds a handle. */
 void hakrt_chan_release(hakrt_chan *c) {
   hakrt_msg *m, *next;
+  /* before our reference goes, while it keeps c: the task's is the other */
+  if (AO_load_full(&c->owner_gone) && AO_load_full(&c->refs) == 2) chan_drop_unread(c);
   if (AO_fetch_and_sub1_full(&c->refs) != 1) return;
   for (m = c->head; m != NULL; m = next) {
     next = m->next;

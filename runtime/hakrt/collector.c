@@ -120,7 +120,7 @@ void hakrt_collector_worker_maintain(hakrt_worker *w, bool idle) {
 
 void hakrt_collector_close_locked(hakrt_task *t) {
   hakrt_collector *c = &t->rt->col;
-  t->refs++;
+  hakrt_task_ref(t);
   t->cnext = NULL;
   if (c->closeq_tail != NULL) c->closeq_tail->cnext = t;
   else c->closeq = t;
@@ -155,7 +155,7 @@ void hakrt_collector_offer_locked(hakrt_task *t) {
   if (!t->want_gc || t->gc_queued || t->state != HAKRT_PARKED) return;
   t->want_gc = false;
   t->gc_queued = true;
-  t->refs++;
+  hakrt_task_ref(t);
   if (t->ctx->acct.in_use < rt->cfg.collector_close_min) {
     gcq_later_push_locked(c, t); /* no signal: the collector wakes by its due time */
     return;
@@ -238,7 +238,7 @@ static void collector_close(hakrt *rt, hakrt_task *t) {
   rt->col.pending--;
   rt->col.activity++;
   hakrt_sched_changed_locked(rt);
-  hakrt_task_unref_locked(t);
+  hakrt_task_unref(t);
   pthread_mutex_unlock(&rt->lock);
 }
 
@@ -300,7 +300,7 @@ static void collector_visit(hakrt *rt, hakrt_task *t) {
     t->state = HAKRT_PARKED;
   }
   hakrt_sched_changed_locked(rt);
-  hakrt_task_unref_locked(t);
+  hakrt_task_unref(t);
   pthread_mutex_unlock(&rt->lock);
 }
 
@@ -351,7 +351,7 @@ static void *collector_main(void *arg) {
     if (c->stop) break;
     if ((t = gcq_pop_locked(c)) != NULL || (t = gcq_later_pop_locked(c, hakrt_now_ns())) != NULL) {
       if (t->state != HAKRT_PARKED || t->L == NULL) { /* woken meanwhile */
-        hakrt_task_unref_locked(t);
+        hakrt_task_unref(t);
         continue;
       }
       t->state = HAKRT_COLLECTING;
@@ -368,8 +368,8 @@ static void *collector_main(void *arg) {
     wait_round_locked(rt, c->gcq_later != NULL && c->gcq_later->gc_due_ns < next_round
                               ? c->gcq_later->gc_due_ns : next_round);
   }
-  while ((t = gcq_pop_locked(c)) != NULL) hakrt_task_unref_locked(t);
-  while ((t = gcq_later_pop_locked(c, UINT64_MAX)) != NULL) hakrt_task_unref_locked(t);
+  while ((t = gcq_pop_locked(c)) != NULL) hakrt_task_unref(t);
+  while ((t = gcq_later_pop_locked(c, UINT64_MAX)) != NULL) hakrt_task_unref(t);
   pthread_mutex_unlock(&rt->lock);
   if (!rt->cfg.libc) hak_collect(true);
   return NULL;

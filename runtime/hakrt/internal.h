@@ -49,7 +49,7 @@ typedef struct hakrt_ref {
   void *sender_buf;  /* the sender's buffer object, until committed */
 } hakrt_ref;
 
-enum { HAKRT_REF_CHAN = 1, HAKRT_REF_BUF = 2 };
+enum { HAKRT_REF_CHAN = 1, HAKRT_REF_BUF = 2, HAKRT_REF_TASK = 3 };
 
 /*
 ** A message: `nvalues` encoded values in data[0..len), and refs[0..nrefs).
@@ -105,6 +105,9 @@ struct hakrt_chan {
   pthread_mutex_t lock;
   uint64_t id;
   AO_t refs;              /* handles in states, messages, an inbox owner */
+  AO_t owner_gone;        /* an inbox whose task's state has closed: once
+                             only the task's reference is left, nobody can
+                             receive, and what is queued is dropped */
   size_t cap, count;
   hakrt_msg *head, *tail;
   bool closed;
@@ -122,6 +125,10 @@ int hakrt_chan_offer(hakrt_chan *c, hakrt_msg *m);
 void hakrt_chan_push(lua_State *L, hakrt_chan *c);
 /* The channel of the handle at idx, or NULL when it is not one. */
 hakrt_chan *hakrt_chan_test(lua_State *L, int idx);
+/* The task that owns inbox c has closed its state: its queued messages
+** go as soon as the task's is the only reference left (now, or at the
+** release of the last other one). */
+void hakrt_chan_owner_gone(hakrt_chan *c);
 /* Takes task t out of whatever channel queue it waits in. */
 void hakrt_chan_unwait(hakrt_task *t);
 void hakrt_chan_open_lib(lua_State *L);  /* the handles' metatable */
@@ -218,11 +225,15 @@ typedef struct hakrt_gc_figures {
 ** Invariants: state == RUNNING exactly while one worker runs it; a task
 ** is in at most one of: the run queue, a channel's wait queue, a task's
 ** joiner list; refs counts the runtime's (while not DONE), every join
-** handle, and every timer entry.
+** handle (in a state or in a message), every timer entry and the
+** collector's queues.  refs is atomic, and the last reference frees the
+** task without taking any lock (task_free takes none): a message freed
+** with a lock held (a task's result, under rt->lock) may hold handles.
 */
 struct hakrt_task {
   uint64_t id;
   hakrt *rt;
+  AO_t refs;
   /* sched (each group's small fields last, so that no padding is left
   ** between them: a queued task is this struct and its arguments) */
   hakrt_task *qnext;       /* run queue */
@@ -244,7 +255,6 @@ struct hakrt_task {
   hakrt_chan *inbox;       /* NULL until first asked for (hakrt_task_inbox:
                               most tasks never receive), then one reference */
   int state;
-  int refs;
   int wait;                /* HAKRT_W_*, set before parking */
   int last_worker;         /* -1 before it first ran */
   bool woken;              /* woken while RUNNING: requeue when it parks */
@@ -313,8 +323,12 @@ void hakrt_task_drop_spare(hakrt_worker *w);
 ** reference), EPIPE when the task's code has ended without one, ENOMEM.
 ** Takes the sched lock: not with it held. */
 int hakrt_task_inbox(hakrt_task *t, hakrt_chan **out);
-/* Drops a reference (sched lock held). */
-void hakrt_task_unref_locked(hakrt_task *t);
+/* A task handle (lib.c) at idx, or NULL; a new handle of t in L (it
+** takes a reference of its own). */
+hakrt_task *hakrt_handle_test(lua_State *L, int idx);
+void hakrt_handle_push(lua_State *L, hakrt_task *t);
+/* Takes and drops a reference (any thread, any lock held or not). */
+void hakrt_task_ref(hakrt_task *t);
 void hakrt_task_unref(hakrt_task *t);
 /* Raises an error unless the running code can yield to the worker (it is
 ** not inside a C call that cannot yield): blocking calls check it first. */

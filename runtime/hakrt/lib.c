@@ -1,6 +1,7 @@
 /*
 ** lib.c -- the `hakrt` Lua module, preloaded in every task:
-**   rt.spawn(f_or_path, ...)              -> handle (h:join(), h:id())
+**   rt.spawn(f_or_path, ...)              -> handle (h:join(), h:id()),
+**                                            which messages carry
 **   rt.spawn_with(opts, f_or_path, ...)   opts: limit (bytes), private_heap
 **   rt.self()  rt.sleep(ms)  rt.yield()  rt.workers()
 **   rt.channel([capacity])  rt.buffer(n_or_string)  rt.inbox()  rt.stats()
@@ -86,6 +87,16 @@ static void handle_push(lua_State *L, hakrt_task *t) {
   hakrt_task **h = (hakrt_task **)lua_newuserdatauv(L, sizeof *h, 0);
   *h = t; /* the caller took the reference */
   luaL_setmetatable(L, HANDLE_MT);
+}
+
+hakrt_task *hakrt_handle_test(lua_State *L, int idx) {
+  hakrt_task **h = (hakrt_task **)luaL_testudata(L, idx, HANDLE_MT);
+  return h != NULL ? *h : NULL;
+}
+
+void hakrt_handle_push(lua_State *L, hakrt_task *t) {
+  hakrt_task_ref(t);
+  handle_push(L, t);
 }
 
 /* ------------------------------------------------------------------------
@@ -229,7 +240,7 @@ static int spawn_from(lua_State *L, int first, const hakrt_spawn_opts *opts) {
   }
   t->code = code;
   hakrt_msg_unbox(L, top + 1);
-  t->refs++; /* the handle's */
+  hakrt_task_ref(t); /* the handle's */
   if (!hakrt_sched_spawn(self->rt, t)) {
     hakrt_task_unref(t);
     hakrt_task_unref(t);

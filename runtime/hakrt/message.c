@@ -7,14 +7,17 @@
 ** another's.  Tables are copied deeply; a table met twice (shared, or a
 ** cycle) is encoded once and referred to afterwards, so the copy has the
 ** same shape as the original.  Metatables do not travel.  Functions,
-** threads and userdata other than channels and buffers are refused with
-** an error that names their position.
+** threads and userdata other than channels, buffers and task handles are
+** refused with an error that names their position.
 **
 ** Encoding: one tag byte per value, then
 **   'n' nil, 'f' false, 't' true, 'i' 8-byte integer, 'd' 8-byte float,
 **   's' varint length + bytes, 'T' pairs (key, value)... 'e',
 **   'r' varint: the k-th table of this message again,
-**   'c' varint: a channel in refs, 'b' varint: a buffer in refs.
+**   'c' varint: a channel in refs, 'b' varint: a buffer in refs,
+**   'h' varint: a task handle in refs (the message holds a reference of
+**   the task until it is freed; each decoding makes a handle of its own:
+**   a task's result is decoded by every task that joins it).
 */
 #include <string.h>
 
@@ -71,6 +74,7 @@ void hakrt_msg_free(hakrt_msg *m) {
     hakrt_ref *r = &m->refs[i];
     void *p = (void *)AO_load(&r->ptr);
     if (r->kind == HAKRT_REF_CHAN) hakrt_chan_release((hakrt_chan *)p);
+    else if (r->kind == HAKRT_REF_TASK) hakrt_task_unref((hakrt_task *)p);
     else if (r->owned && p != NULL) hakrt_mem_free(m->rt, p);
   }
   hakrt_mem_free(m->rt, m->refs);
@@ -255,11 +259,21 @@ static void pack_table(packer *P, int idx) {
 static void pack_userdata(packer *P, int idx) {
   hakrt_chan *c;
   hakrt_buf *b;
+  hakrt_task *t;
   int r;
   if ((c = hakrt_chan_test(P->L, idx)) != NULL) {
     if ((r = msg_ref(P->m, HAKRT_REF_CHAN, c, 0)) < 0) pack_oom(P);
     hakrt_chan_retain(c);
     if (!msg_tag(P->m, 'c') || !msg_varint(P->m, (uint64_t)r)) pack_oom(P);
+    return;
+  }
+  if ((t = hakrt_handle_test(P->L, idx)) != NULL) {
+    /* a finished task's result lives as long as the task: a handle in it
+    ** could be the task's own, a cycle that no count would ever free */
+    if (strcmp(P->what, "result") == 0) pack_fail(P, "cannot return a task handle (send it on a channel)");
+    if ((r = msg_ref(P->m, HAKRT_REF_TASK, t, 0)) < 0) pack_oom(P);
+    hakrt_task_ref(t);
+    if (!msg_tag(P->m, 'h') || !msg_varint(P->m, (uint64_t)r)) pack_oom(P);
     return;
   }
   if ((b = hakrt_buf_test(P->L, idx)) != NULL) {
@@ -461,6 +475,12 @@ static void unpack_value(unpacker *U, unsigned char tag) {
       uint64_t r = unpack_varint(U);
       if (r >= U->m->nrefs || U->m->refs[r].kind != HAKRT_REF_CHAN) unpack_corrupt(U);
       hakrt_chan_push(L, (hakrt_chan *)AO_load(&U->m->refs[r].ptr));
+      break;
+    }
+    case 'h': {
+      uint64_t r = unpack_varint(U);
+      if (r >= U->m->nrefs || U->m->refs[r].kind != HAKRT_REF_TASK) unpack_corrupt(U);
+      hakrt_handle_push(L, (hakrt_task *)AO_load(&U->m->refs[r].ptr));
       break;
     }
     case 'b': {

@@ -137,10 +137,10 @@ void hakrt_free(hakrt *rt) {
     next = t->lnext;
     t->state = HAKRT_DONE;
     t->joiners = NULL;
-    hakrt_task_unref_locked(t);
+    hakrt_task_unref(t);
   }
   rt->live = NULL;
-  for (i = 0; i < rt->ntimers; i++) hakrt_task_unref_locked(rt->timers[i].task);
+  for (i = 0; i < rt->ntimers; i++) hakrt_task_unref(rt->timers[i].task);
   free(rt->timers);
   pthread_cond_destroy(&rt->work);
   pthread_cond_destroy(&rt->changed);
@@ -167,7 +167,7 @@ static uint64_t spawn_msg(hakrt *rt, int kind, const char *name, hakrt_msg *m,
     errno = ENOMEM;
     return 0;
   }
-  t->refs++; /* ours, until the id is read */
+  hakrt_task_ref(t); /* ours, until the id is read */
   if (!hakrt_sched_spawn(rt, t)) {
     hakrt_task_unref(t);
     hakrt_task_unref(t);
@@ -208,7 +208,7 @@ int hakrt_post(hakrt *rt, uint64_t id, const void *data, size_t len) {
   pthread_mutex_lock(&rt->lock);
   for (t = rt->live; t != NULL; t = t->lnext)
     if (t->id == id) {
-      t->refs++; /* kept while its inbox is found or made */
+      hakrt_task_ref(t); /* kept while its inbox is found or made */
       break;
     }
   pthread_mutex_unlock(&rt->lock);

@@ -136,7 +136,7 @@ static bool timer_push_locked(hakrt *rt, hakrt_task *t) {
   rt->timers[i].when = t->deadline;
   rt->timers[i].seq = t->timer_seq;
   rt->timers[i].task = t;
-  t->refs++;
+  hakrt_task_ref(t);
   timer_publish(rt);
   return true;
 }
@@ -158,7 +158,7 @@ static void timers_fire_locked(hakrt *rt) {
     if ((e.task->state == HAKRT_PARKED || e.task->state == HAKRT_COLLECTING) &&
         e.seq == e.task->timer_seq)
       hakrt_sched_wake_locked(e.task);
-    hakrt_task_unref_locked(e.task);
+    hakrt_task_unref(e.task);
   }
   if (rt->ntimers == 0) hakrt_sched_changed_locked(rt);
 }
@@ -277,7 +277,7 @@ void hakrt_sched_done(hakrt_task *t, bool to_collector) {
   t->joiners = NULL;
   if (to_collector) hakrt_collector_close_locked(t);
   hakrt_sched_changed_locked(rt);
-  hakrt_task_unref_locked(t); /* the runtime's reference */
+  hakrt_task_unref(t); /* the runtime's reference */
   pthread_mutex_unlock(&rt->lock);
 }
 

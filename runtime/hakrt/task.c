@@ -75,7 +75,7 @@ hakrt_task *hakrt_task_new(hakrt *rt, int kind, const char *name, hakrt_msg *sta
   if (t == NULL) return NULL;
   memset(t, 0, sizeof *t);
   t->rt = rt;
-  t->refs = 1;
+  AO_store(&t->refs, 1);
   t->last_worker = -1;
   t->kind = kind;
   t->start = start;
@@ -133,15 +133,13 @@ static void task_free(hakrt_task *t) {
   hakrt_mem_free(rt, t);
 }
 
-void hakrt_task_unref_locked(hakrt_task *t) {
-  if (--t->refs == 0) task_free(t);
+void hakrt_task_ref(hakrt_task *t) {
+  AO_fetch_and_add1(&t->refs);
 }
 
+/* The full barrier orders every use of the task before the free. */
 void hakrt_task_unref(hakrt_task *t) {
-  hakrt *rt = t->rt;
-  pthread_mutex_lock(&rt->lock);
-  hakrt_task_unref_locked(t);
-  pthread_mutex_unlock(&rt->lock);
+  if (AO_fetch_and_sub1_full(&t->refs) == 1) task_free(t);
 }
 
 uint64_t hakrt_task_allocated(const hakrt_task *t) {
@@ -437,6 +435,7 @@ void hakrt_task_close_state(hakrt_task *t) {
     t->closed = true;
     t->L = t->co = NULL;
   }
+  if (t->inbox != NULL) hakrt_chan_owner_gone(t->inbox);
   hakrt_output_flush(t); /* what its finalizers printed */
 }
 
