@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "hakl_account.h" /* hakl_unlikely */
 #include "hakl_region.h"
 
 /* Chunks double from the first to the last size: a small state (the
@@ -83,7 +84,7 @@ typedef struct region_map {
 static size_t region_map_bit(const hakl_region *r, region_map *m, const char *p, size_t n) {
   size_t i = m->last;
   size_t off = (size_t)(p - m->start[i]); /* huge when p is below the chunk */
-  if (__builtin_expect(off > m->len[i] - n || (off & 7) != 0, 0)) { /* n <= len: chunks hold the top */
+  if (hakl_unlikely(off > m->len[i] - n || (off & 7) != 0)) { /* n <= len: chunks hold the top */
     size_t lo = 0, hi = m->n;
     while (hi - lo > 1) {
       size_t mid = (lo + hi) / 2;
