@@ -249,12 +249,13 @@ void secure_free_confirm(hak_page_t *page, const void *p);
 /* ---- page.c ------------------------------------------------------------- */
 void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_size);
 void page_extend(hak_page_t *page);
+/* An empty page (used == 0) forgets its blocks, purged: uncarved again. */
 void page_reset_empty(hak_page_t *page);
 /* Moves local_free and thread_free into free; returns true if free != NULL. */
 bool page_collect(hak_page_t *page);
 /* Purges the OS pages past the first of free blocks bigger than one (in
 ** `free` and `local_free`): those seen free by the walk before, or all if
-** `now`.  Returns the bytes purged. */
+** `now` (os_purge counts them in the stats). */
 void page_purge_free_blocks(hak_page_t *page, bool now);
 void page_queue_push_front(page_queue_t *q, hak_page_t *page);
 void page_queue_push_back(page_queue_t *q, hak_page_t *page);
