@@ -102,9 +102,11 @@ HAK_API void hak_thread_done(void);
 ** of blocks owned by other threads' pages are held and grouped by page;
 ** each page's group then goes back with one atomic push instead of one per
 ** block (closing a Lua state that ran on other threads frees thousands of
-** blocks of a few hundred pages).  Calls nest; the outermost end pushes
-** everything held.  Held blocks stay counted as live, so their pages stay
-** valid; frees of the thread's own blocks are never held. */
+** blocks of a few hundred pages).  A batch's first few dozen remote frees
+** go back at once: a batch that frees only that many has nothing to
+** group.  Calls nest; the outermost end pushes everything held.  Held
+** blocks stay counted as live, so their pages stay valid; frees of the
+** thread's own blocks are never held. */
 HAK_API void hak_remote_batch_begin(void);
 HAK_API void hak_remote_batch_end(void);
 
