@@ -128,6 +128,23 @@ Test(runtime, deepcopy) { expect_script("deepcopy.lua", "deepcopy ok", 2, false)
 Test(runtime, spawn_code) { expect_script("spawn_code.lua", "spawn_code ok", 2, false); }
 Test(runtime, spawn_code_one_worker) { expect_script("spawn_code.lua", "spawn_code ok", 1, false); }
 Test(runtime, buffers) { expect_script("buffers.lua", "buffers ok", 2, false); }
+/* Spare states (spares.lua under a 2 MiB task limit, as hklua_threads'
+** test runs it): tasks of another limit or heap start on states of their
+** own while their worker's spare waits, and hakrt_free closes every spare
+** (run checks that hakmem holds nothing after it). */
+Test(runtime, spare_states_leave_nothing) {
+  hakrt_config cfg;
+  rt_run r;
+  hakrt_config_init(&cfg);
+  cfg.workers = 2;
+  cfg.task_mem_limit = 2u << 20;
+  r = run("spares.lua", NULL, &cfg);
+  cr_expect(r.waited == 0, "%d failed tasks; stderr:\n%s", r.waited, r.err);
+  cr_expect(strstr(r.out, "spares ok\t2284") != NULL, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+  free(r.out);
+  free(r.err);
+}
+
 Test(runtime, handles) { expect_script("handles.lua", "handles ok", 2, false); }
 Test(runtime, handles_one_worker) { expect_script("handles.lua", "handles ok", 1, false); }
 Test(runtime, handles_private_heaps) { expect_script_heaps("handles.lua", "handles ok", 2, false, true); }

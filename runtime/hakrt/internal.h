@@ -396,7 +396,8 @@ struct hakrt_worker {
   uint64_t maint_resumes; /* resumes at the collector's last round (sched) */
   AO_t streak_base;     /* the running task's streak_ns at its resume */
   lua_State *spare;     /* a state made while idle, for its next task (own) */
-  bool spare_tried;     /* it made one (or failed to) since its last task */
+  bool spare_tried;     /* it tried to make one since its last task: after
+                           a failure (no memory), it waits for a task */
   AO_t spares;          /* tasks that started on a spare state (written by
                            the worker alone, read by the figures) */
 };

@@ -320,7 +320,7 @@ static void *worker_main(void *arg) {
       continue;
     }
     if ((t = queue_pop_locked(rt, w)) == NULL) {
-      if (rt->cfg.spare_states && !w->spare_tried) { /* nothing to run: get ready */
+      if (rt->cfg.spare_states && w->spare == NULL && !w->spare_tried) { /* nothing to run: get ready */
         pthread_mutex_unlock(&rt->lock);
         hakrt_task_make_spare(w);
         pthread_mutex_lock(&rt->lock);

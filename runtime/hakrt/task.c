@@ -225,7 +225,8 @@ static int task_setup(lua_State *L) {
 void hakrt_task_make_spare(hakrt_worker *w) {
   hakrt *rt = w->rt;
   w->spare_tried = true;
-  w->spare = task_state_new(rt, rt->cfg.task_mem_limit, task_default_private_heap(rt));
+  /* one at a time: a task of another limit or heap leaves it waiting */
+  if (w->spare == NULL) w->spare = task_state_new(rt, rt->cfg.task_mem_limit, task_default_private_heap(rt));
 }
 
 void hakrt_task_drop_spare(hakrt_worker *w) {
