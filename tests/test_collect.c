@@ -305,6 +305,23 @@ Test(collect, purge_delay_zero_returns_at_once) {
 #define BIG 16384 /* a class of 1 MiB pages: 64 blocks */
 #define NBIG 64
 
+/* blk[from..n) := new blocks of `size` bytes, each filled with its seed. */
+static void alloc_filled(void **blk, int from, int n, size_t size) {
+  for (int i = from; i < n; i++) {
+    blk[i] = hak_malloc(size);
+    cr_assert_not_null(blk[i]);
+    hkt_fill(blk[i], size, hkt_seed(blk[i], size));
+  }
+}
+
+/* Checks that blk[0..n) kept their seeds, and frees them. */
+static void check_and_free(void **blk, int n, size_t size) {
+  for (int i = 0; i < n; i++) {
+    cr_expect_eq(hkt_check(blk[i], size, hkt_seed(blk[i], size)), size, "block %d", i);
+    hak_free(blk[i]);
+  }
+}
+
 /* Resident OS pages of blocks 1..NBIG-1, past the first page of each. */
 static size_t big_interiors(void *blk[NBIG]) {
   size_t n = 0;
@@ -314,11 +331,7 @@ static size_t big_interiors(void *blk[NBIG]) {
 
 /* Allocates NBIG blocks, fills them, frees all but the first. */
 static void big_page_with_one_live(void *blk[NBIG]) {
-  for (int i = 0; i < NBIG; i++) {
-    blk[i] = hak_malloc(BIG);
-    cr_assert_not_null(blk[i]);
-    hkt_fill(blk[i], BIG, hkt_seed(blk[i], BIG));
-  }
+  alloc_filled(blk, 0, NBIG, BIG);
   cr_assert_eq(big_interiors(blk), (size_t)(NBIG - 1) * 3, "the filled blocks are resident");
   for (int i = 1; i < NBIG; i++) hak_free(blk[i]);
 }
@@ -326,15 +339,8 @@ static void big_page_with_one_live(void *blk[NBIG]) {
 /* Takes the blocks again: usable, and the live one never changed. */
 static void big_page_reused(void *blk[NBIG]) {
   cr_expect_eq(hkt_check(blk[0], BIG, hkt_seed(blk[0], BIG)), (size_t)BIG, "the live block kept its bytes");
-  for (int i = 1; i < NBIG; i++) {
-    blk[i] = hak_malloc(BIG);
-    cr_assert_not_null(blk[i]);
-    hkt_fill(blk[i], BIG, hkt_seed(blk[i], BIG));
-  }
-  for (int i = 0; i < NBIG; i++) {
-    cr_expect_eq(hkt_check(blk[i], BIG, hkt_seed(blk[i], BIG)), (size_t)BIG, "block %d", i);
-    hak_free(blk[i]);
-  }
+  alloc_filled(blk, 1, NBIG, BIG);
+  check_and_free(blk, NBIG, BIG);
 }
 
 /* The timed path: a block goes when two walks found it free (delay 0 makes
@@ -375,6 +381,14 @@ Test(collect, free_blocks_of_a_live_page_wait_for_force_with_delay_never) {
 #define KEPT 512 /* a class of 64 KiB pages */
 #define NKEPT 96 /* 48 KiB: one page, 12 OS pages carved */
 
+/* The lowest of blk[0..n). */
+static char *lowest(void **blk, int n) {
+  char *p = blk[0];
+  for (int i = 1; i < n; i++)
+    if ((char *)blk[i] < p) p = blk[i];
+  return p;
+}
+
 /* The slow path's periodic work runs every 64th call: a 6000-byte block
 ** taken and freed again goes through it each time (its page carves one
 ** block, which the free puts on local_free). */
@@ -389,14 +403,8 @@ static void tick_slow_path(void) {
 Test(collect, the_empty_page_a_class_keeps_gives_back_its_blocks) {
   hak_option_set(HAK_OPT_PURGE_DELAY, 1);
   void *blk[NKEPT];
-  for (int i = 0; i < NKEPT; i++) {
-    blk[i] = hak_malloc(KEPT);
-    cr_assert_not_null(blk[i]);
-    hkt_fill(blk[i], KEPT, hkt_seed(blk[i], KEPT));
-  }
-  char *start = blk[0];
-  for (int i = 1; i < NKEPT; i++)
-    if ((char *)blk[i] < start) start = blk[i];
+  alloc_filled(blk, 0, NKEPT, KEPT);
+  char *start = lowest(blk, NKEPT);
   for (int i = 0; i < NKEPT; i++)
     cr_assert_eq((uintptr_t)blk[i] >> 16, (uintptr_t)start >> 16, "one 64 KiB page holds them all");
   size_t span = (size_t)NKEPT * KEPT;
@@ -410,28 +418,16 @@ Test(collect, the_empty_page_a_class_keeps_gives_back_its_blocks) {
     left = hkt_resident_pages(start, span);
   }
   cr_expect_eq(left, 0, "found empty twice, the page gives its %zu OS pages back: %zu left", kept, left);
-  for (int i = 0; i < NKEPT; i++) { /* and carves them again */
-    blk[i] = hak_malloc(KEPT);
-    cr_assert_not_null(blk[i]);
-    hkt_fill(blk[i], KEPT, hkt_seed(blk[i], KEPT));
-  }
-  for (int i = 0; i < NKEPT; i++) {
-    cr_expect_eq(hkt_check(blk[i], KEPT, hkt_seed(blk[i], KEPT)), (size_t)KEPT, "block %d", i);
-    hak_free(blk[i]);
-  }
+  alloc_filled(blk, 0, NKEPT, KEPT); /* and carves them again */
+  check_and_free(blk, NKEPT, KEPT);
 }
 
 /* A class in use at every look keeps its page whole. */
 Test(collect, a_page_in_use_keeps_its_blocks) {
   hak_option_set(HAK_OPT_PURGE_DELAY, 1);
   void *blk[NKEPT];
-  for (int i = 0; i < NKEPT; i++) {
-    blk[i] = hak_malloc(KEPT);
-    cr_assert_not_null(blk[i]);
-  }
-  char *start = blk[0];
-  for (int i = 1; i < NKEPT; i++)
-    if ((char *)blk[i] < start) start = blk[i];
+  alloc_filled(blk, 0, NKEPT, KEPT);
+  char *start = lowest(blk, NKEPT);
   size_t span = (size_t)NKEPT * KEPT;
   for (int i = 1; i < NKEPT; i++) hak_free(blk[i]); /* blk[0] stays */
   size_t kept = hkt_resident_pages(start, span);
