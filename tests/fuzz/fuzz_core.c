@@ -522,11 +522,13 @@ static void op_free(fz_reader *r, bool sized) {
 
 /* Frees what the input left: every block, every heap, the queue. */
 static void fz_finish(void) {
+  /* first: a block sent to the second thread may be of a heap destroyed
+  ** below (it read a 4 MiB block its heap's destroy had just unmapped) */
+  fz_remote_drain();
   for (int i = 0; i < FZ_SLOTS; i++)
     if (S.slot[i].p) fz_free_slot(i, false);
   for (int h = 0; h < FZ_HEAPS; h++)
     if (S.heap[h]) hak_heap_destroy(S.heap[h]);
-  fz_remote_drain();
   memset(&S, 0, sizeof S);
 }
 
