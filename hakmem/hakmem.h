@@ -126,6 +126,10 @@ typedef struct hak_heap_figures_s {
   size_t committed;  /* bytes of them that may be resident */
   size_t pages;      /* pages holding class blocks */
   size_t in_use;     /* bytes in blocks handed out */
+  long purge_delay;  /* ms its free memory waits before it goes back to the OS:
+                        HAKMEM_PURGE_DELAY, doubled each time memory given back
+                        was needed again soon after (up to 1 s), halved after a
+                        calm second; 0: at once, -1: never */
 } hak_heap_figures_t;
 HAK_API void hak_heap_figures(hak_heap_t *heap, hak_heap_figures_t *out);
 

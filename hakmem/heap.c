@@ -196,6 +196,7 @@ static void heap_drain_notified(hak_heap_t *heap) {
 static void heap_orphans_purge(void);
 static void heap_purge_blocks(hak_heap_t *heap, bool now);
 static void heap_trim_empty(hak_heap_t *heap);
+static void heap_trim_refault(hak_heap_t *heap, hak_page_t *page);
 
 /* ---- spans: the one way a heap gets more memory -------------------------- */
 
@@ -274,6 +275,7 @@ static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls) {
       continue;
     }
     if (page->capacity < page->reserved) {
+      if (unlikely(page->capacity == 0)) heap_trim_refault(heap, page);
       page_extend(page);
       return page;
     }
@@ -401,28 +403,51 @@ static void heap_purge_blocks(hak_heap_t *heap, bool now) {
 ** blocks it carved at its busiest, resident, until the class is used again:
 ** a Lua script's string buffers of 4.5-8 KiB, one or two of each class for
 ** a moment, left 160 KiB of such pages in json's heap at its peak.  A page
-** found empty by two looks a purge delay apart starts again uncarved
-** (page_reset_empty); one in use at either look is left alone, so a class
-** in steady use pays nothing.
+** left untouched for a whole purge delay starts again uncarved
+** (page_reset_empty).  Two looks a delay apart: the first finds it empty
+** and takes its local frees back into `free`; the second resets it if it
+** is still empty and nothing was freed into it since (local_free still
+** empty), so a page in use between the looks, emptied again by each look,
+** is left alone.  The slow path gets a page's local frees back only when
+** `free` is empty, and then hands a block out, so `used` is not 0 either.
+** A reset page carved again within two delays is a refault: it doubles
+** the heap's purge delay (segment_refaulted), which paces these looks too.
+** The runtime's request tasks, a state each, made 200 resets a second
+** before (each class's page empty at both instants of two looks, used
+** in between), every one a madvise on a worker and a page fault after.
 */
+#define TRIM_SEEN 1    /* page->empty_seen: found empty by the last look */
+#define TRIM_RESET 2   /* page->empty_seen: reset, not carved since */
 static void heap_trim_empty(hak_heap_t *heap) {
-  long delay = hak_option_get(HAK_OPT_PURGE_DELAY);
+  long delay = segment_heap_delay(heap);
   if (delay < 0) return;
   uint64_t ms = os_now_ms();
   if (ms < heap->trim_at) return;
   heap->trim_at = ms + (uint64_t)delay;
   for (unsigned c = 0; c < HAK_CLASSES; c++) {
     hak_page_t *page = heap->queues[c].first;
-    if (page == NULL) continue;
-    if (page->used != 0 || page->capacity == 0) {
+    if (page == NULL || page->capacity == 0) continue;
+    if (page->used != 0) {
       page->empty_seen = 0;
-    } else if (!page->empty_seen) {
-      page->empty_seen = 1;
+    } else if (page->local_free != NULL || !(page->empty_seen & TRIM_SEEN)) {
+      page_collect(page); /* its local frees: another one by the next look is a use */
+      page->empty_seen = TRIM_SEEN;
     } else {
-      page->empty_seen = 0;
+      page->empty_seen = TRIM_RESET;
+      page->trimmed_at = (uint32_t)ms;
       page_reset_empty(page);
     }
   }
+}
+
+/* The slow path carves a page again: if a trim reset it, the class wanted
+** its memory back soon after (see above). */
+static void heap_trim_refault(hak_heap_t *heap, hak_page_t *page) {
+  if (page->empty_seen == TRIM_RESET) {
+    uint64_t now = os_now_ms(); /* the reset's time from its low 32 bits */
+    segment_refaulted(heap, now - (uint32_t)((uint32_t)now - page->trimmed_at));
+  }
+  page->empty_seen = 0;
 }
 
 /* Frees every empty page; purges what is due (force: everything, and

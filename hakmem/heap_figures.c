@@ -14,7 +14,11 @@
 void hak_heap_figures(hak_heap_t *heap, hak_heap_figures_t *out) {
   memset(out, 0, sizeof *out);
   if (heap == NULL) heap = thread_heap;
-  if (heap == NULL || heap == &heap_empty) return;
+  if (heap == NULL || heap == &heap_empty) {
+    out->purge_delay = hak_option_get(HAK_OPT_PURGE_DELAY);
+    return;
+  }
+  out->purge_delay = segment_heap_delay(heap);
   for (hak_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
     out->segments++;
     /* slice 0 is the header: counted by its size, as segment.c does */

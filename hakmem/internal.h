@@ -139,6 +139,9 @@ void segment_forget_refaults(hak_heap_t *heap);
 size_t segment_heap_dirty(hak_heap_t *heap);
 /* The heap's delay in ms (0: at once, -1: never). */
 long segment_heap_delay(hak_heap_t *heap);
+/* Memory the heap's timed purge (or trim) returned at `purged_at` (ms) is
+** needed again: within two delays, the delay doubles. */
+void segment_refaulted(hak_heap_t *heap, uint64_t purged_at);
 /* The same for the idle segments (abandoned and cached) alone. */
 void segment_purge_idle(bool force);
 /* Purges every free slice of a segment now. */

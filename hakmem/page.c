@@ -27,6 +27,7 @@ void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_si
   page->capacity = 0;
   page->used = 0;
   page->flags = 0;
+  page->empty_seen = 0; /* not a look of the page this descriptor held before */
   page->free = NULL;
   page->local_free = NULL;
   page->notify_next = NULL;

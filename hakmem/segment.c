@@ -454,9 +454,9 @@ size_t segment_heap_dirty(hak_heap_t *heap) {
   return n << HAK_SLICE_SHIFT;
 }
 
-/* Slices a timed purge returned at `purged_at` are needed again: if that
+/* Memory a timed purge returned at `purged_at` is needed again: if that
 ** was soon after, wait longer. */
-static void segment_refaulted(hak_heap_t *heap, uint64_t purged_at) {
+void segment_refaulted(hak_heap_t *heap, uint64_t purged_at) {
   long delay = segment_purge_delay(heap);
   uint64_t now = os_now_ms();
   if (delay <= 0 || now - purged_at > 2 * (uint64_t)delay) return;

@@ -138,8 +138,9 @@ typedef struct hak_page_s {
   ** "is this offset a block start, and which one" is a multiply and a
   ** rotate.  Set by page_init; unused in other builds. */
   uint8_t div_shift;
-  uint8_t empty_seen; /* heap_trim_empty: found empty by the last pass */
-  uint8_t pad[5];
+  uint8_t empty_seen; /* heap_trim_empty: found empty by the last look, or reset */
+  uint8_t pad[1];
+  uint32_t trimmed_at; /* heap_trim_empty: ms (mod 2^32) of its reset */
   uint64_t key[2];
   uint64_t div_inv;
   uint8_t pad2[8]; /* 128 bytes: free finds a page by a shift */

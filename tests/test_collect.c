@@ -400,44 +400,90 @@ static void tick_slow_path(void) {
   }
 }
 
-Test(collect, the_empty_page_a_class_keeps_gives_back_its_blocks) {
-  hak_option_set(HAK_OPT_PURGE_DELAY, 1);
-  void *blk[NKEPT];
+#define KEPT_SPAN ((size_t)NKEPT * KEPT)
+
+/* With a purge delay of `delay_ms`: one page of NKEPT blocks of KEPT bytes,
+** filled, then every block freed but blk[0] when `keep_first`; returns the
+** page's lowest block. */
+static char *emptied_page(void **blk, long delay_ms, bool keep_first) {
+  hak_option_set(HAK_OPT_PURGE_DELAY, delay_ms);
   alloc_filled(blk, 0, NKEPT, KEPT);
   char *start = lowest(blk, NKEPT);
   for (int i = 0; i < NKEPT; i++)
     cr_assert_eq((uintptr_t)blk[i] >> 16, (uintptr_t)start >> 16, "one 64 KiB page holds them all");
-  size_t span = (size_t)NKEPT * KEPT;
-  for (int i = 0; i < NKEPT; i++) hak_free(blk[i]);
-  size_t kept = hkt_resident_pages(start, span);
-  cr_expect_geq(kept, span / 4096, "the emptied page keeps its blocks at first: %zu pages resident", kept);
-  size_t left = kept;
-  for (int round = 0; round < 200 && left > 0; round++) {
-    usleep(2000);
+  for (int i = keep_first ? 1 : 0; i < NKEPT; i++) hak_free(blk[i]);
+  return start;
+}
+
+/* Ticks the slow path every `pause_us` until the page at `start` has no OS
+** page resident, or `rounds` went by; returns how many are left. */
+static size_t wait_for_reset(char *start, int rounds, unsigned pause_us) {
+  size_t left = hkt_resident_pages(start, KEPT_SPAN);
+  for (int round = 0; round < rounds && left > 0; round++) {
+    usleep(pause_us);
     tick_slow_path();
-    left = hkt_resident_pages(start, span);
+    left = hkt_resident_pages(start, KEPT_SPAN);
   }
-  cr_expect_eq(left, 0, "found empty twice, the page gives its %zu OS pages back: %zu left", kept, left);
+  return left;
+}
+
+Test(collect, the_empty_page_a_class_keeps_gives_back_its_blocks) {
+  void *blk[NKEPT];
+  char *start = emptied_page(blk, 1, false);
+  size_t kept = hkt_resident_pages(start, KEPT_SPAN);
+  cr_expect_geq(kept, KEPT_SPAN / 4096, "the emptied page keeps its blocks at first: %zu pages resident",
+                kept);
+  size_t left = wait_for_reset(start, 200, 2000);
+  cr_expect_eq(left, 0, "left alone for a delay, the page gives its %zu OS pages back: %zu left", kept,
+               left);
   alloc_filled(blk, 0, NKEPT, KEPT); /* and carves them again */
   check_and_free(blk, NKEPT, KEPT);
 }
 
 /* A class in use at every look keeps its page whole. */
 Test(collect, a_page_in_use_keeps_its_blocks) {
-  hak_option_set(HAK_OPT_PURGE_DELAY, 1);
   void *blk[NKEPT];
-  alloc_filled(blk, 0, NKEPT, KEPT);
-  char *start = lowest(blk, NKEPT);
-  size_t span = (size_t)NKEPT * KEPT;
-  for (int i = 1; i < NKEPT; i++) hak_free(blk[i]); /* blk[0] stays */
-  size_t kept = hkt_resident_pages(start, span);
-  for (int round = 0; round < 20; round++) {
-    usleep(2000);
-    tick_slow_path();
-  }
-  size_t left = hkt_resident_pages(start, span);
+  char *start = emptied_page(blk, 1, true);
+  size_t kept = hkt_resident_pages(start, KEPT_SPAN);
+  size_t left = wait_for_reset(start, 20, 2000);
   cr_expect_eq(left, kept, "a live block keeps its page whole: %zu of %zu pages resident", left, kept);
   hak_free(blk[0]);
+}
+
+/* A page used between two looks, and empty at each (a request at a time
+** takes a block and gives it back: the runtime's tasks), keeps its blocks. */
+Test(collect, a_page_used_between_the_looks_keeps_its_blocks) {
+  void *blk[NKEPT];
+  char *start = emptied_page(blk, 1, false);
+  size_t kept = hkt_resident_pages(start, KEPT_SPAN);
+  for (int round = 0; round < 40; round++) {
+    usleep(2000);
+    void *q = hak_malloc(KEPT);
+    cr_assert_not_null(q);
+    memset(q, 1, KEPT);
+    hak_free(q);
+    tick_slow_path();
+  }
+  size_t left = hkt_resident_pages(start, KEPT_SPAN);
+  cr_expect_eq(left, kept, "a page used between the looks keeps its blocks: %zu of %zu pages resident",
+               left, kept);
+}
+
+/* A page reset and carved again soon after gave its memory back for
+** nothing: the heap's purge delay doubles, and its looks come half as
+** often. */
+Test(collect, a_page_carved_soon_after_its_reset_doubles_the_delay) {
+  void *blk[NKEPT];
+  char *start = emptied_page(blk, 50, false);
+  size_t left = wait_for_reset(start, 200, 5000);
+  cr_assert_eq(left, 0, "the idle page was reset: %zu pages left", left);
+  hak_heap_figures_t before, after;
+  hak_heap_figures(NULL, &before);
+  alloc_filled(blk, 0, NKEPT, KEPT);
+  hak_heap_figures(NULL, &after);
+  cr_expect_eq(after.purge_delay, 2 * before.purge_delay, "carved again at once: delay %ld ms, then %ld",
+               before.purge_delay, after.purge_delay);
+  check_and_free(blk, NKEPT, KEPT);
 }
 
 /* -------------------------------------------------------------------------
