@@ -451,6 +451,16 @@ Test(runtime, accounts_exact_after_idle_gc) {
   }
 }
 
+/* The collector takes a parked task when its garbage since its state's
+** last collection, Lua's own included, is due (tests/runtime/gc_clock.lua;
+** generational mode, with every heap big enough to go at once). */
+Test(runtime, idle_gc_counts_from_the_last_collection) {
+  col_cfg c = col_default();
+  rt_run r = run_col("gc_clock.lua", c);
+  cr_expect(r.waited == 0 && strstr(r.out, "gc_clock ok") != NULL, "%s%s", r.out, r.err);
+  free_run(&r);
+}
+
 /* With collector_close_min above a task's heap, the collector takes its
 ** GC only once it has stayed parked 50 ms (both GC modes). */
 Test(runtime, small_heaps_collected_only_when_idle) {

@@ -264,6 +264,8 @@ struct hakrt_task {
   bool want_gc;            /* set at its last slice's end: it asks the
                               collector for a collection when it parks */
   bool gc_full;            /* what it asks the collector for: a full collection */
+  bool gc_due;             /* ... soon, as Lua would collect it (else only
+                              once it has stayed parked: collector.c) */
   bool soft_req;           /* ... because of its soft limit */
   bool closed_by_collector;
   bool inbox_done;         /* the task's code ended; no new inbox */
@@ -279,9 +281,10 @@ struct hakrt_task {
   uint64_t o_run_ns, o_cpu_ns, o_sent, o_received, o_resumes; /* published to the sched copies */
   hakrt_gc_figures o_gc;   /* own while it runs; the collector's while it
                               holds it (COLLECTING, or closing) */
-  uint64_t gc_mark;        /* allocated bytes when its GC last ran outside
-                              its own pacing (idle or soft) */
-  size_t gc_base;          /* in_use after its last full collection */
+  uint64_t gc_mark;        /* allocated bytes when its state was last
+                              collected (its GC clock, collector.c) */
+  size_t gc_base;          /* in_use after its last full collection (incremental:
+                              at its last cycle's end) */
   uint64_t streak_ns;      /* run time since it last blocked or yielded */
   AO_t collect_stop;       /* a wake arrived while COLLECTING: stop soon */
   hakrt_acct_fig o_final;  /* the account after the close (ctx is gone then) */
@@ -506,6 +509,8 @@ void hakrt_collector_offer_locked(hakrt_task *t);
 void hakrt_collector_after_slice(hakrt_task *t, bool parking);
 /* A worker between tasks: returns memory if the collector asked. */
 void hakrt_collector_worker_maintain(hakrt_worker *w, bool idle);
+/* Every task state's GC clock (state setup, protected: it allocates). */
+void hakrt_collector_start_clock(lua_State *L);
 
 /* Adds t's figures to *sum. */
 void hakrt_gc_figures_add(hakrt_gc_figures *sum, const hakrt_gc_figures *t);

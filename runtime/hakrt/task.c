@@ -179,6 +179,7 @@ static int state_setup(lua_State *L) {
   luaL_openlibs(L);
   hakrt_output_open(L);
   hakrt_preempt_open_coroutines(L);
+  hakrt_collector_start_clock(L);
   lua_gc(L, LUA_GCRESTART);
   if (rt->cfg.generational) lua_gc(L, LUA_GCGEN, 0, 0);
   else lua_gc(L, LUA_GCINC, 0, 0, 0);
@@ -195,6 +196,9 @@ static lua_State *task_state_new(hakrt *rt, size_t limit, bool private_heap) {
   cfg.private_heap = private_heap;
   cfg.libc = rt->cfg.libc;
   if ((L = hakl_newstate(&cfg)) == NULL) return NULL;
+  /* no task yet (Lua leaves the main thread's extra space as the
+  ** allocator gave it): the GC clock's ticks look for one there */
+  *(hakrt_task **)lua_getextraspace(L) = NULL;
   lua_gc(L, LUA_GCSTOP); /* none while the libraries load, as lua.c */
   lua_pushcfunction(L, state_setup);
   lua_pushlightuserdata(L, rt);
