@@ -5,7 +5,7 @@
 -- counts), one that makes the same garbage and then sleeps 300 ms is.
 local rt = require "hakrt"
 
--- rounds of 3000 small tables of garbage, each followed by a sleep;
+-- rounds of 2000 small tables of garbage (a heap well below 1 MiB), each followed by a sleep;
 -- returns the collector's collections of this task and the sleeps that
 -- lasted 50 ms or more
 local function task(rounds, sleep_ms)
@@ -13,7 +13,7 @@ local function task(rounds, sleep_ms)
   local long = 0
   for r = 1, rounds do
     local junk = {}
-    for i = 1, 3000 do junk[i] = {r, i, "g" .. i} end
+    for i = 1, 2000 do junk[i] = {r, i, "g" .. i} end
     junk = nil
     local t0 = rt.now()
     rt.sleep(sleep_ms)
