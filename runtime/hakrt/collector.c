@@ -9,14 +9,15 @@
 ** a remote free, and each page's blocks go back with one CAS.
 **
 ** Idle GC.  A task that parks after allocating enough since its state's
-** last collection (its GC clock, below: whoever ran it) goes on gcq.  The collector marks it COLLECTING
-** (under rt->lock, so no worker can resume it meanwhile), runs Lua's
-** collector on it (a generational minor collection, incremental steps to
-** the end of a cycle, or a full collection when the heap has doubled or
-** its soft limit asks), and hands it back: PARKED, or RUNNABLE when a
-** wake came meanwhile (then it stops after the current step).  Lua's
-** collector then frees the state's garbage on this thread, as remote
-** frees, and its debt is paid before the task runs again.
+** last collection (its GC clock, below: whoever ran it) goes on gcq.  The
+** collector marks it COLLECTING (under rt->lock, so no worker can resume
+** it meanwhile), runs Lua's collector on it (a generational minor
+** collection, incremental steps to the end of a cycle, or a full
+** collection when the heap has doubled or its soft limit asks), and hands
+** it back: PARKED, or RUNNABLE when a wake came meanwhile (then it stops
+** after the current step).  Lua's collector then frees the state's
+** garbage on this thread, as remote frees, and its debt is paid before
+** the task runs again.
 **
 ** Maintenance.  After closes or collections, the collector asks every
 ** worker that ran no task since its previous round (50 ms) to return
@@ -217,13 +218,14 @@ static void gcq_later_push_locked(hakrt_collector *c, hakrt_task *t) {
 ** A parked task with GC debt.  A due one (idle_gc_due) with a heap of
 ** collector_close_min bytes or more goes to the collector at once; one
 ** that is not due yet, only once it has stayed parked IDLE_DELAY_MS.  So
-** does a smaller one, due or not: its GC is cheap on its worker, where its objects
-** are warm, and a task that wakes soon (a driver between arrivals, a sink
-** between messages) would wait for the collector's step and find its
-** heap cold after it (latency.lua at T = 1 and 4000 requests/s, 10 runs:
-** p99 1.82 ms with every parked task taken at once, 0.30 without idle GC;
-** a 33 KB driver took 40 collections of up to 0.8 ms, its task handles'
-** finalizers contending for rt->lock, and its wakes waited up to 0.8 ms).
+** does a smaller one, due or not: its GC is cheap on its worker, where its
+** objects are warm, and a task that wakes soon (a driver between
+** arrivals, a sink between messages) would wait for the collector's step
+** and find its heap cold after it (latency.lua at T = 1 and 4000
+** requests/s, 10 runs: p99 1.82 ms with every parked task taken at once,
+** 0.30 without idle GC; a 33 KB driver took 40 collections of up to
+** 0.8 ms, its task handles' finalizers contending for rt->lock, and its
+** wakes waited up to 0.8 ms).
 */
 void hakrt_collector_offer_locked(hakrt_task *t) {
   hakrt *rt = t->rt;
