@@ -277,7 +277,7 @@ static int send_try(lua_State *L, int status, lua_KContext ctx) {
     hakrt_msg_unbox(L, -1);
     chan_enqueue_locked(c, m);
     pthread_mutex_unlock(&c->lock);
-    t->sent++;
+    t->o_sent++;
     return 0;
   }
   return chan_block(L, c, &c->sendq, HAKRT_W_SEND, 0, ctx, send_try);
@@ -315,7 +315,7 @@ static int recv_try(lua_State *L, int status, lua_KContext ctx) {
       return lua_error(L);
     }
     hakrt_msg_free(m);
-    t->received++;
+    t->o_received++;
     return lua_gettop(L) - top;
   }
   if (c->closed || (deadline != 0 && hakrt_now_ns() >= deadline)) {

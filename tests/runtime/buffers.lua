@@ -38,4 +38,7 @@ assert(rawequal(x, y) and tostring(x) == "twice")
 -- a buffer sent to a channel nobody reads is freed with it
 do local lost = rt.channel(1); lost:send(rt.buffer(1000)) end
 collectgarbage()
+-- the task's figures count its messages: 3 sent (a, c, lost), 2 received (b, c)
+for _, t in ipairs(rt.stats().tasks) do if t.id == rt.self() then me = t end end
+assert(me.sent == 3 and me.received == 2, "sent " .. me.sent .. ", received " .. me.received)
 print("buffers ok")
