@@ -29,12 +29,16 @@ typedef struct batch_slot_s {
   uint32_t n; /* blocks in the chain */
 } batch_slot_t;
 
-/* The slots, and the indices of those in use (so that the end flushes
-** what it holds, not all 128). */
+/* The slots, the indices of those in use (so that the end flushes what it
+** holds, not all 128), and the slot of the last block added (NULL after
+** its flush).  A close frees its blocks sorted by address (hakl_core.c):
+** most frees are on the page of the one before, and take that slot with
+** one compare instead of a hash and a probe. */
 typedef struct batch_table_s {
   batch_slot_t slot[BATCH_SLOTS];
   uint8_t used[BATCH_SLOTS];
   unsigned nused;
+  batch_slot_t *last;
 } batch_table_t;
 
 /*
@@ -85,6 +89,13 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
     page_push_remote_list(page, block, block, 1);
     return;
   }
+  s = t->last;
+  if (s != NULL && s->page == page) {
+    block_set_next(page, block, s->first);
+    s->first = block;
+    s->n++;
+    return;
+  }
   /* 4-way: a close interleaves a dozen classes, so two busy pages that
   ** hash alike must not evict each other at every free. */
   h = batch_slot_of(page);
@@ -94,6 +105,7 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
       block_set_next(page, block, s->first);
       s->first = block;
       s->n++;
+      t->last = s;
       return;
     }
     if (s->page == NULL && empty == NULL) empty = s;
@@ -108,6 +120,7 @@ void remote_batch_add(hak_page_t *page, hak_block_t *block) {
   empty->page = page;
   empty->first = empty->last = block;
   empty->n = 1;
+  t->last = empty;
 }
 
 void hak_remote_batch_begin(void) {

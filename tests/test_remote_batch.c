@@ -72,7 +72,16 @@ static void *owner_main(void *arg) {
   return NULL;
 }
 
-static void run_batch(bool concurrent) {
+static int by_address(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return (x > y) - (x < y);
+}
+
+/* Frees the owner's blocks in one batch: in allocation order (classes
+** interleaved, so pages' chains are found by hash), or sorted by address,
+** as a Lua state's close frees them (hakl_core.c): then each page's
+** blocks come one after the other. */
+static void run_batch(bool concurrent, bool sorted) {
   owner_t o;
   pthread_t th;
   hak_thread_counters_t c0, c1;
@@ -87,9 +96,19 @@ static void run_batch(bool concurrent) {
   for (size_t i = 0; i < o.n; i++)
     cr_assert(hkt_block_check(o.blocks[i], 1 << 20) == size_of(i), "block %zu changed", i);
 
+  void **order = (void **)malloc(o.n * sizeof *order);
+  cr_assert(order != NULL, "malloc");
+  memcpy(order, o.blocks, o.n * sizeof *order);
+  size_t slices = 0; /* the 64 KiB slices the blocks lie in: a bound on their pages */
+  if (sorted) {
+    qsort(order, o.n, sizeof *order, by_address);
+    for (size_t i = 0; i < o.n; i++)
+      if (i == 0 || (uintptr_t)order[i] >> 16 != (uintptr_t)order[i - 1] >> 16) slices++;
+  }
+
   hak_thread_counters(&c0);
   hak_remote_batch_begin();
-  for (size_t i = 0; i < o.n; i++) hak_free(o.blocks[i]);
+  for (size_t i = 0; i < o.n; i++) hak_free(order[i]);
   hak_remote_batch_end();
   hak_thread_counters(&c1);
   atomic_store(&o.phase, 2);
@@ -100,16 +119,24 @@ static void run_batch(bool concurrent) {
   /* 20000 blocks of ~20 sizes sit in a few hundred pages */
   cr_expect(c1.remote_pushes - c0.remote_pushes < o.n / 8, "%llu pushes for %zu frees",
             (unsigned long long)(c1.remote_pushes - c0.remote_pushes), o.n);
+  /* in address order: the first 64 frees pushed at once (remote.c), then
+  ** one push per page at most */
+  if (sorted)
+    cr_expect(c1.remote_pushes - c0.remote_pushes <= 64 + slices, "%llu pushes for %zu slices",
+              (unsigned long long)(c1.remote_pushes - c0.remote_pushes), slices);
   cr_expect(o.refilled == o.n, "owner refilled %zu of %zu", o.refilled, o.n);
   cr_expect(o.mapped_after <= o.mapped_before,
             "the owner mapped %zu more bytes: freed blocks did not come back",
             o.mapped_after - o.mapped_before);
+  free(order);
   free(o.blocks);
 }
 
-Test(remote_batch, blocks_come_back) { run_batch(false); }
+Test(remote_batch, blocks_come_back) { run_batch(false, false); }
 
-Test(remote_batch, owner_busy_meanwhile) { run_batch(true); }
+Test(remote_batch, owner_busy_meanwhile) { run_batch(true, false); }
+
+Test(remote_batch, address_order_pushes_once_per_page) { run_batch(false, true); }
 
 #define NMANY 200 /* more than a batch pushes at once before it holds */
 
