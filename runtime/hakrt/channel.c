@@ -23,7 +23,7 @@
 ** --------------------------------------------------------------------- */
 
 static void waitq_push(hakrt_chan *c, hakrt_waitq *q, hakrt_task *t) {
-  t->wq_chan = c;
+  AO_store(&t->wq_chan, (AO_t)c);
   t->wnext = NULL;
   t->wprev = q->tail;
   if (q->tail != NULL) q->tail->wnext = t;
@@ -37,13 +37,13 @@ static void waitq_remove(hakrt_waitq *q, hakrt_task *t) {
   if (t->wnext != NULL) t->wnext->wprev = t->wprev;
   else q->tail = t->wprev;
   t->wprev = t->wnext = NULL;
-  t->wq_chan = NULL;
+  AO_store(&t->wq_chan, 0);
 }
 
 /* Takes t out of c's queues if it is in one. */
 static void chan_unwait_locked(hakrt_chan *c, hakrt_task *t) {
   hakrt_task *x;
-  if (t->wq_chan != c) return;
+  if ((hakrt_chan *)AO_load(&t->wq_chan) != c) return;
   for (x = c->recvq.head; x != NULL; x = x->wnext)
     if (x == t) {
       waitq_remove(&c->recvq, t);
@@ -64,8 +64,11 @@ static void waitq_wake_all(hakrt_waitq *q) {
   while (q->head != NULL) waitq_wake_one(q);
 }
 
+/* Only the thread running t calls this, so a channel read here is one t waited
+** on (its handle keeps it alive); a waker may take t out meanwhile, which
+** the test under the lock sees. */
 void hakrt_chan_unwait(hakrt_task *t) {
-  hakrt_chan *c = t->wq_chan;
+  hakrt_chan *c = (hakrt_chan *)AO_load(&t->wq_chan);
   if (c == NULL) return;
   pthread_mutex_lock(&c->lock);
   chan_unwait_locked(c, t);
@@ -90,6 +93,11 @@ hakrt_chan *hakrt_chan_new(hakrt *rt, size_t cap) {
   pthread_mutex_lock(&rt->lock);
   c->id = ++rt->next_chan_id;
   pthread_mutex_unlock(&rt->lock);
+  pthread_mutex_lock(&rt->chans_lock);
+  c->all_next = rt->chans;
+  if (rt->chans != NULL) rt->chans->all_prev = c;
+  rt->chans = c;
+  pthread_mutex_unlock(&rt->chans_lock);
   return c;
 }
 
@@ -120,19 +128,52 @@ void hakrt_chan_owner_gone(hakrt_chan *c) {
   if (AO_load_full(&c->refs) == 1) chan_drop_unread(c);
 }
 
+/* Marked before the reference goes: a release that then counts 2
+** references cannot take the owner's for one of them (below). */
+void hakrt_chan_owner_release(hakrt_chan *c) {
+  AO_store_full(&c->owner_released, 1);
+  hakrt_chan_release(c);
+}
+
 /* The last reference frees the channel and what it still holds.  Nobody
 ** can wait on it then: a waiting task holds a handle. */
 void hakrt_chan_release(hakrt_chan *c) {
   hakrt_msg *m, *next;
-  /* before our reference goes, while it keeps c: the task's is the other */
-  if (AO_load_full(&c->owner_gone) && AO_load_full(&c->refs) == 2) chan_drop_unread(c);
+  /* Before our reference goes, while it keeps c: if the other one is the
+  ** finished owner's, nobody can receive what is queued.  The count is
+  ** read first: the owner marks its release before it counts it, so a 2
+  ** read before the mark is the owner's reference and ours. */
+  if (AO_load_full(&c->owner_gone) && AO_load_full(&c->refs) == 2 && !AO_load_full(&c->owner_released))
+    chan_drop_unread(c);
   if (AO_fetch_and_sub1_full(&c->refs) != 1) return;
+  pthread_mutex_lock(&c->rt->chans_lock);
+  if (c->all_prev != NULL) c->all_prev->all_next = c->all_next;
+  else c->rt->chans = c->all_next;
+  if (c->all_next != NULL) c->all_next->all_prev = c->all_prev;
+  pthread_mutex_unlock(&c->rt->chans_lock);
   for (m = c->head; m != NULL; m = next) {
     next = m->next;
     hakrt_msg_free(m);
   }
   pthread_mutex_destroy(&c->lock);
   hakrt_mem_free(c->rt, c);
+}
+
+/*
+** Every channel gets one more reference first, so that none is freed
+** while the list is walked; then each drops what it holds (the messages
+** release the references they held, to channels among others); then the
+** extra references go, and with them every channel that only messages
+** held.  A channel emptied first frees nothing else when it goes.
+*/
+void hakrt_chan_free_cycles(hakrt *rt) {
+  hakrt_chan *c, *next;
+  for (c = rt->chans; c != NULL; c = c->all_next) hakrt_chan_retain(c);
+  for (c = rt->chans; c != NULL; c = c->all_next) chan_drop_unread(c);
+  for (c = rt->chans; c != NULL; c = next) {
+    next = c->all_next;
+    hakrt_chan_release(c);
+  }
 }
 
 static void chan_enqueue_locked(hakrt_chan *c, hakrt_msg *m) {
@@ -266,6 +307,10 @@ static int send_try(lua_State *L, int status, lua_KContext ctx) {
   hakrt_task *t = hakrt_task_of(L);
   hakrt_msg *m = *(hakrt_msg **)lua_touserdata(L, -1);
   (void)status;
+  /* A send that blocked may resume after its coroutine sent one of the
+  ** message's buffers elsewhere (a coroutine left suspended by a call
+  ** that could not yield): the block has a new owner. */
+  if (!hakrt_msg_bufs_intact(m)) return luaL_error(L, "cannot send a buffer that was sent");
   pthread_mutex_lock(&c->lock);
   chan_unwait_locked(c, t);
   if (c->closed) {

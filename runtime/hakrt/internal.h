@@ -75,6 +75,9 @@ hakrt_msg *hakrt_msg_pack(lua_State *L, int first, int n, const char *what);
 /* The box on top of L's stack lets go of its message (the caller owns it now). */
 void hakrt_msg_unbox(lua_State *L, int idx);
 /* The sender's buffers in m become empty: the message owns their blocks. */
+/* Whether each buffer the message took still holds the block it took: a
+** send that blocked after packing can find it sent elsewhere meanwhile. */
+bool hakrt_msg_bufs_intact(const hakrt_msg *m);
 void hakrt_msg_commit(hakrt_msg *m, lua_State *sender);
 /* Pushes the message's values onto L; returns how many.  Raises a Lua error
 ** when L runs out of memory (m is untouched then).  Buffers are taken from
@@ -108,11 +111,14 @@ struct hakrt_chan {
   AO_t owner_gone;        /* an inbox whose task's state has closed: once
                              only the task's reference is left, nobody can
                              receive, and what is queued is dropped */
+  AO_t owner_released;    /* the task record let its reference go: the
+                             references left are handles and messages */
   size_t cap, count;
   hakrt_msg *head, *tail;
   bool closed;
   hakrt_waitq recvq, sendq;
   hakrt *rt;
+  hakrt_chan *all_next, *all_prev; /* rt->chans (rt->chans_lock) */
 };
 
 hakrt_chan *hakrt_chan_new(hakrt *rt, size_t cap);
@@ -129,6 +135,13 @@ hakrt_chan *hakrt_chan_test(lua_State *L, int idx);
 ** go as soon as the task's is the only reference left (now, or at the
 ** release of the last other one). */
 void hakrt_chan_owner_gone(hakrt_chan *c);
+/* The task record that owns inbox c lets its reference go. */
+void hakrt_chan_owner_release(hakrt_chan *c);
+/* At hakrt_free, with no state left: the channels still alive are held
+** only by messages queued in channels (a channel sent into itself, two
+** channels holding each other); drops those messages, and so the
+** channels. */
+void hakrt_chan_free_cycles(hakrt *rt);
 /* Takes task t out of whatever channel queue it waits in. */
 void hakrt_chan_unwait(hakrt_task *t);
 void hakrt_chan_open_lib(lua_State *L);  /* the handles' metatable */
@@ -271,7 +284,9 @@ struct hakrt_task {
   bool inbox_done;         /* the task's code ended; no new inbox */
   /* chan */
   hakrt_task *wprev, *wnext;
-  hakrt_chan *wq_chan;     /* the channel whose queue holds it, or NULL */
+  AO_t wq_chan;            /* the hakrt_chan whose queue holds it, or 0:
+                              written under that channel's lock, read by
+                              the thread running the task without it */
   /* own */
   lua_State *L, *co;       /* the state; the coroutine that runs the task */
   hakl_ctx *ctx;
@@ -462,6 +477,8 @@ struct hakrt {
   bool monitor_started;
   AO_t monitor_stop;
   pthread_mutex_t out_lock;
+  pthread_mutex_t chans_lock; /* a leaf: nothing is taken while it is held */
+  hakrt_chan *chans;          /* every live channel (chans_lock) */
   uint64_t started_ns;
   hakrt_collector col;
   hakrt_gc_figures done_gc; /* the figures of finished tasks (sched) */

@@ -165,7 +165,9 @@ hakrt_msg *hakrt_msg_strings(hakrt *rt, int n, const char *const *s, const size_
 /* One step of the path to the value being packed, for error messages. */
 typedef struct path_step {
   int type;         /* LUA_TNUMBER, LUA_TSTRING, or another key type */
+  bool is_float;    /* a number key that is a float: f, not i */
   lua_Integer i;
+  lua_Number f;
   const char *s;    /* the key string (it is on the stack meanwhile) */
 } path_step;
 
@@ -195,7 +197,8 @@ static int pack_fail(packer *P, const char *why) {
   if (P->depth > 0) luaL_addstring(&b, ", at ");
   for (i = 0; i < P->depth; i++) {
     const path_step *s = &P->path[i];
-    if (s->type == LUA_TNUMBER) lua_pushfstring(L, "[%I]", (LUAI_UACINT)s->i);
+    if (s->type == LUA_TNUMBER && s->is_float) lua_pushfstring(L, "[%f]", (LUAI_UACNUMBER)s->f);
+    else if (s->type == LUA_TNUMBER) lua_pushfstring(L, "[%I]", (LUAI_UACINT)s->i);
     else if (s->type == LUA_TSTRING) lua_pushfstring(L, "[\"%s\"]", s->s);
     else lua_pushliteral(L, "[?]");
     luaL_addvalue(&b);
@@ -246,7 +249,11 @@ static void pack_table(packer *P, int idx) {
   while (lua_next(L, idx) != 0) {
     path_step *s = &P->path[P->depth++];
     s->type = lua_type(L, -2);
-    if (s->type == LUA_TNUMBER) s->i = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+    if (s->type == LUA_TNUMBER) {
+      s->is_float = !lua_isinteger(L, -2);
+      if (s->is_float) s->f = lua_tonumber(L, -2);
+      else s->i = lua_tointeger(L, -2);
+    }
     else if (s->type == LUA_TSTRING) s->s = lua_tostring(L, -2);
     pack_value(P, lua_absindex(L, -2));
     pack_value(P, lua_absindex(L, -1));
@@ -353,6 +360,17 @@ hakrt_msg *hakrt_msg_pack(lua_State *L, int first, int n, const char *what) {
   P.m->nvalues = n;
   lua_settop(L, top);    /* the seen table, if any; the box stays on top */
   return *box;
+}
+
+bool hakrt_msg_bufs_intact(const hakrt_msg *m) {
+  unsigned i;
+  for (i = 0; i < m->nrefs; i++) {
+    const hakrt_ref *r = &m->refs[i];
+    if (r->kind == HAKRT_REF_BUF && !r->owned &&
+        ((hakrt_buf *)r->sender_buf)->block != (unsigned char *)AO_load(&r->ptr))
+      return false;
+  }
+  return true;
 }
 
 void hakrt_msg_commit(hakrt_msg *m, lua_State *sender) {

@@ -109,6 +109,7 @@ hakrt *hakrt_new(const hakrt_config *cfg) {
   }
   pthread_mutex_init(&rt->lock, NULL);
   pthread_mutex_init(&rt->out_lock, NULL);
+  pthread_mutex_init(&rt->chans_lock, NULL);
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* timers are monotonic */
   pthread_cond_init(&rt->work, &attr);
@@ -142,10 +143,12 @@ void hakrt_free(hakrt *rt) {
   rt->live = NULL;
   for (i = 0; i < rt->ntimers; i++) hakrt_task_unref(rt->timers[i].task);
   free(rt->timers);
+  hakrt_chan_free_cycles(rt);
   pthread_cond_destroy(&rt->work);
   pthread_cond_destroy(&rt->changed);
   pthread_mutex_destroy(&rt->lock);
   pthread_mutex_destroy(&rt->out_lock);
+  pthread_mutex_destroy(&rt->chans_lock);
   free(rt->workers);
   free(rt);
 }

@@ -134,7 +134,7 @@ static void task_free(hakrt_task *t) {
   hakrt_mem_free(rt, t->error);
   if (t->kind != HAKRT_START_FUNCTION) hakrt_mem_free(rt, t->name);
   hakrt_mem_free(rt, t->obuf);
-  if (t->inbox != NULL) hakrt_chan_release(t->inbox);
+  if (t->inbox != NULL) hakrt_chan_owner_release(t->inbox);
   hakrt_mem_free(rt, t);
 }
 

@@ -34,6 +34,8 @@ local function refused(pattern, ...)
 end
 refused("cannot send a function (value 1)", print)
 refused("cannot send a function (value 2, at [\"x\"][2])", 1, {x = {1, function() end}})
+refused("cannot send a function (value 1, at [1.5])", {[1.5] = print})
+refused("cannot send a thread (value 1, at [\"a\"][2][0.25])", {a = {[2] = {[0.25] = coroutine.create(print)}}})
 refused("cannot send a userdata (value 1)", io.stdout)
 refused("cannot send a thread (value 1)", coroutine.create(print))
 local deep = {}
