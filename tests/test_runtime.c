@@ -149,6 +149,10 @@ Test(runtime, handles) { expect_script("handles.lua", "handles ok", 2, false); }
 Test(runtime, handles_one_worker) { expect_script("handles.lua", "handles ok", 1, false); }
 Test(runtime, handles_private_heaps) { expect_script_heaps("handles.lua", "handles ok", 2, false, true); }
 Test(runtime, buffers_libc) { expect_script("buffers.lua", "buffers ok", 2, true); }
+/* b:sub as string.sub at every edge, b:set's range, spawn_with's field
+** errors, rt.inbox() in a finalizer at close. */
+Test(runtime, api_edges) { expect_script("api_edges.lua", "api_edges ok", 2, false); }
+Test(runtime, api_edges_one_worker) { expect_script("api_edges.lua", "api_edges ok", 1, false); }
 Test(runtime, channels) { expect_script("channels.lua", "channels ok", 2, false); }
 Test(runtime, pending_send_after_its_buffer_left) { expect_script("pending_send.lua", "pending_send ok", 2, false); }
 Test(runtime, inbox_readable_after_its_owner) { expect_script("inbox_after_owner.lua", "inbox_after_owner ok", 2, false); }

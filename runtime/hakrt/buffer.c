@@ -78,19 +78,28 @@ static int buf_len(lua_State *L) {
   return 1;
 }
 
-/* Lua's string.sub rules for i and j. */
-static size_t buf_pos(lua_Integer pos, size_t len) {
+/* string.sub's rules (lstrlib.c posrelatI and getendpos): a start
+** position of 0 or below -len is 1; an end position above len is len,
+** below -len is 0 (an empty result).  len < 2^40, so -len and len + pos + 1
+** cannot overflow whatever pos is (math.mininteger included). */
+static size_t buf_start(lua_Integer pos, size_t len) {
   if (pos > 0) return (size_t)pos;
-  if (pos == 0) return 1;
-  if (pos < -(lua_Integer)len) return 1;
+  if (pos == 0 || pos < -(lua_Integer)len) return 1;
   return len + (size_t)pos + 1;
 }
 
+static size_t buf_end(lua_Integer pos, size_t len) {
+  if (pos > (lua_Integer)len) return len;
+  if (pos >= 0) return (size_t)pos;
+  if (pos < -(lua_Integer)len) return 0;
+  return len + (size_t)pos + 1;
+}
+
+/* b:sub([i [, j]]): like string.sub on the buffer's bytes. */
 static int buf_sub(lua_State *L) {
   hakrt_buf *b = buf_check(L, 1);
-  size_t i = buf_pos(luaL_optinteger(L, 2, 1), b->len);
-  size_t j = buf_pos(luaL_optinteger(L, 3, -1), b->len);
-  if (j > b->len) j = b->len;
+  size_t i = buf_start(luaL_optinteger(L, 2, 1), b->len);
+  size_t j = buf_end(luaL_optinteger(L, 3, -1), b->len);
   if (i > j) lua_pushliteral(L, "");
   else lua_pushlstring(L, (const char *)b->block + i - 1, j - i + 1);
   return 1;

@@ -7,6 +7,7 @@
 **   rt.channel([capacity])  rt.buffer(n_or_string)  rt.inbox()  rt.stats()
 **   rt.now()  (monotonic seconds)
 */
+#include <errno.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -255,19 +256,37 @@ static int rt_spawn(lua_State *L) {
   return spawn_from(L, 1, NULL);
 }
 
+/* An option's error names the field: bad argument #1 (field 'limit': ...). */
+static int opt_error(lua_State *L, const char *field, const char *msg) {
+  return luaL_argerror(L, 1, lua_pushfstring(L, "field '%s': %s", field, msg));
+}
+
+static int opt_type_error(lua_State *L, const char *field, const char *expected) {
+  return opt_error(L, field, lua_pushfstring(L, "%s expected, got %s", expected,
+                                             luaL_typename(L, -1)));
+}
+
 static int rt_spawn_with(lua_State *L) {
   hakrt_spawn_opts o;
   memset(&o, 0, sizeof o);
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
   if (lua_getfield(L, 1, "limit") != LUA_TNIL) {
-    lua_Integer n = luaL_checkinteger(L, -1);
-    luaL_argcheck(L, n >= 0, 1, "limit must be >= 0");
+    int isint;
+    lua_Integer n = lua_tointegerx(L, -1, &isint);
+    if (!isint) {
+      if (lua_isnumber(L, -1)) opt_error(L, "limit", "number has no integer representation");
+      opt_type_error(L, "limit", "number");
+    }
+    if (n < 0) opt_error(L, "limit", "must be >= 0");
     o.mem_limit = (size_t)n;
   }
   lua_pop(L, 1);
-  lua_getfield(L, 1, "private_heap");
-  o.private_heap = lua_toboolean(L, -1);
+  switch (lua_getfield(L, 1, "private_heap")) {
+    case LUA_TNIL: break;
+    case LUA_TBOOLEAN: o.private_heap = lua_toboolean(L, -1); break;
+    default: opt_type_error(L, "private_heap", "boolean");
+  }
   lua_pop(L, 1);
   return spawn_from(L, 2, &o);
 }
@@ -322,9 +341,23 @@ static int rt_channel(lua_State *L) {
   return 1;
 }
 
+/*
+** Once the task's code has ended (task_end) its inbox is closed, and only
+** the finalizers that lua_close runs still call in: a userdata made then is
+** never finalized (Lua marks none while the state closes), so a handle of
+** the inbox would hold its reference for good.  They get the reason instead.
+*/
 static int rt_inbox(lua_State *L) {
+  hakrt_task *t = hakrt_task_of(L);
   hakrt_chan *c;
-  if (hakrt_task_inbox(hakrt_task_of(L), &c) != 0) return luaL_error(L, "not enough memory");
+  bool ended;
+  int err;
+  pthread_mutex_lock(&t->rt->lock);
+  ended = t->inbox_done;
+  pthread_mutex_unlock(&t->rt->lock);
+  err = ended ? EPIPE : hakrt_task_inbox(t, &c);
+  if (err == EPIPE) return luaL_error(L, "the task has ended: its inbox is closed");
+  if (err != 0) return luaL_error(L, "not enough memory");
   hakrt_chan_push(L, c);
   return 1;
 }
