@@ -246,9 +246,11 @@ bool hklua_option(char **argv, int i) {
 ** The libc allocator is Lua's own l_alloc (luaL_newstate), the fair
 ** baseline.  When an account is asked for (--stats, --mem-limit), this one
 ** replaces it: hakl_alloc_libc (malloc/realloc/free and hakl_alloc's
-** account), under a name of its own so that hakl_getctx does not take the
-** state for one of the glue's: the hakmem module switches it as it would
-** switch l_alloc.
+** account), under a name of its own.  The state's registry entry names
+** its context, so the hakmem module finds that account and keeps it (its
+** limit and figures are the run's) instead of switching the state to
+** hakmem as it switches l_alloc: a switch started a fresh account, which
+** dropped --mem-limit and left --stats reporting the old one.
 ** --------------------------------------------------------------------- */
 
 static void *libc_counted_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -442,6 +444,8 @@ static lua_State *make_state(options *o) {
     hakl_ctx_init(&host.libc_ctx, NULL, o->mem_limit);
     hakl_account_start(&host.libc_ctx.acct, total, o->mem_limit);
     lua_setallocf(L, libc_counted_alloc, &host.libc_ctx);
+    lua_pushlightuserdata(L, &host.libc_ctx); /* replaces the false: no growth */
+    lua_setfield(L, LUA_REGISTRYINDEX, HAKL_CTX_KEY);
     host.counted = true;
   }
   return L;

@@ -393,6 +393,22 @@ Test(hklua, module_is_builtin) {
   lt_result_free(&r);
 }
 
+/* The module in a libc state with an account (--mem-limit, --stats) keeps
+** that account: it used to switch the state to hakmem with a fresh one,
+** which dropped the limit (18 MB under a 1 MB one) and the report's count. */
+Test(hklua, module_keeps_the_libc_account) {
+  static const char *script =
+    "local h = require 'hakmem' print(h.limit()) "
+    "print(pcall(function() local t = {} for i = 1, 2e5 do t[i] = {i} end end)) "
+    "collectgarbage() local c = collectgarbage('count') * 1024 print(h.stats().in_use == c)";
+  lt_result r;
+  enter_corpus();
+  r = hk("--alloc=libc", "--mem-limit=1M", "-e", script);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect_str_eq(r.out, "1048576\nfalse\tnot enough memory\ntrue\n");
+  lt_result_free(&r);
+}
+
 Test(hklua, gc_durations_list_every_step) {
   char opt[64], path[] = "/tmp/hakmem-durations-XXXXXX";
   int fd, n = 0;
