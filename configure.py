@@ -109,6 +109,7 @@ TESTS = [
     ('churn', 'core'),
     ('reuse', 'core'),
     ('check', 'core'),
+    ('fork', 'core'),
     ('glue', 'lua'),
     ('region', 'lua'),
     ('failinject', 'lua'),

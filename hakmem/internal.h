@@ -161,6 +161,9 @@ typedef struct stats_class_s {
 } stats_class_t;
 void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]);
 void segment_fork_lock(bool lock);
+/* In the child of a fork (segment_fork_lock held): the pages whose remote
+** freer was between its two CASes, a thread the child does not have. */
+void segment_fork_child(void);
 
 /* ---- secure.c: free-list links, and the checks of secure builds -------- */
 /*
@@ -271,6 +274,8 @@ void page_push_remote(hak_page_t *page, hak_block_t *block);
 void page_push_remote_list(hak_page_t *page, hak_block_t *first, hak_block_t *last, uint32_t n);
 /* Pushes a page on heap->notified, for the heap's next drain. */
 void page_notify(hak_heap_t *heap, hak_page_t *page);
+/* In the child of a fork: a page left BUSY by a freer that is not there. */
+void page_fork_child(hak_page_t *page);
 /* Owner thread: is `block` in one of the page's free lists? */
 bool page_contains_free(hak_page_t *page, hak_block_t *block);
 extern hak_page_t page_empty;

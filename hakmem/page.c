@@ -243,6 +243,24 @@ void page_notify(hak_heap_t *heap, hak_page_t *page) {
 }
 
 /*
+** fork copies only its caller: a remote freer that was between its CAS to
+** BUSY and the one back to NONE (page_push_remote_list) is gone in the
+** child, and the page would stay BUSY, so that the owner's next free into
+** it, or its heap's exit, waited for good.  Only this thread runs: the
+** state becomes what the freer would have left.  NONE if the page made it
+** onto its heap's notified stack (the owner will find it there), else
+** WANTED, as before the freer came (the next remote free notifies).
+*/
+void page_fork_child(hak_page_t *page) {
+  uintptr_t tf = atomic_load_relaxed(&page->thread_free);
+  if ((tf & NOTIFY_MASK) != NOTIFY_BUSY) return;
+  notify_state_t state = NOTIFY_WANTED;
+  for (hak_page_t *p = (hak_page_t *)atomic_load_relaxed(&page->heap->notified); p; p = p->notify_next)
+    if (p == page) state = NOTIFY_NONE;
+  atomic_store_relaxed(&page->thread_free, (tf & ~NOTIFY_MASK) | state);
+}
+
+/*
 ** A free from a thread that does not own the page.  While the thread has
 ** a remote batch open (remote.c) the block is held there and pushed later
 ** with its page's other blocks.

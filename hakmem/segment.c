@@ -155,6 +155,14 @@ void segment_fork_lock(bool lock) {
   }
 }
 
+void segment_fork_child(void) {
+  for (hak_segment_t *seg = all_segments; seg; seg = seg->all_next) {
+    if (seg->kind != SEGMENT_NORMAL) continue;
+    for (unsigned i = 1; i < HAK_SLICES; i++)
+      if (seg->pages[i].slice_count != 0 && seg->pages[i].heap != NULL) page_fork_child(&seg->pages[i]);
+  }
+}
+
 /* ---- a heap's segment list ---------------------------------------------- */
 
 void segment_list_push(hak_segment_t **list, hak_segment_t *seg) {

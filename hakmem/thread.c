@@ -55,9 +55,15 @@ static void thread_fork_release(void) {
   huge_fork_lock(false);
 }
 
+/* The child also finishes what a remote freer left half done (page.c). */
+static void thread_fork_child(void) {
+  segment_fork_child();
+  thread_fork_release();
+}
+
 static void thread_once_init(void) {
   pthread_key_create(&thread_key, thread_exit_cb);
-  pthread_atfork(thread_fork_prepare, thread_fork_release, thread_fork_release);
+  pthread_atfork(thread_fork_prepare, thread_fork_release, thread_fork_child);
 }
 
 hak_heap_t *thread_heap_init(void) {
