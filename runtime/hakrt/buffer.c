@@ -49,6 +49,7 @@ int hakrt_buf_new(lua_State *L) {
     len = (size_t)n;
   }
   luaL_argcheck(L, len > 0, 1, "a buffer holds at least one byte");
+  hakrt_lib_check_running(L, "buffer");
   if (!hakrt_task_charge(t, len, true)) return luaL_error(L, "not enough memory");
   block = (unsigned char *)hakrt_mem_alloc(t->rt, len);
   if (block == NULL) {

@@ -157,6 +157,9 @@ typedef struct hakrt_buf {
 } hakrt_buf;
 
 hakrt_buf *hakrt_buf_test(lua_State *L, int idx);
+/* Raises "the task has ended: cannot make a <what> now" in a finalizer run
+** at the state's close, where a new handle would never be finalized (lib.c). */
+void hakrt_lib_check_running(lua_State *L, const char *what);
 /* A new handle that will own block (charged to L's account by the caller). */
 hakrt_buf *hakrt_buf_push(lua_State *L, unsigned char *block, size_t len);
 void hakrt_buf_open_lib(lua_State *L);

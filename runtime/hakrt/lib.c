@@ -232,6 +232,7 @@ static int spawn_from(lua_State *L, int first, const hakrt_spawn_opts *opts) {
     kind = HAKRT_START_FUNCTION;
     name = HAKRT_FUNCTION_NAME;
   }
+  hakrt_lib_check_running(L, "task");
   m = hakrt_msg_pack(L, first + 1, nargs, "argument");
   if (kind == HAKRT_START_FUNCTION) code = spawn_code(L, first, self->rt); /* raises before it holds */
   hakrt_msg_commit(m, L);
@@ -334,6 +335,7 @@ static int rt_channel(lua_State *L) {
   lua_Integer cap = luaL_optinteger(L, 1, CHANNEL_DEFAULT_CAP);
   hakrt_chan *c;
   luaL_argcheck(L, cap >= 1 && cap <= (1 << 30), 1, "capacity must be 1 .. 2^30");
+  hakrt_lib_check_running(L, "channel");
   if ((c = hakrt_chan_new(hakrt_task_of(L)->rt, (size_t)cap)) == NULL)
     return luaL_error(L, "not enough memory");
   hakrt_chan_push(L, c);
@@ -344,18 +346,26 @@ static int rt_channel(lua_State *L) {
 /*
 ** Once the task's code has ended (task_end) its inbox is closed, and only
 ** the finalizers that lua_close runs still call in: a userdata made then is
-** never finalized (Lua marks none while the state closes), so a handle of
-** the inbox would hold its reference for good.  They get the reason instead.
+** never finalized (Lua marks none while the state closes), so a handle made
+** then would hold its reference for good (a channel's 144 bytes, a buffer's
+** block, a spawned task's record).  Those calls get the reason instead.
 */
-static int rt_inbox(lua_State *L) {
-  hakrt_task *t = hakrt_task_of(L);
-  hakrt_chan *c;
+static bool task_ended(hakrt_task *t) {
   bool ended;
-  int err;
   pthread_mutex_lock(&t->rt->lock);
   ended = t->inbox_done;
   pthread_mutex_unlock(&t->rt->lock);
-  err = ended ? EPIPE : hakrt_task_inbox(t, &c);
+  return ended;
+}
+
+void hakrt_lib_check_running(lua_State *L, const char *what) {
+  if (task_ended(hakrt_task_of(L))) luaL_error(L, "the task has ended: cannot make a %s now", what);
+}
+
+static int rt_inbox(lua_State *L) {
+  hakrt_task *t = hakrt_task_of(L);
+  hakrt_chan *c;
+  int err = task_ended(t) ? EPIPE : hakrt_task_inbox(t, &c);
   if (err == EPIPE) return luaL_error(L, "the task has ended: its inbox is closed");
   if (err != 0) return luaL_error(L, "not enough memory");
   hakrt_chan_push(L, c);

@@ -97,5 +97,21 @@ for _, made in ipairs{false, true} do
   assert(ok == false, "finalizer: " .. tostring(ok) .. " " .. tostring(err))
   assert(err:find("the task has ended: its inbox is closed", 1, true), err)
 end
+-- the same for the calls that make a handle: its reference would never be
+-- let go (the runner checks hakmem holds nothing after the runtime)
+for _, what in ipairs{"channel", "buffer", "task"} do
+  local h = rt.spawn(function(ch, what)
+    local rt = require "hakrt"
+    local make = {channel = function() return rt.channel(2) end,
+                  buffer = function() return rt.buffer(100) end,
+                  task = function() return rt.spawn(function() end) end}
+    FIN = setmetatable({}, {__gc = function() ch:send(pcall(make[what])) end})
+    return "done"
+  end, ch, what)
+  assert(select(2, h:join()) == "done")
+  local ok, err = ch:recv(10000)
+  assert(ok == false, what .. " made at close")
+  assert(err:find("the task has ended: cannot make a " .. what .. " now", 1, true), err)
+end
 
 print("api_edges ok")
