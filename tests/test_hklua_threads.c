@@ -226,3 +226,28 @@ Test(hklua_threads, watchdog_and_time_limit, .init = setup) {
   cr_expect(strstr(r.err, "task 2: time limit exceeded") != NULL, "%s", r.err);
   lt_result_free(&r);
 }
+
+/* A task limit that leaves room for a bare state but not for the task's
+** own setup: the task fails with a message and hklua exits 1, where the
+** whole process used to abort (PANIC: unprotected error). */
+Test(hklua_threads, tiny_task_mem_limit, .init = setup) {
+  static const char *const limits[] = {"--task-mem-limit=21000", "--task-mem-limit=24000"};
+  size_t i;
+  for (i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+    lt_result r = hk("--threads=1", limits[i], script("tiny_limits.lua"), NULL, NULL, NULL);
+    cr_expect(r.status == 1 && strstr(r.err, "PANIC") == NULL, "%s: status %d (signal %d)\n%s",
+              limits[i], r.status, r.signal, r.err);
+    cr_expect(strstr(r.err, "task 1: cannot create the task's state: not enough memory") != NULL,
+              "%s:\n%s", limits[i], r.err);
+    lt_result_free(&r);
+  }
+}
+
+/* --time-limit reaches a task that spins in coroutines catching errors. */
+Test(hklua_threads, time_limit_through_coroutines, .init = setup) {
+  lt_result r = hk("--threads=2", "--time-limit=200", script("time_limit_coroutines.lua"), NULL,
+                   NULL, NULL);
+  cr_expect(r.status == 0 && strstr(r.out, "time_limit_coroutines ok") != NULL,
+            "status %d\n%s%s", r.status, r.out, r.err);
+  lt_result_free(&r);
+}

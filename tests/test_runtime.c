@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef HKT_STANDALONE
@@ -535,6 +536,97 @@ Test(runtime, watchdog_and_time_limit) {
     cr_expect(strstr(r.err, "task 2: time limit exceeded") != NULL, "stderr:\n%s", r.err);
     free_run(&r);
   }
+}
+
+/* A task's memory limit just above a bare state's: the task fails with
+** "cannot create the task's state" (or, a little higher, runs out in its
+** code), the runtime goes on, and no state is left (run checks hakmem).
+** Every limit from 15000 to 40000 bytes, for the first task (on a spare
+** state or its own) and for tasks spawned with a limit of their own. */
+Test(runtime, tiny_memory_limits) {
+  size_t limit;
+  int spares, refused = 0, ran = 0;
+  for (spares = 0; spares < 2; spares++)
+    for (limit = 15000; limit <= 40000; limit += 500) {
+      hakrt_config cfg;
+      rt_run r;
+      hakrt_config_init(&cfg);
+      cfg.workers = 1;
+      cfg.spare_states = spares != 0;
+      cfg.task_mem_limit = limit;
+      r = run(NULL, "local x = 1\n", &cfg);
+      if (r.waited == 0) {
+        ran++;
+      } else {
+        cr_expect(r.waited == 1 && strstr(r.err, "task 1: ") != NULL &&
+                      strstr(r.err, "not enough memory") != NULL,
+                  "limit %zu: hakrt_wait said %d\n%s", limit, r.waited, r.err);
+        if (strstr(r.err, "task 1: cannot create the task's state: not enough memory") != NULL)
+          refused++;
+      }
+      free_run(&r);
+    }
+  cr_expect(ran > 0 && refused > 0, "%d ran, %d refused: the range misses the boundary", ran,
+            refused);
+  expect_script("tiny_limits.lua", "tiny_limits ok", 2, false);
+  expect_script_heaps("tiny_limits.lua", "tiny_limits ok", 2, false, true);
+}
+
+/* An error object whose __tostring fails is reported as such. */
+Test(runtime, error_object_tostring) {
+  expect_script("error_objects.lua", "error_objects ok", 2, false);
+}
+
+/* The time limit unwinds the whole task, inside coroutines that catch it
+** too, in every preemption mode (signals cannot reach uninstrumented code
+** under ThreadSanitizer: hook mode only there). */
+Test(runtime, time_limit_through_coroutines) {
+  static const hakrt_preempt modes[] = {HAKRT_PREEMPT_HOOK,
+#if !defined(__SANITIZE_THREAD__)
+                                        HAKRT_PREEMPT_SIGNAL, HAKRT_PREEMPT_OFF
+#endif
+  };
+  size_t i;
+  for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    hakrt_config cfg;
+    rt_run r;
+    hakrt_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.preempt = modes[i];
+    cfg.time_limit_ms = 200;
+    r = run("time_limit_coroutines.lua", NULL, &cfg);
+    cr_expect(r.waited == 0 && strstr(r.out, "time_limit_coroutines ok") != NULL,
+              "preempt mode %d:\n%s%s", (int)modes[i], r.out, r.err);
+    free_run(&r);
+  }
+}
+
+static uint64_t test_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Receives whose long timeouts messages ended early leave no timer
+** (stale_timers.lua counts them in rt.stats()), and a deadlock after one
+** is reported at once, not when its deadline (30 s) would have come. */
+Test(runtime, ended_timeouts_leave_no_timer) {
+  static const char *const scale[] = {SCRIPT_SCALE};
+  rt_run r = run_args("stale_timers.lua", NULL, NULL, 1, scale);
+  uint64_t t0;
+  cr_expect(r.waited == 0 && strstr(r.out, "stale_timers ok") != NULL, "%s%s", r.out, r.err);
+  free_run(&r);
+  t0 = test_now_ns();
+  r = run(NULL, "local rt = require 'hakrt'\n"
+                "local ch = rt.channel(1)\n"
+                "rt.spawn(function(ch) local rt = require 'hakrt' rt.sleep(20) ch:send('hi') end, ch)\n"
+                "assert(ch:recv(30000) == 'hi')\n"
+                "rt.channel(1):recv()\n", NULL);
+  t0 = test_now_ns() - t0;
+  cr_expect(r.waited == HAKRT_DEADLOCK, "hakrt_wait said %d\n%s", r.waited, r.err);
+  cr_expect(strstr(r.err, "task 1 waits to receive from channel") != NULL, "stderr:\n%s", r.err);
+  cr_expect(t0 < 10000000000ull, "the deadlock was reported after %.1f s", (double)t0 / 1e9);
+  free_run(&r);
 }
 
 /* Shutdown while the collector still has states to close: nothing left

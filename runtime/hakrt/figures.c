@@ -34,6 +34,7 @@ typedef struct snapshot {
   int nworkers;
   size_t ntasks; /* live tasks copied (fewer when malloc failed) */
   size_t spawned, finished, failed, live;
+  size_t timers;         /* deadlines pending: tasks parked with a timeout */
   uint64_t watchdog_reports, time_limit_stops;
   hakrt_collector col;   /* the figures only */
   hakrt_gc_figures gc;   /* every task's, finished and live */
@@ -70,6 +71,7 @@ static void snapshot_take(hakrt *rt, snapshot *s, worker_fig *workers, task_fig 
   s->finished = rt->finished;
   s->failed = rt->failed;
   s->live = rt->nlive;
+  s->timers = rt->ntimers;
   s->watchdog_reports = rt->watchdog_reports;
   s->time_limit_stops = rt->time_limit_stops;
   s->col = rt->col;
@@ -171,6 +173,7 @@ static void emit(const snapshot *s, sink *k, bool gc_timed) {
   emit_int(k, "finished", s->finished);
   emit_int(k, "failed", s->failed);
   emit_int(k, "live", s->live);
+  emit_int(k, "timers", s->timers);
   emit_int(k, "watchdog_reports", s->watchdog_reports);
   emit_int(k, "time_limit_stops", s->time_limit_stops);
   k->ops->str(k, "worker_gc_time", gc_timed ? "measured" : "not measured (no gc_clock)");

@@ -256,7 +256,7 @@ struct hakrt_task {
   hakrt_task *lprev, *lnext; /* live list */
   hakrt_task *joiners;     /* tasks waiting in join on this one */
   hakrt_task *jnext;       /* next joiner of the task this one joins */
-  uint64_t timer_seq;      /* a timer entry is valid while seq matches */
+  size_t timer_slot;       /* its entry in rt->timers: index + 1; 0 = none */
   uint64_t wait_id;        /* the channel or task waited on */
   uint64_t deadline;       /* ns, CLOCK_MONOTONIC; 0 = none */
   hakrt_msg *result;       /* what join returns, once DONE */
@@ -376,10 +376,12 @@ void hakrt_task_uncharge(hakrt_task *t, size_t n);
 ** The scheduler (sched.c).
 ** ---------------------------------------------------------------------- */
 
-/* A timer: wake `task` at `when` if its timer_seq is still `seq`. */
+/* A timer: wake `task` at `when`.  Invariant: an entry exists exactly
+** while its task is PARKED or COLLECTING with a deadline (a wake or the
+** expiry takes it out), so a task has at most one, at index
+** task->timer_slot - 1. */
 typedef struct hakrt_timer {
   uint64_t when;
-  uint64_t seq;
   hakrt_task *task;   /* one reference */
 } hakrt_timer;
 
@@ -402,7 +404,8 @@ struct hakrt_worker {
   AO_t kicked;          /* slice_start value already signalled */
   AO_t kick_preempt;    /* the signal asks for a preemption */
   AO_t kick_watch;      /* ... for HAKRT_WATCH_REPORT or _STOP */
-  AO_t watch_sent, stop_sent; /* the streak (by its start) already told */
+  AO_t kick_slice;      /* ... of the slice that began then (slice_start) */
+  AO_t watch_sent;      /* the streak (by its start) already reported */
   hakrt_task *task;     /* running now (own) */
   /* sched */
   uint64_t resumes, migrations, finished, busy_ns, steals;
@@ -464,7 +467,7 @@ struct hakrt {
   hakrt_fifo q;              /* the shared run queue (cfg.queues SHARED) */
   unsigned next_rr;          /* PER_WORKER: where a new task goes */
   AO_t qlen;
-  hakrt_timer *timers;      /* a binary min-heap on `when` */
+  hakrt_timer *timers;      /* a binary min-heap on `when`, live entries only */
   size_t ntimers, timercap;
   hakrt_task *live;
   size_t nlive, nrunning, nidle;

@@ -47,11 +47,39 @@ static uint64_t streak_now(const hakrt_task *t, uint64_t now) {
 }
 
 /*
+** A stopped task.  Once the time limit has stopped a task (t->watch ==
+** HAKRT_WATCH_STOP, which stays set until the task ends), every coroutine
+** of it that runs meets "time limit exceeded" at its next instruction, so
+** neither a pcall nor a coroutine.resume that catches the error can keep
+** the task going: the coroutine where it fired is armed with a count hook
+** of 1, and so is the task's main coroutine, where every resume chain
+** ends; a resume returning into its resumer arms the resumer (co_step),
+** a stopped task resumes no coroutine, and a slice of a stopped task
+** begins armed (hakrt_preempt_begin).  Both preemption modes share this.
+** t->watch is written by the signal handler on the task's own thread: the
+** compiler barrier keeps it from reading t->watch before the store of
+** cur_co that decides which coroutine the handler arms.
+*/
+static bool task_stopping(const hakrt_task *t) {
+  AO_compiler_barrier();
+  return t->watch == HAKRT_WATCH_STOP;
+}
+
+static void stop_arm(lua_State *L) {
+  lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1);
+}
+
+static int stop_raise(lua_State *L, hakrt_task *t) {
+  stop_arm(L);
+  if (t->co != NULL && t->co != L) stop_arm(t->co);
+  lua_pushliteral(L, "time limit exceeded");
+  return lua_error(L);
+}
+
+/*
 ** The watchdog, in the hook on the task's own thread.  A report writes
 ** the task's traceback once per streak; a stop raises "time limit
-** exceeded" and stays armed (a count hook of 1), so a pcall that catches
-** the error meets it again at its next instruction: the error unwinds the
-** whole task.
+** exceeded" and stays armed (above): the error unwinds the whole task.
 */
 static void watch_fire(lua_State *L, hakrt_task *t) {
   hakrt *rt = t->rt;
@@ -62,9 +90,7 @@ static void watch_fire(lua_State *L, hakrt_task *t) {
       rt->time_limit_stops++;
       pthread_mutex_unlock(&rt->lock);
     }
-    lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1);
-    lua_pushliteral(L, "time limit exceeded");
-    lua_error(L);
+    stop_raise(L, t);
   }
   t->watch = HAKRT_WATCH_NONE;
   if (t->watch_reported) return;
@@ -141,6 +167,10 @@ static void on_preempt_signal(int sig, siginfo_t *si, void *uc) {
   t = w->task;
   if (co != NULL && t != NULL) {
     AO_t watch = AO_load(&w->kick_watch);
+    /* a kick meant for an earlier slice (perhaps another task's, when the
+    ** signal landed between slices): the monitor sends a stop again while
+    ** the streak is over the limit */
+    if (AO_load(&w->kick_slice) != AO_load(&w->slice_start)) watch = HAKRT_WATCH_NONE;
     if (AO_load(&w->kick_preempt)) t->preempt_req = true;
     if (watch != HAKRT_WATCH_NONE && t->watch != HAKRT_WATCH_STOP) t->watch = (int)watch;
     AO_store(&w->kick_preempt, 0);
@@ -182,7 +212,7 @@ void hakrt_preempt_begin(hakrt_task *t, hakrt_worker *w, lua_State *co) {
   t->resume_ns = now;
   t->slice_end = now + (uint64_t)rt->cfg.slice_ms * 1000000u;
   if (t->watch == HAKRT_WATCH_STOP) /* stopped, and resumed: fire at once */
-    lua_sethook(co, preempt_hook, LUA_MASKCOUNT, 1);
+    stop_arm(co);
   else if (rt->preempt == HAKRT_PREEMPT_HOOK && lua_gethook(co) != preempt_hook)
     lua_sethook(co, preempt_hook, LUA_MASKCOUNT, HOOK_COUNT);
   AO_store(&w->cur_co, (AO_t)co);
@@ -209,17 +239,20 @@ static bool monitor_check(hakrt *rt, hakrt_worker *w, uint64_t now, bool waits) 
     AO_store(&w->kick_preempt, 1);
     kick = true;
   }
-  /* A streak is named by when it began: one report and one stop each. */
+  /* A streak is named by when it began: one report each.  A stop is sent
+  ** at every look while the streak lasts: the task ends it within an
+  ** instruction of the first one (task_stopping), unless that signal
+  ** landed between two of its slices, where it armed nothing. */
   streak = (uint64_t)AO_load(&w->streak_base) + (now - (uint64_t)start);
   origin = now - streak;
-  if (rt->cfg.time_limit_ms != 0 && streak >= (uint64_t)rt->cfg.time_limit_ms * 1000000u &&
-      AO_load(&w->stop_sent) != origin) {
-    AO_store(&w->stop_sent, origin);
+  if (rt->cfg.time_limit_ms != 0 && streak >= (uint64_t)rt->cfg.time_limit_ms * 1000000u) {
+    AO_store(&w->kick_slice, start);
     AO_store(&w->kick_watch, HAKRT_WATCH_STOP);
     kick = true;
   } else if (rt->cfg.watchdog_ms != 0 && streak >= (uint64_t)rt->cfg.watchdog_ms * 1000000u &&
              AO_load(&w->watch_sent) != origin) {
     AO_store(&w->watch_sent, origin);
+    AO_store(&w->kick_slice, start);
     AO_store(&w->kick_watch, HAKRT_WATCH_REPORT);
     kick = true;
   }
@@ -309,8 +342,13 @@ static int co_step(lua_State *L, int narg, int mode) {
   for (;;) {
     lua_xmove(L, co, narg);
     if (w != NULL) AO_store(&w->cur_co, (AO_t)co);
+    if (task_stopping(t)) { /* a stopped task resumes nothing */
+      if (w != NULL) AO_store(&w->cur_co, (AO_t)L);
+      return stop_raise(L, t);
+    }
     status = lua_resume(co, L, narg, &nres);
     if (w != NULL) AO_store(&w->cur_co, (AO_t)L);
+    if (task_stopping(t)) stop_arm(L); /* the stop met in co reaches its resumer */
     if (status != LUA_YIELD || t->yield == HAKRT_Y_NONE) break;
     /* A yield for the runtime: pass it up, unless this level cannot. */
     lua_pop(co, nres);

@@ -95,23 +95,40 @@ static hakrt_task *queue_pop_locked(hakrt *rt, hakrt_worker *w) {
 }
 
 /* ------------------------------------------------------------------------
-** Timers: a binary min-heap on `when` (lock held).  An entry whose seq no
-** longer matches its task's timer_seq is stale (the task was woken some
-** other way) and is dropped when it comes up.
+** Timers: a binary min-heap on `when` (lock held).  Every entry is a live
+** deadline: a task's entry leaves the heap the moment its wait ends, by a
+** wake (hakrt_sched_wake_locked) or by its own expiry, so the heap never
+** holds more than the tasks parked with a deadline, and "no timer is
+** pending" (the deadlock test, an idle worker's wait) reads it directly.
+** Each task knows its entry's index (task->timer_slot), which every move
+** in the heap keeps up to date: a removal is O(log n) like a push.
 ** --------------------------------------------------------------------- */
 
-static void timer_sift_down(hakrt *rt, size_t i) {
+/* Puts e at index i of the heap, telling its task where it is. */
+static void timer_place(hakrt *rt, size_t i, hakrt_timer e) {
+  rt->timers[i] = e;
+  e.task->timer_slot = i + 1;
+}
+
+static void timer_sift_up(hakrt *rt, size_t i, hakrt_timer e) {
+  while (i > 0 && rt->timers[(i - 1) / 2].when > e.when) {
+    timer_place(rt, i, rt->timers[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  timer_place(rt, i, e);
+}
+
+static void timer_sift_down(hakrt *rt, size_t i, hakrt_timer e) {
   hakrt_timer *h = rt->timers;
   for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < rt->ntimers && h[l].when < h[m].when) m = l;
-    if (r < rt->ntimers && h[r].when < h[m].when) m = r;
-    if (m == i) return;
-    hakrt_timer x = h[i];
-    h[i] = h[m];
-    h[m] = x;
+    size_t l = 2 * i + 1, r = l + 1, m = l;
+    if (l >= rt->ntimers) break;
+    if (r < rt->ntimers && h[r].when < h[l].when) m = r;
+    if (h[m].when >= e.when) break;
+    timer_place(rt, i, h[m]);
     i = m;
   }
+  timer_place(rt, i, e);
 }
 
 static void timer_publish(hakrt *rt) {
@@ -120,7 +137,7 @@ static void timer_publish(hakrt *rt) {
 
 /* false when out of memory: the task then is woken at once instead. */
 static bool timer_push_locked(hakrt *rt, hakrt_task *t) {
-  size_t i;
+  hakrt_timer e;
   if (rt->ntimers == rt->timercap) {
     size_t cap = rt->timercap ? 2 * rt->timercap : 64;
     hakrt_timer *h = (hakrt_timer *)realloc(rt->timers, cap * sizeof *h);
@@ -128,23 +145,33 @@ static bool timer_push_locked(hakrt *rt, hakrt_task *t) {
     rt->timers = h;
     rt->timercap = cap;
   }
-  i = rt->ntimers++;
-  while (i > 0 && rt->timers[(i - 1) / 2].when > t->deadline) {
-    rt->timers[i] = rt->timers[(i - 1) / 2];
-    i = (i - 1) / 2;
-  }
-  rt->timers[i].when = t->deadline;
-  rt->timers[i].seq = t->timer_seq;
-  rt->timers[i].task = t;
+  e.when = t->deadline;
+  e.task = t;
   hakrt_task_ref(t);
+  timer_sift_up(rt, rt->ntimers++, e);
   timer_publish(rt);
   return true;
 }
 
-static void timer_pop_locked(hakrt *rt) {
-  rt->timers[0] = rt->timers[--rt->ntimers];
-  timer_sift_down(rt, 0);
+/* Takes out the entry at index i: the last entry fills its place and
+** moves up or down from there.  Returns its task, whose reference the
+** caller now holds. */
+static hakrt_task *timer_remove_locked(hakrt *rt, size_t i) {
+  hakrt_task *t = rt->timers[i].task;
+  hakrt_timer last = rt->timers[--rt->ntimers];
+  t->timer_slot = 0;
+  if (i < rt->ntimers) {
+    if (i > 0 && rt->timers[(i - 1) / 2].when > last.when) timer_sift_up(rt, i, last);
+    else timer_sift_down(rt, i, last);
+  }
   timer_publish(rt);
+  return t;
+}
+
+/* t's wait ended before its deadline: its entry goes now, with the
+** reference it held (not the last: t is not DONE, the runtime holds one). */
+static void timer_cancel_locked(hakrt_task *t) {
+  if (t->timer_slot != 0) hakrt_task_unref(timer_remove_locked(t->rt, t->timer_slot - 1));
 }
 
 /* Wakes the tasks whose time has come. */
@@ -153,12 +180,9 @@ static void timers_fire_locked(hakrt *rt) {
   if (rt->ntimers == 0) return;
   now = hakrt_now_ns();
   while (rt->ntimers > 0 && rt->timers[0].when <= now) {
-    hakrt_timer e = rt->timers[0];
-    timer_pop_locked(rt);
-    if ((e.task->state == HAKRT_PARKED || e.task->state == HAKRT_COLLECTING) &&
-        e.seq == e.task->timer_seq)
-      hakrt_sched_wake_locked(e.task);
-    hakrt_task_unref(e.task);
+    hakrt_task *t = timer_remove_locked(rt, 0);
+    hakrt_sched_wake_locked(t);
+    hakrt_task_unref(t);
   }
   if (rt->ntimers == 0) hakrt_sched_changed_locked(rt);
 }
@@ -202,13 +226,13 @@ bool hakrt_sched_spawn(hakrt *rt, hakrt_task *t) {
 void hakrt_sched_wake_locked(hakrt_task *t) {
   if (t->state == HAKRT_PARKED) {
     t->state = HAKRT_RUNNABLE;
-    t->timer_seq++; /* its timer, if any, is stale now */
+    timer_cancel_locked(t); /* its wait is over: no deadline left */
     queue_push_locked(t->rt, t);
   } else if (t->state == HAKRT_RUNNING) {
     t->woken = true;
   } else if (t->state == HAKRT_COLLECTING) {
     t->woken = true; /* the collector requeues it after its current step */
-    t->timer_seq++;
+    timer_cancel_locked(t);
     AO_store(&t->collect_stop, 1);
   }
 }

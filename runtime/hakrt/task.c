@@ -209,10 +209,16 @@ static lua_State *task_state_new(hakrt *rt, size_t limit, bool private_heap) {
   return L;
 }
 
-/* What only this task's state has: the task, the runtime's module. */
+/* What only this task's state has: the task, the runtime's module, and
+** the coroutine that runs it, returned (protected: each of these may
+** raise "not enough memory" under a small limit, and lua_newthread
+** raises rather than return NULL). */
 static int task_setup(lua_State *L) {
+  lua_pushvalue(L, 1); /* the task, a light userdata */
+  lua_setfield(L, LUA_REGISTRYINDEX, TASK_KEY);
   hakrt_lib_preload(L);
-  return 0;
+  lua_newthread(L);
+  return 1;
 }
 
 /*
@@ -250,15 +256,15 @@ static bool task_open(hakrt_task *t, hakrt_worker *w) {
   }
   w->spare_tried = false;
   if (L == NULL && (L = task_state_new(rt, t->limit, t->private_heap)) == NULL) return false;
-  *(hakrt_task **)lua_getextraspace(L) = t;
-  t->L = L;
+  *(hakrt_task **)lua_getextraspace(L) = t; /* before the coroutine: it copies it */
+  t->L = L; /* from here on, the task's end closes the state, whatever fails */
   t->ctx = hakl_getctx(L);
-  lua_pushlightuserdata(L, t);
-  lua_setfield(L, LUA_REGISTRYINDEX, TASK_KEY);
   lua_pushcfunction(L, task_setup);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) return false;
-  /* The coroutine stays on the main thread's stack, which nothing else uses. */
-  if ((t->co = lua_newthread(L)) == NULL) return false;
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) return false;
+  /* The coroutine stays on the main thread's stack (index 1), which
+  ** nothing else uses: task_failed finds it there. */
+  t->co = lua_tothread(L, 1);
   return true;
 }
 
@@ -365,28 +371,50 @@ static void task_set_error(hakrt_task *t, const char *text) {
   t->failed = true;
 }
 
-/* Protected: the error at the top of co, as text with co's traceback. */
+/* The text of an error object that is not a string or a number (at idx,
+** on L): what its __tostring makes of it, or why that failed. */
+static const char *describe_object(lua_State *L, int idx) {
+  const char *type = luaL_typename(L, idx);
+  if (luaL_getmetafield(L, idx, "__tostring") == LUA_TNIL)
+    return lua_pushfstring(L, "(error object is a %s value)", type);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const char *why = lua_tostring(L, -1);
+    return lua_pushfstring(L, "(error object is a %s value; its __tostring failed: %s)", type,
+                           why != NULL ? why : luaL_typename(L, -1));
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return lua_pushfstring(L, "(error object is a %s value; its __tostring returned a %s)", type,
+                           luaL_typename(L, -1));
+  return lua_tostring(L, -1);
+}
+
+/* Protected: the error at the top of co (or, with a true second argument,
+** "time limit exceeded", whatever the unwinding left there), as text with
+** co's traceback.  The error object is moved to L first: __tostring runs
+** on L, not on the dead coroutine. */
 static int describe_error(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-  const char *msg = lua_tostring(co, -1);
-  if (msg == NULL) {
-    if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING) {
-      lua_xmove(co, L, 1);
-      msg = lua_tostring(L, -1);
-    } else {
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
-    }
+  const char *msg;
+  if (lua_toboolean(L, 2)) {
+    msg = "time limit exceeded";
+  } else {
+    lua_xmove(co, L, 1);
+    if ((msg = lua_tostring(L, -1)) == NULL) msg = describe_object(L, lua_gettop(L));
   }
   luaL_traceback(L, co, msg, 0);
   return 1;
 }
 
-static void task_failed(hakrt_task *t) {
+/* The coroutine failed (or, stopped by the time limit, returned anyway:
+** `stopped`).  Describing an error may fail only for want of memory. */
+static void task_failed(hakrt_task *t, bool stopped) {
   lua_State *L = t->L;
   hakl_setlimit(t->ctx, 0); /* describing an out-of-memory error needs memory */
   lua_pushcfunction(L, describe_error);
   lua_pushvalue(L, 1); /* the coroutine */
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK) task_set_error(t, lua_tostring(L, -1));
+  lua_pushboolean(L, stopped);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) task_set_error(t, lua_tostring(L, -1));
   else task_set_error(t, "error (no memory left to describe it)");
   lua_pop(L, 1);
 }
@@ -538,7 +566,9 @@ void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
     int y = t->yield;
     t->yield = HAKRT_Y_NONE;
     lua_pop(t->co, nres);
-    if (y != HAKRT_Y_PREEMPT) { /* it gave the worker up: a new streak */
+    /* it gave the worker up: a new streak (a stopped task stays stopped
+    ** until it has unwound, and its stop is counted once) */
+    if (y != HAKRT_Y_PREEMPT && t->watch != HAKRT_WATCH_STOP) {
       t->streak_ns = 0;
       t->watch_reported = false;
     }
@@ -548,7 +578,10 @@ void hakrt_task_run(hakrt_task *t, hakrt_worker *w) {
     else hakrt_sched_requeue(t);
     return;
   }
-  if (status == LUA_OK) task_returned(t, nres);
-  else task_failed(t);
+  /* A task stopped by its time limit fails, even where its last pcall
+  ** caught the error and it returned with no instruction left to raise it
+  ** again (`return pcall(f)`). */
+  if (status == LUA_OK && t->watch != HAKRT_WATCH_STOP) task_returned(t, nres);
+  else task_failed(t, t->watch == HAKRT_WATCH_STOP);
   task_finish(t);
 }
