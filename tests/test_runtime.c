@@ -155,9 +155,15 @@ Test(runtime, buffers_libc) { expect_script("buffers.lua", "buffers ok", 2, true
 Test(runtime, api_edges) { expect_script("api_edges.lua", "api_edges ok", 2, false); }
 Test(runtime, api_edges_one_worker) { expect_script("api_edges.lua", "api_edges ok", 1, false); }
 Test(runtime, channels) { expect_script("channels.lua", "channels ok", 2, false); }
-Test(runtime, pending_send_after_its_buffer_left) { expect_script("pending_send.lua", "pending_send ok", 2, false); }
-Test(runtime, inbox_readable_after_its_owner) { expect_script("inbox_after_owner.lua", "inbox_after_owner ok", 2, false); }
-Test(runtime, channel_cycles_freed_with_the_runtime) { expect_script("chan_cycles.lua", "chan_cycles ok", 2, false); }
+Test(runtime, pending_send_after_its_buffer_left) {
+  expect_script("pending_send.lua", "pending_send ok", 2, false);
+}
+Test(runtime, inbox_readable_after_its_owner) {
+  expect_script("inbox_after_owner.lua", "inbox_after_owner ok", 2, false);
+}
+Test(runtime, channel_cycles_freed_with_the_runtime) {
+  expect_script("chan_cycles.lua", "chan_cycles ok", 2, false);
+}
 Test(runtime, migrate) { expect_script("migrate.lua", "migrate ok", 2, false); }
 Test(runtime, preempt_one_worker) { expect_script("preempt.lua", "preempt ok", 1, false); }
 Test(runtime, preempt_two_workers) { expect_script("preempt.lua", "preempt ok", 2, false); }
