@@ -524,6 +524,39 @@ Test(runtime, soft_limit_before_hard) {
   }
 }
 
+/* Finalizers run while the task's code does not (the collector's GC of
+** the parked task, the soft limit's as it parks) leave its wait alone. */
+Test(runtime, finalizers_leave_the_tasks_wait) {
+  col_cfg c = col_default();
+  int i;
+  for (i = 0; i < 2; i++) {
+    rt_run r;
+    c.collector = i == 0;
+    c.limit = i == 0 ? 0 : 8u << 20; /* off: the soft limit's collection */
+    r = run_col("finalizer_waits.lua", c);
+    cr_expect(r.waited == 0 && strstr(r.out, "finalizer_waits ok") != NULL, "run %d:\n%s%s", i,
+              r.out, r.err);
+    free_run(&r);
+  }
+}
+
+/* collectgarbage("stop") holds for the idle GC. */
+Test(runtime, idle_gc_leaves_a_stopped_state) {
+  rt_run r = run_col("gc_stopped.lua", col_default());
+  cr_expect(r.waited == 0 && strstr(r.out, "gc_stopped ok") != NULL, "%s%s", r.out, r.err);
+  free_run(&r);
+}
+
+/* rt.stats()'s GC totals never go down while the collector closes states. */
+Test(runtime, gc_totals_never_go_down) {
+  col_cfg c = col_default();
+  rt_run r;
+  c.close_min = 0;
+  r = run_col("stats_totals.lua", c);
+  cr_expect(r.waited == 0 && strstr(r.out, "stats_totals ok") != NULL, "%s%s", r.out, r.err);
+  free_run(&r);
+}
+
 /* The watchdog reports a spinning task, the time limit stops it. */
 Test(runtime, watchdog_and_time_limit) {
   col_cfg c = col_default();

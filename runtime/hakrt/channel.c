@@ -289,7 +289,7 @@ static int chan_close_lua(lua_State *L) {
 static int chan_block(lua_State *L, hakrt_chan *c, hakrt_waitq *q, int wait, uint64_t deadline,
                       lua_KContext ctx, lua_KFunction k) {
   hakrt_task *t = hakrt_task_of(L);
-  if (!lua_isyieldable(L)) {
+  if (!lua_isyieldable(L) || t->no_block) {
     pthread_mutex_unlock(&c->lock);
     hakrt_task_check_yieldable(L);
   }
@@ -312,7 +312,7 @@ static int send_try(lua_State *L, int status, lua_KContext ctx) {
   ** that could not yield): the block has a new owner. */
   if (!hakrt_msg_bufs_intact(m)) return luaL_error(L, "cannot send a buffer that was sent");
   pthread_mutex_lock(&c->lock);
-  chan_unwait_locked(c, t);
+  if (!t->no_block) chan_unwait_locked(c, t); /* else the wait is its parked code's */
   if (c->closed) {
     pthread_mutex_unlock(&c->lock);
     return luaL_error(L, "send on a closed channel");
@@ -349,7 +349,7 @@ static int recv_try(lua_State *L, int status, lua_KContext ctx) {
   hakrt_msg *m;
   (void)status;
   pthread_mutex_lock(&c->lock);
-  chan_unwait_locked(c, t);
+  if (!t->no_block) chan_unwait_locked(c, t); /* else the wait is its parked code's */
   if ((m = chan_dequeue_locked(c)) != NULL) {
     int top = lua_gettop(L), err;
     pthread_mutex_unlock(&c->lock);

@@ -141,7 +141,9 @@ void hakrt_collector_after_slice(hakrt_task *t, bool parking) {
     }
     {
       uint64_t t0 = hakrt_now_ns();
+      t->no_block = true; /* parking: its finalizers must not touch its wait */
       lua_gc(t->L, LUA_GCCOLLECT);
+      t->no_block = false;
       t->o_gc.worker_gc_ns += hakrt_now_ns() - t0;
     }
     t->o_gc.soft_gcs++;
@@ -150,6 +152,9 @@ void hakrt_collector_after_slice(hakrt_task *t, bool parking) {
     return;
   }
   if (!to_collector || !rt->cfg.idle_gc) return;
+  /* collectgarbage("stop") holds for the idle GC (the soft limit above
+  ** overrides it, as Lua's own emergency collection does) */
+  if (!lua_gc(t->L, LUA_GCISRUNNING)) return;
   if (alloc - t->gc_mark < IDLE_MIN_BYTES || alloc - t->gc_mark < a->in_use / 16) return;
   t->want_gc = true;
   t->gc_due = alloc - t->gc_mark >= idle_gc_due(rt, t);
@@ -316,7 +321,7 @@ static void collector_close(hakrt *rt, hakrt_task *t) {
   t->o_gc.close_ns += t0;
   t->closed_by_collector = true;
   hakrt_task_publish_locked(t);
-  hakrt_gc_figures_add(&rt->done_gc, &t->gc);
+  rt->done_gc.close_ns += t0; /* the rest went in at hakrt_sched_done */
   rt->col.closed++;
   rt->col.close_ns += t0;
   rt->col.close_cpu_ns += cpu;
@@ -334,6 +339,7 @@ static bool collector_gc(hakrt *rt, hakrt_task *t) {
   bool whole = true, done = true;
   if (t->private_heap) hakl_claim(L);
   batch_begin(rt);
+  t->no_block = true; /* its finalizers run here; its wait is its code's */
   /* Incremental mode reaches a cycle's end by steps, so a wake waits for
   ** one step only; a generational full collection is atomic in Lua, and
   ** the soft limit wants everything collected now. */
@@ -352,6 +358,7 @@ static bool collector_gc(hakrt *rt, hakrt_task *t) {
       }
     }
   }
+  t->no_block = false;
   batch_end(rt);
   if (t->private_heap) hakl_release(L);
   /* A cycle cut short stays due: its next park brings the task back to

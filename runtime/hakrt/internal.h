@@ -305,6 +305,9 @@ struct hakrt_task {
                               at its last cycle's end) */
   uint64_t streak_ns;      /* run time since it last blocked or yielded */
   AO_t collect_stop;       /* a wake arrived while COLLECTING: stop soon */
+  bool no_block;           /* its finalizers run while its code does not:
+                              the collector's GC or the soft limit's (its
+                              wait, if parked, is its code's), or the close */
   hakrt_acct_fig o_final;  /* the account after the close (ctx is gone then) */
   hakrt_msg *start;        /* the arguments (a file's: after its path), until it starts */
   hakrt_code *code;        /* HAKRT_START_FUNCTION: the function, until it starts */

@@ -290,6 +290,10 @@ void hakrt_sched_done(hakrt_task *t, bool to_collector) {
   if (t->lnext != NULL) t->lnext->lprev = t->lprev;
   t->lprev = t->lnext = NULL;
   rt->nlive--;
+  /* Its figures move to the finished tasks' in the same step: rt.stats()
+  ** sums both, and never sees them twice or not at all.  A close on the
+  ** collector adds its time there when it is done. */
+  hakrt_gc_figures_add(&rt->done_gc, &t->gc);
   rt->finished++;
   if (t->failed) rt->failed++;
   if (t->last_worker >= 0) rt->workers[t->last_worker].finished++;

@@ -327,6 +327,9 @@ static int task_main(lua_State *L) {
 ** --------------------------------------------------------------------- */
 
 void hakrt_task_check_yieldable(lua_State *L) {
+  if (hakrt_task_of(L)->no_block)
+    luaL_error(L, "cannot block here: in a finalizer that runs while the task's code does not "
+                  "(a collection by the runtime, or the close)");
   if (!lua_isyieldable(L))
     luaL_error(L, "cannot block here: inside a C call that cannot yield "
                   "(a metamethod, a sort comparison, a gsub function)");
@@ -462,6 +465,7 @@ static void task_end(hakrt_task *t) {
 void hakrt_task_close_state(hakrt_task *t) {
   if (t->L != NULL) {
     hakl_account final;
+    t->no_block = true; /* for the finalizers the close runs */
     hakl_close(t->L, &final);
     acct_fig(&t->o_final, &final);
     t->ctx = NULL;
@@ -516,7 +520,6 @@ static void task_finish(hakrt_task *t) {
       w->close_cpu_ns += cpu;
     }
     hakrt_task_publish_locked(t);
-    hakrt_gc_figures_add(&rt->done_gc, &t->o_gc);
     pthread_mutex_unlock(&rt->lock);
   }
   hakrt_sched_done(t, false);

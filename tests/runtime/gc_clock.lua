@@ -4,13 +4,14 @@
 -- garbage, and parks 10 ms: too short for the idle delay, so the collector
 -- takes it only when it is due, with three quarters of what makes Lua
 -- collect it on its own (generational mode: 15% of its heap; Lua's own
--- collector is stopped here, so only the collector and collectgarbage run
--- collections).  A tenth of its heap is not due, two fifths are.
+-- minor collections wait here for the heap to double, so only the
+-- collector and collectgarbage run collections: a stopped collector would
+-- stop the idle GC too).  A tenth of its heap is not due, two fifths are.
 local rt = require "hakrt"
 
 local function task(share, rounds)
   local rt = require "hakrt"
-  collectgarbage("stop")
+  collectgarbage("generational", 100)
   local keep = {}
   for i = 1, 20000 do keep[i] = {i, "k" .. i} end
   for r = 1, rounds do
