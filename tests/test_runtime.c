@@ -524,37 +524,34 @@ Test(runtime, soft_limit_before_hard) {
   }
 }
 
+/* A collector script that must succeed and print `ok_line`. */
+static void expect_col(const char *script, const char *ok_line, col_cfg c) {
+  rt_run r = run_col(script, c);
+  cr_expect(r.waited == 0 && strstr(r.out, ok_line) != NULL, "%s:\n%s%s", script, r.out, r.err);
+  free_run(&r);
+}
+
 /* Finalizers run while the task's code does not (the collector's GC of
 ** the parked task, the soft limit's as it parks) leave its wait alone. */
 Test(runtime, finalizers_leave_the_tasks_wait) {
   col_cfg c = col_default();
   int i;
   for (i = 0; i < 2; i++) {
-    rt_run r;
     c.collector = i == 0;
     c.limit = i == 0 ? 0 : 8u << 20; /* off: the soft limit's collection */
-    r = run_col("finalizer_waits.lua", c);
-    cr_expect(r.waited == 0 && strstr(r.out, "finalizer_waits ok") != NULL, "run %d:\n%s%s", i,
-              r.out, r.err);
-    free_run(&r);
+    expect_col("finalizer_waits.lua", "finalizer_waits ok", c);
   }
 }
 
 /* collectgarbage("stop") holds for the idle GC. */
 Test(runtime, idle_gc_leaves_a_stopped_state) {
-  rt_run r = run_col("gc_stopped.lua", col_default());
-  cr_expect(r.waited == 0 && strstr(r.out, "gc_stopped ok") != NULL, "%s%s", r.out, r.err);
-  free_run(&r);
+  expect_col("gc_stopped.lua", "gc_stopped ok", col_default());
 }
 
-/* rt.stats()'s GC totals never go down while the collector closes states. */
+/* rt.stats()'s GC totals never go down while the collector closes states
+** (col_default closes every state there). */
 Test(runtime, gc_totals_never_go_down) {
-  col_cfg c = col_default();
-  rt_run r;
-  c.close_min = 0;
-  r = run_col("stats_totals.lua", c);
-  cr_expect(r.waited == 0 && strstr(r.out, "stats_totals ok") != NULL, "%s%s", r.out, r.err);
-  free_run(&r);
+  expect_col("stats_totals.lua", "stats_totals ok", col_default());
 }
 
 /* The watchdog reports a spinning task, the time limit stops it. */
