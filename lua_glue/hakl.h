@@ -120,7 +120,9 @@ typedef struct hakl_region {
                         else HAKL_REGION_MAX (the thread's pages hold larger ones
                         densely, shared with other states) */
   uintptr_t key[2];  /* secure builds: the links' keys (0 in other builds) */
-  uintptr_t lo, hi;  /* secure builds: the chunks' address range */
+  uintptr_t lo, hi;  /* secure builds: the chunks' (and strays') address range */
+  void *strays;      /* core blocks kept as region blocks by a shrink that found
+                        no region memory (hakl_region_stray), through their tails */
 } hakl_region;
 
 /*

@@ -151,13 +151,27 @@ static inline void *free_block(hakl_ctx *c, void *ptr, size_t n, bool reg) {
   return NULL;
 }
 
+/* A core block that shrank to a region size when the region had no
+** memory: the region keeps it as a stray (hakl_region.c), out of the core
+** set, since Lua frees it as a region block.  The tail fits: core classes
+** above the region are 128 bytes apart or more, so a core block of more
+** than region.top bytes has room past any region class. */
+static hakl_noinline void *keep_core_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  size_t k = hakl_region_class_any(nsize), bytes = hak_usable_size(ptr);
+  if (hakl_region_size(k) + HAKL_STRAY_TAIL > bytes) bytes = 0; /* never: see above */
+  if (bytes != 0) {
+    if (c->core_on) hakl_core_remove(c, ptr);
+    hakl_region_stray(&c->region, ptr, k, bytes, osize);
+  }
+  return ptr;
+}
+
 /* ptr (osize bytes) as a block of nsize bytes: the same one when both
 ** sizes share a region class, realloc in the core when both are above the
 ** region, else a new block, a copy and a free.  NULL when no memory; a
-** shrink then keeps the block (it never fails: Lua's own test allocator
-** promises that too), which Lua frees later with its smaller size: a
-** region block goes to a smaller class, a core block into the region,
-** whose memory then goes back only with its heap. */
+** shrink then keeps the block (it never fails, as Lua's manual requires),
+** which Lua frees later with its smaller size: a region block goes to a
+** smaller class, a core block into the region as a stray. */
 static inline void *block_resize(hakl_ctx *c, void *ptr, size_t osize, size_t nsize,
                                  bool reg) {
   void *p;
@@ -176,7 +190,10 @@ static inline void *block_resize(hakl_ctx *c, void *ptr, size_t osize, size_t ns
       return ptr;
     }
   }
-  if ((p = block_new(c, nsize, true)) == NULL) return nsize <= osize ? ptr : NULL;
+  if ((p = block_new(c, nsize, true)) == NULL) {
+    if (nsize > osize) return NULL;
+    return osize > top ? keep_core_block(c, ptr, osize, nsize) : ptr;
+  }
   memcpy(p, ptr, osize < nsize ? osize : nsize);
   if (osize <= top) hakl_region_give(&c->region, ptr, hakl_region_class_any(osize));
   else core_free(c, ptr, osize);

@@ -42,6 +42,50 @@ static void region_give_rest(hakl_region *r, char *p, size_t rest) {
   }
 }
 
+/* ---- strays ---------------------------------------------------------------
+**
+** Lua's manual: the allocator never fails a shrink.  A block above the
+** region that shrinks to a region size when the region has no memory for
+** it (no chunk to be had) stays where it is, a block of the core.  Lua
+** then frees it with its small size, onto its class's list, from where it
+** may be handed out again.  It is in no chunk, so recycling would take it
+** for a corrupt link: the region keeps such blocks in a list of their own,
+** through a tail in each block past its class's bytes (which no user of
+** the block writes), gives one back to the core when recycling finds it on
+** a list, and frees those left with the chunks.
+*/
+typedef struct stray_tail {
+  struct stray_tail *next;
+  void *block;
+  size_t osize; /* the size the core block was asked with */
+} stray_tail;
+
+_Static_assert(sizeof(stray_tail) == HAKL_STRAY_TAIL, "HAKL_STRAY_TAIL");
+
+void hakl_region_stray(hakl_region *r, void *p, size_t c, size_t bytes, size_t osize) {
+  stray_tail *t = (stray_tail *)((char *)p + hakl_region_size(c));
+  (void)bytes; /* the caller checked that the tail fits */
+  t->next = (stray_tail *)r->strays;
+  t->block = p;
+  t->osize = osize;
+  r->strays = t;
+  if (r->hi == 0) r->lo = (uintptr_t)p, r->hi = (uintptr_t)p + bytes;
+  if ((uintptr_t)p < r->lo) r->lo = (uintptr_t)p;
+  if ((uintptr_t)p + bytes > r->hi) r->hi = (uintptr_t)p + bytes;
+}
+
+/* Block b, found on a list, back to the core if it is a stray. */
+static bool region_stray_free(hakl_region *r, void *b) {
+  for (stray_tail **pp = (stray_tail **)&r->strays; *pp != NULL; pp = &(*pp)->next) {
+    stray_tail *t = *pp;
+    if (t->block != b) continue;
+    *pp = t->next;
+    hak_free_sized(b, t->osize); /* t is in b: read first */
+    return true;
+  }
+  return false;
+}
+
 /* ---- recycling -----------------------------------------------------------
 **
 ** Why: the lists are exact classes, and Lua's sizes drift (a script's
@@ -107,6 +151,10 @@ static void region_map_blocks(hakl_region *r, region_map *m) {
     r->free[c] = NULL;
     while (b != NULL) {
       void *next = hakl_region_next(r, b);
+      if (hakl_unlikely(r->strays != NULL) && region_stray_free(r, b)) {
+        b = next;
+        continue;
+      }
       size_t bit = region_map_bit(r, m, b, size);
       m->bits[bit / 64] |= UINT64_C(1) << (bit % 64);
       ((size_t *)b)[1] = size;
@@ -272,6 +320,10 @@ void *hakl_region_refill(hakl_region *r, size_t c, size_t live) {
 void hakl_region_release(hakl_region *r) {
   void *chunk = r->chunks;
   if (r->map != NULL) hak_free_sized(r->map, r->map_words * sizeof(uint64_t));
+  for (stray_tail *t = (stray_tail *)r->strays, *next; t != NULL; t = next) {
+    next = t->next;
+    hak_free_sized(t->block, t->osize);
+  }
   while (chunk != NULL) {
     void *next = ((void **)chunk)[0];
     hak_free_sized(chunk, ((size_t *)chunk)[1]);

@@ -160,6 +160,12 @@ static inline void hakl_region_give(hakl_region *r, void *p, size_t c) {
 ** the state's `live` bytes, which bound the region's, leave room for it:
 ** hakl_region.c).  NULL when the core has no memory. */
 void *hakl_region_refill(hakl_region *r, size_t c, size_t live);
+
+/* Core block p (`bytes` of it usable, `osize` asked for) kept as a block of
+** class c: a shrink that found no region memory, which must not fail
+** (hakl_region.c, "strays").  bytes >= hakl_region_size(c) + HAKL_STRAY_TAIL. */
+#define HAKL_STRAY_TAIL 24
+void hakl_region_stray(hakl_region *r, void *p, size_t c, size_t bytes, size_t osize);
 /* Every chunk back to the core; the region empty again. */
 void hakl_region_release(hakl_region *r);
 

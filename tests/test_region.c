@@ -13,6 +13,14 @@
 
 TestSuite(region, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
+/* The region's chunks come from hak_heap_malloc8, wrapped at link time
+** (configure.py) so that a test can make them fail. */
+static bool chunks_fail;
+void *__real_hak_heap_malloc8(hak_heap_t *heap, size_t n);
+void *__wrap_hak_heap_malloc8(hak_heap_t *heap, size_t n) {
+  return chunks_fail ? NULL : __real_hak_heap_malloc8(heap, n);
+}
+
 #define ROUNDS 100
 #define PER_ROUND 400
 
@@ -133,4 +141,58 @@ Test(region, random_churn_with_a_private_heap) {
   cr_assert_not_null(heap);
   random_churn(heap);
   hak_heap_destroy(heap);
+}
+
+/*
+** A shrink must not fail (Lua's manual).  A core block (above the region)
+** that shrinks to a region size while the region can get no chunk stays
+** where it is, and Lua frees it later with its small size, onto a region
+** list.  Recycling used to find it there, outside every chunk, and stop
+** the program ("heap corruption"); the region now keeps such a block as a
+** stray, hands it back to the core when recycling meets it, and frees the
+** rest with its chunks.  Both ways are taken here, and hakmem must hold
+** nothing more after the last free.
+*/
+Test(region, a_shrink_without_region_memory_keeps_the_block) {
+  enum { N = 2000 };
+  static void *b[N];
+  hakl_ctx c;
+  hak_stats_t st;
+  size_t n = 0, i, before;
+  hak_collect(true);
+  hak_stats_get(&st);
+  before = st.in_use;
+  hakl_ctx_init(&c, NULL, 0); /* the thread's heap: region blocks up to 1 KiB */
+  void *keep = hakl_alloc(&c, NULL, 0, 24); /* the account stays above 0 */
+  void *big = hakl_alloc(&c, NULL, 0, 2000), *big2 = hakl_alloc(&c, NULL, 0, 3000);
+  cr_assert(keep && big && big2);
+  hkt_fill(big, 16, 1);
+  hkt_fill(big2, 40, 2);
+  while (n < N) { /* 16-byte blocks until the chunk is full */
+    cr_assert((b[n++] = hakl_alloc(&c, NULL, 0, 16)) != NULL);
+    if ((size_t)(c.region.end - c.region.bump) < 16) break;
+  }
+  chunks_fail = true;
+  void *p = hakl_alloc(&c, big, 2000, 16), *p2 = hakl_alloc(&c, big2, 3000, 40);
+  void *q = hakl_alloc(&c, NULL, 0, 16); /* and no new block either */
+  chunks_fail = false;
+  cr_assert(p == big && p2 == big2, "a shrink failed or moved");
+  cr_expect_null(q, "a region block without a chunk");
+  cr_expect(hkt_check(p, 16, 1) == 16 && hkt_check(p2, 40, 2) == 40, "a shrink lost bytes");
+  cr_expect_not_null(c.region.strays, "the core blocks kept are not strays");
+  hakl_alloc(&c, p, 16, 0); /* onto the 16-byte list: recycling meets it */
+  for (i = 0; i < n; i++)
+    if (i % 64 != 0) hakl_alloc(&c, b[i], 16, 0);
+  void *r = hakl_alloc(&c, NULL, 0, 200); /* a refill: a recycling pass */
+  cr_assert_not_null(r);
+  hakl_alloc(&c, r, 200, 0);
+  hakl_alloc(&c, p2, 40, 0); /* still a stray: the release frees it */
+  for (i = 0; i < n; i++)
+    if (i % 64 == 0) hakl_alloc(&c, b[i], 16, 0);
+  hakl_alloc(&c, keep, 24, 0); /* the account's zero: the region goes back */
+  cr_expect_eq(c.acct.in_use, 0);
+  cr_expect_null(c.region.strays);
+  hak_collect(true);
+  hak_stats_get(&st);
+  cr_expect_eq(st.in_use, before, "%zu bytes left in hakmem (%zu before)", st.in_use, before);
 }
