@@ -56,7 +56,9 @@ typedef struct hak_heap_s hak_heap_t;
 HAK_API hak_heap_t *hak_heap_new(void);
 /* Live blocks survive: they move to the calling thread's default heap. */
 HAK_API void hak_heap_delete(hak_heap_t *heap);
-/* Releases every block of the heap at once; its pointers become invalid. */
+/* Releases every block of the heap at once; its pointers become invalid,
+** and so do frees of its blocks that another thread's remote batch still
+** holds (hak_remote_batch_begin). */
 HAK_API void hak_heap_destroy(hak_heap_t *heap);
 /* Handing a heap to another thread (a heap that moves with a Lua state
 ** between worker threads): the owner calls hak_heap_release, the hand-over
@@ -106,7 +108,12 @@ HAK_API void hak_thread_done(void);
 ** go back at once: a batch that frees only that many has nothing to
 ** group.  Calls nest; the outermost end pushes everything held.  Held
 ** blocks stay counted as live, so their pages stay valid; frees of the
-** thread's own blocks are never held. */
+** thread's own blocks are never held.  Not across a heap's end: a
+** hak_heap_destroy of a heap whose blocks a batch holds drops their
+** pages, and the end then pushes onto whatever reuses them (end the
+** batch first; the runtime claims a private heap before it closes a
+** state on it, so its frees are local).  A thread ends its batches
+** before it exits. */
 HAK_API void hak_remote_batch_begin(void);
 HAK_API void hak_remote_batch_end(void);
 
