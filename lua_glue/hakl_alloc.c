@@ -157,12 +157,8 @@ static inline void *free_block(hakl_ctx *c, void *ptr, size_t n, bool reg) {
 ** above the region are 128 bytes apart or more, so a core block of more
 ** than region.top bytes has room past any region class. */
 static hakl_noinline void *keep_core_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
-  size_t k = hakl_region_class_any(nsize), bytes = hak_usable_size(ptr);
-  if (hakl_region_size(k) + HAKL_STRAY_TAIL > bytes) bytes = 0; /* never: see above */
-  if (bytes != 0) {
-    if (c->core_on) hakl_core_remove(c, ptr);
-    hakl_region_stray(&c->region, ptr, k, bytes, osize);
-  }
+  if (c->core_on) hakl_core_remove(c, ptr);
+  hakl_region_stray(&c->region, ptr, hakl_region_class_any(nsize), hak_usable_size(ptr), osize);
   return ptr;
 }
 
