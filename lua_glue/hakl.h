@@ -89,7 +89,7 @@ static inline uint64_t hakl_account_nalloc(const hakl_account *a) {
 ** through their first word, all inside the chunks; bump <= end, and
 ** [bump, end) is the unused rest of the newest chunk (both NULL before
 ** the first); chunks links every chunk through its first word, its size in
-** the second; next_chunk is the size of the next one (0: the first size).
+** the second.
 ** Every byte of the chunks past their headers is in exactly one of: a live
 ** block, a free block on its list, a span, [bump, end).  recycle_after is
 ** 0 or the chunk_bytes of the last pass that found little.
@@ -105,7 +105,6 @@ typedef struct hakl_region {
                                       member to the class first otherwise) */
   char *bump, *end;
   void *chunks;
-  size_t next_chunk;
   size_t chunk_bytes;   /* the chunks' sizes, summed */
   void *spans;          /* free runs found by the last recycling (hakl_region.c),
                            each at least 512 bytes, in address order: bumped
@@ -156,6 +155,9 @@ typedef struct hakl_ctx {
   hakl_account acct;
   hakl_region region;  /* blocks up to region.top; larger ones from `heap` */
   hak_heap_t *heap;    /* NULL: the running thread's default heap */
+  size_t core_bytes;   /* Lua's bytes in the state's blocks above the region (in
+                          acct.in_use too): in_use less this bounds the region's
+                          live bytes, which decide its recycling (hakl_region.h) */
   bool own_heap;       /* heap made by hakl_newstate, destroyed by hakl_close */
   bool libc;           /* blocks come from malloc/realloc/free (hakl_alloc_libc) */
   bool newstate;       /* this context made by hakl_newstate, freed by hakl_close */

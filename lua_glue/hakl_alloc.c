@@ -84,20 +84,24 @@ static void *refuse(hakl_ctx *c) {
 */
 
 /* The blocks above the region of a state of `reg` (hakl_alloc's): from
-** the core, and in the state's set when it keeps one (hakl_core.h). */
+** the core, in core_bytes, and in the state's set when it keeps one
+** (hakl_core.h). */
 static hakl_noinline void *core_new(hakl_ctx *c, size_t n) {
   void *p = hak_heap_malloc8(c->heap, n);
+  if (p != NULL) c->core_bytes += n;
   if (p != NULL && c->core_on) hakl_core_add(c, p);
   return p;
 }
 
 static hakl_noinline void core_free(hakl_ctx *c, void *ptr, size_t n) {
+  c->core_bytes -= n;
   if (c->core_on) hakl_core_remove(c, ptr);
   hak_free_sized(ptr, n);
 }
 
 static hakl_noinline void *core_resize(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
   void *p = hak_heap_realloc8(c->heap, ptr, osize, nsize);
+  if (p != NULL) c->core_bytes += nsize - osize; /* size_t: a shrink wraps right */
   if (p != NULL && p != ptr && c->core_on) {
     hakl_core_remove(c, ptr);
     hakl_core_add(c, p);
@@ -113,7 +117,9 @@ static inline void *block_new(hakl_ctx *c, size_t n, bool reg) {
   if (n > c->region.top) return core_new(c, n);
   k = hakl_region_class_any(n);
   p = hakl_region_take(&c->region, k);
-  if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, k, c->acct.in_use);
+  /* The region's live bytes are at most the state's less its core blocks'
+  ** (a larger value while hakl_close drops the state: no recycling then). */
+  if (hakl_unlikely(p == NULL)) p = hakl_region_refill(&c->region, k, c->acct.in_use - c->core_bytes);
   return p;
 }
 
@@ -157,6 +163,7 @@ static inline void *free_block(hakl_ctx *c, void *ptr, size_t n, bool reg) {
 ** above the region are 128 bytes apart or more, so a core block of more
 ** than region.top bytes has room past any region class. */
 static hakl_noinline void *keep_core_block(hakl_ctx *c, void *ptr, size_t osize, size_t nsize) {
+  c->core_bytes -= osize;
   if (c->core_on) hakl_core_remove(c, ptr);
   hakl_region_stray(&c->region, ptr, hakl_region_class_any(nsize), hak_usable_size(ptr), osize);
   return ptr;

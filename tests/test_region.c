@@ -196,3 +196,72 @@ Test(region, a_shrink_without_region_memory_keeps_the_block) {
   hak_stats_get(&st);
   cr_expect_eq(st.in_use, before, "%zu bytes left in hakmem (%zu before)", st.in_use, before);
 }
+
+/*
+** The drifting sizes above while the state also holds 3 MiB of blocks
+** above the region (core blocks, 2000 bytes each): those are in the
+** state's account but not in the region, and must not count as the
+** region's live bytes.  Counted (the rule before), the region looked
+** full, never recycled, and grew by each round's bytes.
+*/
+Test(region, core_blocks_do_not_hold_back_recycling) {
+  enum { BIG = 2000, NBIG = 3 * 1024 * 1024 / BIG, DRIFT = 60 };
+  static void *big[NBIG];
+  static void *kept[DRIFT * PER_ROUND / 16 + 1];
+  static size_t kept_size[DRIFT * PER_ROUND / 16 + 1];
+  void *round[PER_ROUND];
+  size_t nkept = 0, i, r;
+  hakl_ctx c;
+  hakl_ctx_init(&c, NULL, 0);
+  cr_assert_lt(c.region.top, (size_t)BIG, "2000-byte blocks are above the region");
+  for (i = 0; i < NBIG; i++) cr_assert_not_null(big[i] = hakl_alloc(&c, NULL, 0, BIG));
+  for (r = 0; r < DRIFT; r++) {
+    size_t s = 16 + 8 * r;
+    for (i = 0; i < PER_ROUND; i++) cr_assert_not_null(round[i] = hakl_alloc(&c, NULL, 0, s));
+    for (i = 0; i < PER_ROUND; i++) {
+      if (i % 16 == 0) {
+        kept[nkept] = round[i];
+        kept_size[nkept++] = s;
+      } else {
+        hakl_alloc(&c, round[i], s, 0);
+      }
+    }
+  }
+  size_t live = c.acct.in_use - (size_t)NBIG * BIG;
+  cr_log_info("region of %zu B for %zu B live in it", c.region.chunk_bytes, live);
+  cr_expect(c.region.chunk_bytes <= 4 * live + 512 * HKT_KiB,
+            "region of %zu B for %zu B live in it (and %zu B above it)", c.region.chunk_bytes,
+            live, (size_t)NBIG * BIG);
+  for (i = 0; i < nkept; i++) hakl_alloc(&c, kept[i], kept_size[i], 0);
+  for (i = 0; i < NBIG; i++) hakl_alloc(&c, big[i], BIG, 0);
+  cr_expect_eq(c.acct.in_use, 0, "in_use %zu after every free", c.acct.in_use);
+  cr_expect_null(c.region.chunks, "the last free gives the region back");
+}
+
+/*
+** Blocks that stay live (no frees, so nothing to recycle): the region is
+** what they need plus less than a quarter, since no chunk is larger than
+** a quarter of the region before it.  Doubling chunks ended up to twice
+** the live bytes, resident to the end of the newest chunk once bumped.
+*/
+Test(region, grows_by_a_quarter_at_most) {
+  enum { N = 40000, SIZE = 48 };
+  static void *blk[N];
+  size_t i, worst = 0;
+  hakl_ctx c;
+  hakl_ctx_init(&c, NULL, 0);
+  for (i = 0; i < N; i++) {
+    cr_assert_not_null(blk[i] = hakl_alloc(&c, NULL, 0, SIZE));
+    /* every chunk but the newest is full: the bytes before the newest one
+    ** are at most the live ones */
+    size_t newest = ((size_t *)c.region.chunks)[1];
+    size_t before = c.region.chunk_bytes - newest;
+    if (before > 0 && newest * 4 > before && newest > 16 * HKT_KiB)
+      worst = newest;
+  }
+  cr_expect_eq(worst, 0, "a chunk of %zu B is more than a quarter of the region before it", worst);
+  cr_expect(c.region.chunk_bytes <= (size_t)N * SIZE * 5 / 4 + 32 * HKT_KiB,
+            "region of %zu B for %zu B live", c.region.chunk_bytes, (size_t)N * SIZE);
+  for (i = 0; i < N; i++) hakl_alloc(&c, blk[i], SIZE, 0);
+  cr_expect_null(c.region.chunks, "the last free gives the region back");
+}
