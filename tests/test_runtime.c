@@ -164,6 +164,9 @@ Test(runtime, inbox_readable_after_its_owner) {
 Test(runtime, channel_cycles_freed_with_the_runtime) {
   expect_script("chan_cycles.lua", "chan_cycles ok", 2, false);
 }
+Test(runtime, a_receive_at_close_leaks_nothing) {
+  expect_script("close_recv.lua", "close_recv ok", 2, false);
+}
 Test(runtime, migrate) { expect_script("migrate.lua", "migrate ok", 2, false); }
 Test(runtime, preempt_one_worker) { expect_script("preempt.lua", "preempt ok", 1, false); }
 Test(runtime, preempt_two_workers) { expect_script("preempt.lua", "preempt ok", 2, false); }
