@@ -9,6 +9,7 @@
 ** once, so all 16 pages were resident for two heaps.
 */
 #include <stdint.h>
+#include <string.h>
 
 #include <criterion/criterion.h>
 #include <lauxlib.h>
@@ -50,4 +51,36 @@ Test(footprint, a_bare_state_touches_little_more_than_its_bytes) {
   cr_expect_leq(segment, lua + 4, "the thread's segment: %zu pages resident for %zu B of Lua data",
                 segment, c->acct.in_use);
   hakl_close(L, NULL);
+}
+
+/*
+** A class page of few blocks (7 KiB each) on the slice a large block left:
+** the large block's program wrote the whole slice, so it stays resident;
+** the page carves a block or two of it, and the rest was resident memory
+** that nothing used (strings_build on a shared heap: three such pages held
+** 64 KiB each for one block; its heap 1144 KiB against 836 with a heap of
+** its own).  The page now gets the slice purged first: only what it
+** carves is resident.
+*/
+Test(footprint, a_class_page_on_a_large_blocks_slice_keeps_only_its_blocks) {
+  enum { SLICE = 64 * 1024, SMALL = 7000 };
+  hak_heap_t *h = hak_heap_new();
+  cr_assert_not_null(h);
+  char *big = hak_heap_malloc8(h, SLICE);
+  cr_assert_not_null(big);
+  memset(big, 1, SLICE);
+  uintptr_t slice = (uintptr_t)big & ~(uintptr_t)(SLICE - 1);
+  hak_free(big);
+  char *small = hak_heap_malloc8(h, SMALL);
+  cr_assert_not_null(small);
+  /* the case this test is about: a fresh heap's only warm free slice */
+  cr_assert_eq((uintptr_t)small & ~(uintptr_t)(SLICE - 1), slice,
+               "the class page did not take the large block's slice (%p, block %p)", (void *)slice,
+               (void *)small);
+  memset(small, 2, SMALL);
+  size_t resident = hkt_resident_pages((void *)slice, SLICE);
+  cr_log_info("slice of a large block, now a 7 KiB class page: %zu pages resident", resident);
+  cr_expect_leq(resident, 2, "%zu pages of the slice resident for one %d-byte block", resident, SMALL);
+  hak_free(small);
+  hak_heap_destroy(h);
 }
