@@ -167,6 +167,9 @@ Test(runtime, channel_cycles_freed_with_the_runtime) {
 Test(runtime, a_receive_at_close_leaks_nothing) {
   expect_script("close_recv.lua", "close_recv ok", 2, false);
 }
+Test(runtime, a_refused_receive_at_close_leaves_the_message_in_place) {
+  expect_script("close_recv_waiters.lua", "close_recv_waiters ok", 2, false);
+}
 Test(runtime, migrate) { expect_script("migrate.lua", "migrate ok", 2, false); }
 Test(runtime, preempt_one_worker) { expect_script("preempt.lua", "preempt ok", 1, false); }
 Test(runtime, preempt_two_workers) { expect_script("preempt.lua", "preempt ok", 2, false); }

@@ -196,13 +196,18 @@ static hakrt_msg *chan_dequeue_locked(hakrt_chan *c) {
   return m;
 }
 
-/* A receive that ran out of memory decoding m puts it back first. */
+/* A receive that ran out of memory decoding m puts it back first, and
+** wakes a receiver that found the channel empty meanwhile.  A sender the
+** dequeue woke may have taken m's slot: the count can pass the capacity
+** by this one message until it is received (the price of decoding outside
+** the lock without a second lock on every receive). */
 static void chan_putback(hakrt_chan *c, hakrt_msg *m) {
   pthread_mutex_lock(&c->lock);
   m->next = c->head;
   c->head = m;
   if (c->tail == NULL) c->tail = m;
   c->count++;
+  waitq_wake_one(&c->recvq);
   pthread_mutex_unlock(&c->lock);
 }
 
@@ -350,6 +355,15 @@ static int recv_try(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   pthread_mutex_lock(&c->lock);
   if (!t->no_block) chan_unwait_locked(c, t); /* else the wait is its parked code's */
+  /* A channel, buffer or task handle made by a finalizer that lua_close
+  ** runs would never be finalized (lib.c, hakrt_lib_check_running): such
+  ** a message is refused while it is still in the channel, for the next
+  ** receiver (taken out and put back, it made receivers block and senders
+  ** overfill the channel meanwhile). */
+  if (c->head != NULL && c->head->nrefs > 0 && hakrt_task_has_ended(t)) {
+    pthread_mutex_unlock(&c->lock);
+    return luaL_error(L, "the task has ended: cannot receive a handle now");
+  }
   if ((m = chan_dequeue_locked(c)) != NULL) {
     int top = lua_gettop(L), err;
     pthread_mutex_unlock(&c->lock);

@@ -350,7 +350,7 @@ static int rt_channel(lua_State *L) {
 ** then would hold its reference for good (a channel's 144 bytes, a buffer's
 ** block, a spawned task's record).  Those calls get the reason instead.
 */
-static bool task_ended(hakrt_task *t) {
+bool hakrt_task_has_ended(hakrt_task *t) {
   bool ended;
   pthread_mutex_lock(&t->rt->lock);
   ended = t->inbox_done;
@@ -359,13 +359,13 @@ static bool task_ended(hakrt_task *t) {
 }
 
 void hakrt_lib_check_running(lua_State *L, const char *what) {
-  if (task_ended(hakrt_task_of(L))) luaL_error(L, "the task has ended: cannot make a %s now", what);
+  if (hakrt_task_has_ended(hakrt_task_of(L))) luaL_error(L, "the task has ended: cannot make a %s now", what);
 }
 
 static int rt_inbox(lua_State *L) {
   hakrt_task *t = hakrt_task_of(L);
   hakrt_chan *c;
-  int err = task_ended(t) ? EPIPE : hakrt_task_inbox(t, &c);
+  int err = hakrt_task_has_ended(t) ? EPIPE : hakrt_task_inbox(t, &c);
   if (err == EPIPE) return luaL_error(L, "the task has ended: its inbox is closed");
   if (err != 0) return luaL_error(L, "not enough memory");
   hakrt_chan_push(L, c);

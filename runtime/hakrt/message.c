@@ -544,10 +544,6 @@ static void unpack_take_buffers(unpacker *U) {
 int hakrt_msg_unpack(lua_State *L, hakrt_msg *m) {
   unpacker U;
   int i, base;
-  /* A channel, buffer or task handle made by a finalizer at close would
-  ** never be finalized (lib.c, hakrt_lib_check_running): the message
-  ** stays where it was (a channel puts it back) and is freed with it. */
-  if (m->nrefs > 0) hakrt_lib_check_running(L, "handle from a message");
   luaL_checkstack(L, m->nvalues + 8, "too many values in a message");
   lua_pushnil(L); /* the memo's slot */
   U.L = L;
