@@ -161,7 +161,8 @@ hakrt_buf *hakrt_buf_test(lua_State *L, int idx);
 ** at the state's close, where a new handle would never be finalized (lib.c). */
 void hakrt_lib_check_running(lua_State *L, const char *what);
 /* The task's code has ended: only the finalizers lua_close runs still
-** call in (lib.c; takes rt->lock, so a channel's lock may be held). */
+** call in (lib.c).  Takes rt->lock: callers may hold a channel's lock,
+** which comes first (as for hakrt_sched_wake). */
 bool hakrt_task_has_ended(hakrt_task *t);
 /* A new handle that will own block (charged to L's account by the caller). */
 hakrt_buf *hakrt_buf_push(lua_State *L, unsigned char *block, size_t len);
