@@ -171,7 +171,18 @@ _Static_assert(sizeof(hak_page_t) == 128, "page descriptors are 128 bytes");
 ** --------------------------------------------------------------------- */
 typedef enum segment_kind_e { SEGMENT_NORMAL, SEGMENT_HUGE } segment_kind_t;
 
+/*
+** The header's fields start SEGMENT_COLOUR bytes in.  At offset 0 they
+** would share their L1 cache set (address bits 6-11) with every page start
+** (all at 64 KiB multiples) and every block of the 4, 8, 16 and 32 KiB
+** classes, which crowd that set; `tid`, read by every free, was then a
+** miss on most of them (tight T=1 under cachegrind: 457,000 misses on it
+** per million frees, 114,000 with the colour).
+*/
+#define SEGMENT_COLOUR (5 * 64)
+
 typedef struct hak_segment_s {
+  uint8_t colour[SEGMENT_COLOUR]; /* never touched */
   hak_atomic_t tid;             /* owner thread id, read by every free */
   struct hak_heap_s *heap;      /* owner heap (NULL: abandoned) */
   segment_kind_t kind;
@@ -190,6 +201,8 @@ typedef struct hak_segment_s {
   struct hak_segment_s *all_prev;
   hak_page_t pages[HAK_SLICES]; /* one descriptor per slice */
 } hak_segment_t;
+
+_Static_assert(offsetof(hak_segment_t, tid) % 4096 != 0, "tid off the page starts' cache set");
 
 /* ------------------------------------------------------------------------
 ** A heap: the pages one thread allocates from.
