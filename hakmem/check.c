@@ -123,9 +123,10 @@ static void check_page_class(check_t *c, const hak_page_t *page) {
         class_size[cls]);
   CHECK(page->slice_count == class_page_slices(cls), c, page, NULL,
         "slice_count matches class_idx: %u slices for class %u", page->slice_count, cls);
-  CHECK(page->reserved == span / page->block_size, c, page, NULL,
-        "reserved is the blocks that fit in the span: %u, not %zu", page->reserved,
-        span / page->block_size);
+  size_t room = span - (size_t)(page->start - page_span(page)); /* past the colour */
+  CHECK(page->reserved == room / page->block_size, c, page, NULL,
+        "reserved is the blocks that fit in the span past its colour: %u, not %zu", page->reserved,
+        room / page->block_size);
 }
 
 /*
@@ -148,8 +149,9 @@ static void check_page(check_t *c, hak_segment_t *seg, unsigned idx) {
         (void *)page->heap);
   CHECK((page->flags & ~PAGE_IN_FULL) == 0, c, page, NULL, "flags of a normal page: %#x",
         (unsigned)page->flags);
-  CHECK(page->start == (uint8_t *)seg + ((size_t)idx << HAK_SLICE_SHIFT), c, page, page->start,
-        "start is the span's first byte");
+  uint8_t *span = (uint8_t *)seg + ((size_t)idx << HAK_SLICE_SHIFT);
+  CHECK(page->start == span + page_colour(span, page->class_idx), c, page, page->start,
+        "start is the span's first byte plus the class's colour");
   check_page_class(c, page);
   CHECK(page->capacity <= page->reserved, c, page, NULL, "capacity <= reserved: %u > %u",
         page->capacity, page->reserved);

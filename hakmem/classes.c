@@ -98,13 +98,18 @@ unsigned class_page_slices(unsigned cls) {
 }
 
 /*
-** Pages start on a slice boundary (64 KiB), so the blocks of a class whose
-** size is a multiple of `align` are all aligned to it: aligned allocation
-** needs no padding and no interior pointers.
+** Pages up to HAK_PAGE_SMALL_MAX start on a slice boundary (64 KiB), so the
+** blocks of such a class whose size is a multiple of `align` are all
+** aligned to it: aligned allocation needs no padding and no interior
+** pointers.  The bigger classes' pages are coloured (page_colour): they
+** serve alignments up to 64 bytes; above, a large block's span does.
 */
 unsigned class_aligned(size_t size, size_t align) {
   if (size > HAK_MEDIUM_MAX) return HAK_CLASSES;
-  for (unsigned c = class_of(size); c < HAK_CLASSES; c++)
+  for (unsigned c = class_of(size); c < HAK_CLASSES; c++) {
+    /* coloured pages keep only 64-byte alignment: larger ones take a span */
+    if (align > HAK_PAGE_COLOUR_STEP && class_size[c] > HAK_PAGE_SMALL_MAX) break;
     if ((class_size[c] & (align - 1)) == 0) return c;
+  }
   return HAK_CLASSES;
 }

@@ -253,6 +253,11 @@ void secure_free_odd(const void *p);
 void secure_free_confirm(hak_page_t *page, const void *p);
 
 /* ---- page.c ------------------------------------------------------------- */
+size_t page_colour(const uint8_t *span, unsigned cls);
+/* The first byte of a page's span: its start less its colour. */
+static inline uint8_t *page_span(const hak_page_t *page) {
+  return (uint8_t *)((uintptr_t)page->start & ~(uintptr_t)(HAK_SLICE_SIZE - 1));
+}
 void page_init(hak_page_t *page, hak_heap_t *heap, unsigned cls, size_t block_size);
 void page_extend(hak_page_t *page);
 /* An empty page (used == 0) forgets its blocks, purged: uncarved again. */

@@ -50,6 +50,10 @@
 
 #define HAK_PAGE_SMALL_MAX (8 * 1024) /* blocks up to this use 1-slice pages */
 #define HAK_PAGE_MEDIUM_SLICES 16     /* bigger class blocks: 1 MiB pages (classes.c) */
+/* Those 1 MiB pages start 0 to 63 cache lines into their span, by the
+** span's address (page_colour, page.c); every other page at its span. */
+#define HAK_PAGE_COLOUR_STEP 64
+#define HAK_PAGE_COLOURS 64
 #define HAK_CARVE (4 * 1024) /* bytes of blocks one carve makes (page.c) */
 
 #define HAK_OS_PAGE 4096

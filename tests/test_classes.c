@@ -216,3 +216,48 @@ Test(classes, usable_size_grows_with_the_request) {
 Test(classes, usable_size_of_null_is_zero) {
   cr_expect_eq(hak_usable_size(NULL), 0);
 }
+
+/* -------------------------------------------------------------------------
+** The pages of the classes above 8 KiB are coloured (page.c, page_colour):
+** each starts 0 to 63 cache lines into its 64 KiB-aligned span, so that the
+** blocks of different pages do not all share their cache sets.  A 16 KiB
+** block's address mod 16 KiB is its page's colour; eight pages' worth of
+** blocks show more than one colour, each a multiple of 64.
+** ---------------------------------------------------------------------- */
+
+#define COLOURED 16384
+#define COLOURED_N (8 * 64)
+
+Test(classes, pages_above_8k_are_coloured) {
+  static void *blk[COLOURED_N];
+  uint64_t seen = 0; /* bit k: colour k * 64 */
+  size_t fails = 0;
+  for (int i = 0; i < COLOURED_N; i++) {
+    blk[i] = hak_malloc(COLOURED);
+    cr_assert_not_null(blk[i]);
+    size_t colour = (uintptr_t)blk[i] % COLOURED;
+    HKT_EXPECT(fails, colour % 64 == 0 && colour < 64 * 64, "block %p: colour %zu", blk[i], colour);
+    seen |= (uint64_t)1 << (colour / 64 % 64);
+  }
+  HKT_EXPECT_NONE(fails, "colours are cache lines, below 64 of them");
+  cr_expect_gt(__builtin_popcountll(seen), 1, "8 pages of 16 KiB blocks, one colour: %#llx",
+               (unsigned long long)seen);
+  for (int i = 0; i < COLOURED_N; i++) hak_free(blk[i]);
+}
+
+/* Alignments above a cache line skip the coloured pages: a large block's
+** span serves them. */
+Test(classes, aligned_blocks_above_8k_avoid_coloured_pages) {
+  size_t fails = 0;
+  for (size_t align = 128; align <= 65536; align *= 2) {
+    for (size_t n = 8193; n <= 32768; n += 1531) {
+      void *p = hak_aligned_alloc(align, n);
+      cr_assert_not_null(p);
+      HKT_EXPECT(fails, (uintptr_t)p % align == 0, "hak_aligned_alloc(%zu, %zu) = %p", align, n, p);
+      HKT_EXPECT(fails, hak_usable_size(p) >= n, "hak_aligned_alloc(%zu, %zu): usable %zu", align, n,
+                 hak_usable_size(p));
+      hak_free(p);
+    }
+  }
+  HKT_EXPECT_NONE(fails, "aligned blocks of 8-32 KiB");
+}
