@@ -111,8 +111,8 @@ TESTS = [
     ('check', 'core'),
     ('fork', 'core'),
     ('glue', 'lua'),
-    # hak_heap_malloc8 wrapped: the region's chunks fail on demand
-    ('region', 'lua', [], ['-Wl,--wrap=hak_heap_malloc8']),
+    # hak_aligned_alloc wrapped: the region's chunks fail on demand
+    ('region', 'lua', [], ['-Wl,--wrap=hak_aligned_alloc']),
     ('failinject', 'lua'),
     ('limit', 'lua'),
     ('fastclose', 'lua'),

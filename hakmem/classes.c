@@ -18,6 +18,8 @@ const uint32_t class_size[HAK_CLASSES] = {
   2816, 3072, 3328, 3584, 3840, 4096, 4608, 5120, 5632, 6144,
   6656, 7168, 7680, 8192, 9216, 10240, 11264, 12288, 13312, 14336,
   15360, 16384, 18432, 20480, 22528, 24576, 26624, 28672, 30720, 32768,
+  /* the aligned twins: uncoloured pages (class_aligned) */
+  12288, 16384, 20480, 24576, 28672, 32768,
 };
 
 /* class_of_slot[i]: the class of direct slot i, sizes 8i-7 .. 8i (slot 0:
@@ -101,15 +103,20 @@ unsigned class_page_slices(unsigned cls) {
 ** Pages up to HAK_PAGE_SMALL_MAX start on a slice boundary (64 KiB), so the
 ** blocks of such a class whose size is a multiple of `align` are all
 ** aligned to it: aligned allocation needs no padding and no interior
-** pointers.  The bigger classes' pages are coloured (page_colour): they
-** serve alignments up to 64 bytes; above, a large block's span does.
+** pointers.  The bigger classes' pages are coloured (page_colour) and keep
+** only 64-byte alignment; a larger alignment of those sizes takes an
+** aligned twin (uncoloured pages of the 4 KiB multiples, a block wasting
+** at most a third of itself: 4 KiB-aligned I/O buffers of 9-32 KiB), or,
+** aligned above what a twin's size is a multiple of, a large block's span.
 */
 unsigned class_aligned(size_t size, size_t align) {
   if (size > HAK_MEDIUM_MAX) return HAK_CLASSES;
-  for (unsigned c = class_of(size); c < HAK_CLASSES; c++) {
-    /* coloured pages keep only 64-byte alignment: larger ones take a span */
-    if (align > HAK_PAGE_COLOUR_STEP && class_size[c] > HAK_PAGE_SMALL_MAX) break;
+  unsigned c = class_of(size);
+  for (; c < HAK_CLASS_TWIN_FIRST && class_size[c] <= HAK_PAGE_SMALL_MAX; c++)
     if ((class_size[c] & (align - 1)) == 0) return c;
-  }
+  for (; c < HAK_CLASS_TWIN_FIRST && align <= HAK_PAGE_COLOUR_STEP; c++)
+    if ((class_size[c] & (align - 1)) == 0) return c;
+  for (c = HAK_CLASS_TWIN_FIRST; c < HAK_CLASSES; c++)
+    if (class_size[c] >= size && (class_size[c] & (align - 1)) == 0) return c;
   return HAK_CLASSES;
 }

@@ -26,13 +26,13 @@ hak_page_t page_empty;
 ** requests are 1-32 KiB: 43.4 -> 48.0 Mops/s, median of 9 interleaved
 ** runs; tcmalloc 54.0).  It costs at most one block of the 31 to 113 a
 ** page holds, in address space only: the colour's bytes are never touched.
-** Blocks stay 64-byte aligned; aligned requests above 64 bytes never use
-** these classes (class_aligned).  1-slice pages are not coloured: a block
+** Blocks stay 64-byte aligned; aligned requests above 64 bytes take the
+** uncoloured twins of these classes instead (class_aligned).  1-slice pages are not coloured: a block
 ** fewer there is 1/8 to 1/64 of the page, and colouring them cost mstress
 ** T=1 2.3 MiB of peak RSS (more pages, more purged slices faulted back).
 */
 size_t page_colour(const uint8_t *span, unsigned cls) {
-  if (cls == HAK_CLASS_LARGE || class_size[cls] <= HAK_PAGE_SMALL_MAX) return 0;
+  if (cls >= HAK_CLASS_TWIN_FIRST || class_size[cls] <= HAK_PAGE_SMALL_MAX) return 0;
   uint64_t h = ((uint64_t)(uintptr_t)span >> HAK_SLICE_SHIFT) * 0x9e3779b97f4a7c15ull;
   return (size_t)(h >> 58) % HAK_PAGE_COLOURS * HAK_PAGE_COLOUR_STEP;
 }

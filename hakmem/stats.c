@@ -52,7 +52,8 @@ static void stats_print_classes(FILE *out, const stats_class_t *per_class) {
     const stats_class_t *k = &per_class[c];
     if (k->pages == 0) continue;
     char name[16];
-    if (c < HAK_CLASSES) snprintf(name, sizeof name, "%u", (unsigned)class_size[c]);
+    if (c < HAK_CLASS_TWIN_FIRST) snprintf(name, sizeof name, "%u", (unsigned)class_size[c]);
+    else if (c < HAK_CLASSES) snprintf(name, sizeof name, "%u al", (unsigned)class_size[c]);
     else snprintf(name, sizeof name, "large");
     fprintf(out, "  %-8s %8zu %10zu %12zu %5.0f%%\n", name, k->pages, k->blocks, k->bytes,
             k->capacity ? 100.0 * (double)k->bytes / (double)k->capacity : 0.0);

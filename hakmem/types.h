@@ -43,15 +43,20 @@
 #define HAK_MEDIUM_SLOTS ((HAK_MEDIUM_MAX - HAK_SMALL_MAX) / 128) /* class_of_medium */
 
 /* Classes: 8..128 every 8 B (16 classes), then 8 classes per doubling up to
-** HAK_MEDIUM_MAX, so that a block wastes at most 1/9 of itself above 128 B. */
-#define HAK_CLASSES 80
+** HAK_MEDIUM_MAX, so that a block wastes at most 1/9 of itself above 128 B;
+** then HAK_ALIGNED_TWINS classes of the 4 KiB multiples from 12 to 32 KiB
+** whose pages are not coloured, for aligned requests only (classes.c). */
+#define HAK_ALIGNED_TWINS 6
+#define HAK_CLASS_TWIN_FIRST 80
+#define HAK_CLASSES (HAK_CLASS_TWIN_FIRST + HAK_ALIGNED_TWINS)
 #define HAK_CLASS_LARGE HAK_CLASSES /* queue index of one-block large pages */
 #define HAK_QUEUES (HAK_CLASSES + 1)
 
 #define HAK_PAGE_SMALL_MAX (8 * 1024) /* blocks up to this use 1-slice pages */
 #define HAK_PAGE_MEDIUM_SLICES 16     /* bigger class blocks: 1 MiB pages (classes.c) */
 /* Those 1 MiB pages start 0 to 63 cache lines into their span, by the
-** span's address (page_colour, page.c); every other page at its span. */
+** span's address (page_colour, page.c), but for the aligned twins; every
+** other page at its span. */
 #define HAK_PAGE_COLOUR_STEP 64
 #define HAK_PAGE_COLOURS 64
 #define HAK_CARVE (4 * 1024) /* bytes of blocks one carve makes (page.c) */

@@ -245,17 +245,20 @@ Test(classes, pages_above_8k_are_coloured) {
   for (int i = 0; i < COLOURED_N; i++) hak_free(blk[i]);
 }
 
-/* Alignments above a cache line skip the coloured pages: a large block's
-** span serves them. */
+/* Alignments above a cache line skip the coloured pages: up to 4 KiB the
+** uncoloured twins of the 4 KiB-multiple classes serve them, in class
+** pages (a block of at most 32 KiB, not a large block's 64 KiB span). */
 Test(classes, aligned_blocks_above_8k_avoid_coloured_pages) {
   size_t fails = 0;
   for (size_t align = 128; align <= 65536; align *= 2) {
     for (size_t n = 8193; n <= 32768; n += 1531) {
       void *p = hak_aligned_alloc(align, n);
       cr_assert_not_null(p);
+      size_t usable = hak_usable_size(p);
       HKT_EXPECT(fails, (uintptr_t)p % align == 0, "hak_aligned_alloc(%zu, %zu) = %p", align, n, p);
-      HKT_EXPECT(fails, hak_usable_size(p) >= n, "hak_aligned_alloc(%zu, %zu): usable %zu", align, n,
-                 hak_usable_size(p));
+      HKT_EXPECT(fails, usable >= n, "hak_aligned_alloc(%zu, %zu): usable %zu", align, n, usable);
+      HKT_EXPECT(fails, align > 4096 || usable <= 32768,
+                 "hak_aligned_alloc(%zu, %zu): usable %zu, not a class block", align, n, usable);
       hak_free(p);
     }
   }

@@ -13,12 +13,12 @@
 
 TestSuite(region, .init = hkt_fixture_init, .fini = hkt_fixture_fini);
 
-/* The region's chunks come from hak_heap_malloc8, wrapped at link time
+/* The region's chunks come from hak_aligned_alloc, wrapped at link time
 ** (configure.py) so that a test can make them fail. */
 static bool chunks_fail;
-void *__real_hak_heap_malloc8(hak_heap_t *heap, size_t n);
-void *__wrap_hak_heap_malloc8(hak_heap_t *heap, size_t n) {
-  return chunks_fail ? NULL : __real_hak_heap_malloc8(heap, n);
+void *__real_hak_aligned_alloc(size_t align, size_t n);
+void *__wrap_hak_aligned_alloc(size_t align, size_t n) {
+  return chunks_fail ? NULL : __real_hak_aligned_alloc(align, n);
 }
 
 #define ROUNDS 100
