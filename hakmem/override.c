@@ -25,9 +25,10 @@
 ** - free tests it in its slow path, before it writes anything, and at a
 **   unit boundary (NULL, a segment-aligned huge block) tests the second
 **   map; a foreign pointer there is left alone.
-** free's fast path reads the word at p & ~(4 MiB - 1) as for any block, and
-** would take a foreign block for one of its own only if that word were this
-** thread's id and the page byte after it zero, or fault if nothing were
+** free's fast path reads the owner word of the header at p & ~(4 MiB - 1)
+** (`tid`, SEGMENT_COLOUR bytes in) as for any block, and would take a
+** foreign block for one of its own only if that word were this thread's id
+** and the page descriptor's flags byte zero, or fault if nothing were
 ** mapped there: which is why it is not asked to recognise the loader's
 ** blocks, which never come.  The debug and secure builds test the map
 ** before anything else (a foreign pointer is left alone there too), then
