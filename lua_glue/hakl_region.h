@@ -14,8 +14,8 @@
 ** every size from one chunk in allocation order, so that what Lua makes
 ** together (a table, its parts, its strings) lies together (the mixed
 ** floor's placement, bench/lua: 1.2x faster than size classes on churn).
-** Chunks are blocks of the core (hak_heap_malloc8 of the running thread's
-** default heap, also for a state with a private heap: a small state then
+** Chunks are blocks of the core (hak_aligned_alloc(4096) from the running
+** thread's default heap, also for a state with a private heap: a small state then
 ** pays no segment of its own); they go back when the state's account
 ** reaches zero (the end of lua_close) or in hakl_close.  Before a new
 ** chunk, a small region recycles: runs of adjacent free blocks become
