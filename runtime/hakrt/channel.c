@@ -123,15 +123,26 @@ static void chan_drop_unread(hakrt_chan *c) {
   }
 }
 
+/*
+** The owner's marks and the reference count are read against each other
+** across threads (a mark, then a count read, by one; a count change, then
+** a mark read, by another): each pair needs a full barrier between its
+** two accesses.  Both are read-modify-writes, which are full barriers and
+** which ThreadSanitizer models; libatomic_ops' AO_store_full and
+** AO_load_full are a fence and a plain access, and it models no fence.
+*/
+static void chan_mark(volatile AO_t *flag) { AO_compare_and_swap_full(flag, 0, 1); }
+static AO_t chan_read(volatile AO_t *word) { return AO_fetch_and_add_full(word, 0); }
+
 void hakrt_chan_owner_gone(hakrt_chan *c) {
-  AO_store_full(&c->owner_gone, 1);
-  if (AO_load_full(&c->refs) == 1) chan_drop_unread(c);
+  chan_mark(&c->owner_gone);
+  if (chan_read(&c->refs) == 1) chan_drop_unread(c);
 }
 
 /* Marked before the reference goes: a release that then counts 2
 ** references cannot take the owner's for one of them (below). */
 void hakrt_chan_owner_release(hakrt_chan *c) {
-  AO_store_full(&c->owner_released, 1);
+  chan_mark(&c->owner_released);
   hakrt_chan_release(c);
 }
 
@@ -143,7 +154,7 @@ void hakrt_chan_release(hakrt_chan *c) {
   ** finished owner's, nobody can receive what is queued.  The count is
   ** read first: the owner marks its release before it counts it, so a 2
   ** read before the mark is the owner's reference and ours. */
-  if (AO_load_full(&c->owner_gone) && AO_load_full(&c->refs) == 2 && !AO_load_full(&c->owner_released))
+  if (chan_read(&c->owner_gone) && chan_read(&c->refs) == 2 && !chan_read(&c->owner_released))
     chan_drop_unread(c);
   if (AO_fetch_and_sub1_full(&c->refs) != 1) return;
   pthread_mutex_lock(&c->rt->chans_lock);
