@@ -93,8 +93,8 @@ void page_extend(hak_page_t *page) {
   ** spills its colour's bytes (at most 4032) into it.  Marking it at the
   ** spill made slices look warm that held one OS page, and class pages
   ** that took them faulted: mstress T=1 2,090 faults and 8.6 MiB peak RSS
-  ** against 1,760 and 7.0 (the lag leaves at most one OS page of a freed
-  ** page outside commit_mask, unpurged until its slice is used again). */
+  ** against 1,760 and 7.0.  The OS page past the counted slices goes back
+  ** when the page does: segment_page_purge_spill). */
   segment_commit(page, (size_t)page->capacity * bsize);
 }
 

@@ -380,6 +380,49 @@ Test(collect, free_blocks_of_a_live_page_wait_for_force_with_delay_never) {
 }
 
 /* -------------------------------------------------------------------------
+** A coloured page (the classes above 8 KiB) starts up to 4032 bytes into
+** its span, so its carved blocks reach that far past the slices counted
+** committed (page_extend counts from the span).  Four 16 KiB blocks end in
+** the second slice; when the page goes, that OS page goes back with it.
+** ---------------------------------------------------------------------- */
+
+#define SPILL 16384
+
+Test(collect, a_freed_coloured_page_gives_back_its_spill) {
+  static void *held[8 * 64];
+  size_t nheld = 0;
+  void *b[4];
+  void *live = hak_malloc(100); /* keeps the segment mapped */
+  cr_assert_not_null(live);
+  /* the first block of a fresh page with a colour: a page whose colour is 0
+     (1 in 64) is filled and held, and the next one tried */
+  for (;;) {
+    b[0] = hak_malloc(SPILL);
+    cr_assert_not_null(b[0]);
+    if ((uintptr_t)b[0] % SPILL != 0) break;
+    held[nheld++] = b[0];
+    for (int i = 1; i < 64; i++) held[nheld++] = hak_malloc(SPILL);
+    cr_assert_lt(nheld, sizeof held / sizeof held[0] - 64, "no coloured page in 7");
+  }
+  for (int i = 1; i < 4; i++) {
+    b[i] = hak_malloc(SPILL);
+    cr_assert_eq((char *)b[i], (char *)b[0] + (size_t)i * SPILL, "block %d of the page", i);
+  }
+  char *last = (char *)b[3] + SPILL - 1;
+  uintptr_t second_slice = ((uintptr_t)b[0] & ~(uintptr_t)0xffff) + 0x10000;
+  cr_assert_geq((uintptr_t)last, second_slice, "the fourth block ends in the second slice");
+  *last = 1;
+  void *spill = (void *)((uintptr_t)last & ~(uintptr_t)4095);
+  cr_assert_eq(hkt_resident_pages(spill, 1), 1);
+  for (int i = 0; i < 4; i++) hak_free(b[i]);
+  for (size_t i = 0; i < nheld; i++) hak_free(held[i]);
+  hak_collect(true);
+  cr_expect_eq(hkt_resident_pages(spill, 1), 0, "the OS page past the counted slices stays resident");
+  cr_expect_eq((uintptr_t)live >> 22, (uintptr_t)b[0] >> 22, "one segment");
+  hak_free(live);
+}
+
+/* -------------------------------------------------------------------------
 ** The one page a class keeps when its last block goes gives back what it
 ** carved once two looks a purge delay apart found it empty.
 ** ---------------------------------------------------------------------- */
