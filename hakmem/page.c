@@ -23,13 +23,14 @@ hak_page_t page_empty;
 ** it: for the 4 KiB multiples among the 9-32 KiB classes, the first and
 ** last lines of every block land in one or a few sets and evict each other
 ** long before the caches are full (bench/threads tight, a third of whose
-** requests are 1-32 KiB: 43.4 -> 48.0 Mops/s, median of 9 interleaved
-** runs; tcmalloc 54.0).  It costs at most one block of the 31 to 113 a
-** page holds, in address space only: the colour's bytes are never touched.
-** Blocks stay 64-byte aligned; aligned requests above 64 bytes take the
-** uncoloured twins of these classes instead (class_aligned).  1-slice pages are not coloured: a block
-** fewer there is 1/8 to 1/64 of the page, and colouring them cost mstress
-** T=1 2.3 MiB of peak RSS (more pages, more purged slices faulted back).
+** requests are 1-32 KiB: 43.6 -> 50.4 Mops/s at T=1, median of 9
+** interleaved runs; tcmalloc 56.0).  It costs at most one block of the 31
+** to 113 a page holds, in address space only: the colour's bytes are never
+** touched.  Blocks stay 64-byte aligned; aligned requests above 64 bytes
+** take the uncoloured twins of these classes instead (class_aligned).
+** 1-slice pages are not coloured: a block fewer there is 1/8 to 1/64 of
+** the page, and colouring them cost mstress T=1 2.3 MiB of peak RSS (more
+** pages, more purged slices faulted back).
 */
 size_t page_colour(const uint8_t *span, unsigned cls) {
   if (cls >= HAK_CLASS_TWIN_FIRST || class_size[cls] <= HAK_PAGE_SMALL_MAX) return 0;

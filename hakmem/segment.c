@@ -570,28 +570,29 @@ static void segment_purge_now(hak_segment_t *seg, uint64_t m) {
 }
 
 /*
-** Gives a page's span back to its segment.  The slices are purged after the
-** delay (or now); an empty segment beyond the first one the heap keeps is
-** unmapped at once.
-*/
-/*
 ** A coloured page's carving reaches up to its colour (at most 4032 bytes)
 ** past what page_extend counts in commit_mask, which counts from the span:
 ** a slice the page's last blocks spilled into holds one resident OS page
 ** the purges never see, as the slice is not committed.  It goes back when
-** the page does.  (Counting it committed instead made it look warm, and
-** class pages that then took it as warm faulted: mstress T=1 2,090 faults
-** and 8.5 MiB peak RSS against 1,750 and 6.9.)
+** the page does, at once (one OS page), unless purging is off (delay -1).
+** (Counting it committed instead made it look warm, and class pages that
+** then took it as warm faulted: mstress T=1 2,090 faults and 8.5 MiB peak
+** RSS against 1,750 and 6.9.)
 */
-static void segment_page_purge_spill(hak_page_t *page) {
+static void segment_page_purge_spill(hak_page_t *page, long delay) {
   uint8_t *span = page_span(page);
   size_t carved = (size_t)page->capacity * page->block_size;
   uint8_t *counted = span + ((carved + HAK_SLICE_SIZE - 1) & ~(HAK_SLICE_SIZE - 1));
   uint8_t *end = page->start + carved;
-  if (end <= counted) return;
+  if (end <= counted || delay < 0) return;
   os_purge(counted, (size_t)(end - counted + HAK_OS_PAGE - 1) & ~(size_t)(HAK_OS_PAGE - 1));
 }
 
+/*
+** Gives a page's span back to its segment.  The slices are purged after the
+** delay (or now); an empty segment beyond the first one the heap keeps is
+** unmapped at once.
+*/
 void segment_page_free(hak_page_t *page) {
   segment_large_unguard(page);
   hak_segment_t *seg = segment_of(page);
@@ -600,12 +601,12 @@ void segment_page_free(hak_page_t *page) {
   unsigned n = page->slice_count;
   uint64_t m = span_mask(idx, n);
   bool was_full = seg->free_mask == 0;
+  long delay = segment_purge_delay(heap);
   if (page->class_idx == HAK_CLASS_LARGE) seg->large_mask |= m & seg->commit_mask;
-  else segment_page_purge_spill(page);
+  else segment_page_purge_spill(page, delay);
   memset(page, 0, sizeof(hak_page_t) * n);
   seg->free_mask |= m;
   atomic_add(&stats.pages, -1);
-  long delay = segment_purge_delay(heap);
   if (delay == 0) {
     segment_purge_now(seg, m);
   } else if (delay > 0) {
