@@ -154,6 +154,10 @@ HAK_API int hak_heap_check(hak_heap_t *heap);
 ** Statistics.  The OS-level figures are exact counters.  `in_use` is
 ** counted in whole blocks (so with class rounding) by walking every live
 ** page; it is exact when no other thread is allocating at that moment.
+** Where committed memory that is not in use goes: `remote_pending` (freed
+** by other threads, reusable once the page's owner takes it back),
+** `free_in_pages` (free blocks on their owners' lists), and the rest in
+** free slices waiting for reuse or their purge, and pages' uncarved tails.
 ** ---------------------------------------------------------------------- */
 typedef struct hak_stats_s {
   size_t mapped;          /* bytes of address space reserved from the OS */
@@ -167,6 +171,9 @@ typedef struct hak_stats_s {
   size_t mmap_calls;      /* mappings made so far */
   size_t threads;         /* threads whose heaps are live */
   size_t abandoned;       /* segments waiting for adoption */
+  size_t remote_pending;  /* bytes of blocks freed by other threads that their
+                             page's owner has not taken back yet (not in_use) */
+  size_t free_in_pages;   /* bytes of free blocks on the pages' own lists */
 } hak_stats_t;
 
 HAK_API void hak_stats_get(hak_stats_t *out);

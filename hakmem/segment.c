@@ -733,13 +733,15 @@ static void segment_stats_unowned(hak_segment_t *seg, void *arg) {
 }
 
 /*
-** Adds every live block to out->in_use.  Reads other threads' page counters
-** without synchronisation: exact only while they are not allocating.
-** Blocks freed into abandoned segments and orphan heaps are not live, though
-** their pages still count them (segment_stats_unowned).
+** Adds every live block to out->in_use, and fills out->remote_pending and
+** out->free_in_pages.  Reads other threads' page counters without
+** synchronisation: exact only while they are not allocating.  Blocks other
+** threads freed are not live, though their pages still count them: an
+** owned page's thread_free word says how many (types.h), and the lists of
+** abandoned segments and orphan heaps are walked (segment_stats_unowned).
 */
 void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
-  size_t in_use = 0;
+  size_t in_use = 0, pending = 0, free_bytes = 0;
   pthread_mutex_lock(&all_lock);
   /* no segment changes hands during the walk: the pages of abandoned ones
   ** keep the counts this walk reads until their lists are walked */
@@ -749,15 +751,22 @@ void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
       in_use += seg->pages[0].block_size;
       continue;
     }
+    /* an owner's pages: their thread_free word counts its list (the
+    ** unowned ones' lists are walked below, the count may have saturated) */
+    bool owned = atomic_load_relaxed(&seg->tid) != 0;
     for (unsigned i = 1; i < HAK_SLICES; i++) {
       hak_page_t *page = &seg->pages[i];
       if (page->slice_count == 0 || page->block_size == 0) continue;
-      size_t bytes = (size_t)page->used * page->block_size;
+      size_t remote = owned ? tf_count(atomic_load_relaxed(&page->thread_free)) : 0;
+      if (remote > page->used) remote = page->used; /* a count read mid-collect */
+      size_t bytes = (size_t)(page->used - remote) * page->block_size;
       in_use += bytes;
+      pending += remote * page->block_size;
+      free_bytes += (size_t)(page->capacity - page->used) * page->block_size;
       if (per_class) {
         stats_class_t *c = &per_class[page->class_idx];
         c->pages++;
-        c->blocks += page->used;
+        c->blocks += page->used - remote;
         c->bytes += bytes;
         c->capacity += (size_t)page->reserved * page->block_size;
       }
@@ -770,4 +779,6 @@ void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   pthread_mutex_unlock(&idle_lock);
   pthread_mutex_unlock(&all_lock);
   out->in_use = in_use - freed.bytes;
+  out->remote_pending = pending + freed.bytes;
+  out->free_in_pages = free_bytes;
 }

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +561,45 @@ Test(collect, stats_follow_allocations) {
   cr_expect_eq(c.in_use, a.in_use);
   cr_expect_leq(c.committed + 9 * HKT_MiB, b.committed, "a freed huge block is unmapped");
   cr_expect_geq(c.committed_peak, b.committed);
+}
+
+/* Frees blocks[1 .. STATS_REMOTE - 2] (another thread's). */
+#define STATS_REMOTE 500
+static void *free_inner_blocks(void *arg) {
+  void **blk = arg;
+  for (size_t i = 1; i + 1 < STATS_REMOTE; i++) hak_free(blk[i]);
+  return NULL;
+}
+
+/*
+** Blocks another thread frees leave in_use at once, though their page
+** still counts them until its owner takes them back: remote_pending until
+** then, free blocks of the owner's page (free_in_pages) after.  The first
+** and last blocks stay live, so that the pages (at most two: 500 blocks of
+** 64 bytes) stay too.
+*/
+Test(collect, stats_tell_remote_frees_from_live_blocks) {
+  static void *blk[STATS_REMOTE];
+  hak_stats_t a, b, c, d;
+  hak_stats_get(&a);
+  for (size_t i = 0; i < STATS_REMOTE; i++) cr_assert_not_null(blk[i] = hak_malloc(64));
+  hak_stats_get(&b);
+  cr_expect_eq(b.in_use, a.in_use + STATS_REMOTE * 64);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, free_inner_blocks, blk), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  hak_stats_get(&c);
+  const size_t freed = (STATS_REMOTE - 2) * 64;
+  cr_expect_eq(c.in_use, b.in_use - freed, "in use %zu, %zu before the remote frees", c.in_use, b.in_use);
+  cr_expect_eq(c.remote_pending, b.remote_pending + freed, "remote pending %zu", c.remote_pending);
+  hak_collect(false); /* the owner takes its pages' remote frees */
+  hak_stats_get(&d);
+  cr_expect_eq(d.in_use, c.in_use);
+  cr_expect_eq(d.remote_pending, b.remote_pending, "remote pending %zu after collect", d.remote_pending);
+  cr_expect_geq(d.free_in_pages, c.free_in_pages + freed, "free in pages %zu, %zu before collect",
+                d.free_in_pages, c.free_in_pages);
+  hak_free(blk[0]);
+  hak_free(blk[STATS_REMOTE - 1]);
 }
 
 Test(collect, stats_print_writes_a_report) {
