@@ -119,7 +119,7 @@ static int m_stats(lua_State *L) {
   lua_setfield(L, -2, "bytes_by_type");
   push_types(L, a.type_count);
   lua_setfield(L, -2, "count_by_type");
-  lua_createtable(L, 0, 11);
+  lua_createtable(L, 0, 13);
   set_int(L, "mapped", h.mapped);
   set_int(L, "committed", h.committed);
   set_int(L, "committed_peak", h.committed_peak);
@@ -131,6 +131,8 @@ static int m_stats(lua_State *L) {
   set_int(L, "mmap_calls", h.mmap_calls);
   set_int(L, "threads", h.threads);
   set_int(L, "abandoned", h.abandoned);
+  set_int(L, "remote_pending", h.remote_pending);
+  set_int(L, "free_in_pages", h.free_in_pages);
   lua_setfield(L, -2, "heap");
   return 1;
 }

@@ -309,10 +309,10 @@ static void print_stats(FILE *f, const options *o, const hakl_account *a) {
     print_types_json(f, a);
     if (hak)
       fprintf(f, ",\"heap\":{\"mapped\":%zu,\"committed\":%zu,\"committed_peak\":%zu,"
-                 "\"in_use\":%zu,\"segments\":%zu,\"pages\":%zu,\"purged\":%zu,"
-                 "\"mmap_calls\":%zu}",
-              h.mapped, h.committed, h.committed_peak, h.in_use, h.segments, h.pages,
-              h.purged, h.mmap_calls);
+                 "\"in_use\":%zu,\"remote_pending\":%zu,\"free_in_pages\":%zu,"
+                 "\"segments\":%zu,\"pages\":%zu,\"purged\":%zu,\"mmap_calls\":%zu}",
+              h.mapped, h.committed, h.committed_peak, h.in_use, h.remote_pending,
+              h.free_in_pages, h.segments, h.pages, h.purged, h.mmap_calls);
     fprintf(f, "}\n");
     return;
   }
@@ -331,8 +331,9 @@ static void print_stats(FILE *f, const options *o, const hakl_account *a) {
       fprintf(f, "    %-9s %12llu objects %14llu B\n", hakl_typename(tag),
               (unsigned long long)a->type_count[tag], (unsigned long long)a->type_bytes[tag]);
   if (hak)
-    fprintf(f, "  hakmem: mapped %zu B, committed %zu B (peak %zu B), in blocks %zu B\n",
-            h.mapped, h.committed, h.committed_peak, h.in_use);
+    fprintf(f, "  hakmem: mapped %zu B, committed %zu B (peak %zu B), in blocks %zu B, "
+               "remote pending %zu B, free in pages %zu B\n",
+            h.mapped, h.committed, h.committed_peak, h.in_use, h.remote_pending, h.free_in_pages);
 }
 
 static const hakl_account *current_account(void) {

@@ -65,6 +65,8 @@ local s2 = hakmem.stats()
 assert(s2.in_use == lua_count, "account " .. s2.in_use .. " ~= Lua's count " .. lua_count)
 assert(s2.bytes_by_type.table > 0 and s2.count_by_type.string > 0)
 assert(s2.heap.in_use > 0)
+assert(math.type(s2.heap.remote_pending) == "integer" and s2.heap.remote_pending >= 0)
+assert(math.type(s2.heap.free_in_pages) == "integer" and s2.heap.free_in_pages >= 0)
 
 -- The limit works in this state too.
 hakmem.limit(s2.in_use + 256 * 1024)
