@@ -260,29 +260,42 @@ static hak_page_t *heap_page_new(hak_heap_t *heap, unsigned cls, size_t bsize, u
 ** last collect) goes to the back of the queue, once per search: the pages
 ** behind it have gathered frees for longer, and taking them in turn makes
 ** each collect worth more allocations.
+** Free blocks come before fresh ones: a page that can be carved further
+** is carved only when no page behind it has got back an eighth of its
+** blocks.  Carving it at once, the rule before, left the blocks other
+** pages got back idle and made fresh memory resident: bench/threads
+** share T=1 15.7 -> 14.5 MiB peak RSS, tight 7.7 -> 7.1 (T=1) and 12.9 ->
+** 12.2 (T=2), throughput unchanged (median of 5 interleaved runs).  Pages
+** with fewer blocks back are passed over then, as carving gives more
+** blocks per slow call (taking them cost bignum 3% more instructions).
 */
 static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls) {
   page_queue_t *q = &heap->queues[cls];
-  hak_page_t *page = q->first, *next;
+  hak_page_t *page = q->first, *next, *carvable = NULL;
   bool rotated = false;
   for (; page; page = next) {
     next = page->next;
     if (page->free || page_collect(page)) {
-      if (rotated || !next || page->capacity - page->used >= page->reserved / 8) return page;
+      if (page->capacity - page->used >= page->reserved / 8) return page;
+      if (carvable != NULL) continue;
+      if (rotated || !next) return page;
       rotated = true;
       page_queue_remove(q, page);
       page_queue_push_back(q, page);
       continue;
     }
     if (page->capacity < page->reserved) {
-      if (unlikely(page->capacity == 0)) heap_trim_refault(heap, page);
-      page_extend(page);
-      return page;
+      if (carvable == NULL) carvable = page;
+      continue;
     }
     heap_page_to_full(heap, page);
     if (!(page->flags & PAGE_IN_FULL) && page_collect(page)) return page; /* it came straight back */
   }
-  return NULL;
+  if (carvable != NULL) {
+    if (unlikely(carvable->capacity == 0)) heap_trim_refault(heap, carvable);
+    page_extend(carvable);
+  }
+  return carvable;
 }
 
 /*

@@ -292,6 +292,45 @@ Test(heap, cross_thread_free_memory_is_reused) {
   }
 }
 
+/*
+** Free blocks come before fresh ones: page A of a class is filled, page B
+** carves its first blocks, a quarter of A's blocks are freed; once B's
+** carved blocks are handed out, the next blocks come from A, not from
+** more of B (which would make fresh memory resident beside A's free ones).
+*/
+Test(heap, free_blocks_of_a_later_page_come_before_carving) {
+  enum { SIZE = 1536, MAX = 200 };
+  static char *blk[MAX];
+  size_t n = 0;
+  blk[n++] = hak_malloc(SIZE);
+  cr_assert_not_null(blk[0]);
+  uintptr_t page_a = (uintptr_t)blk[0] >> 16;
+  for (; n < MAX; n++) { /* page A full, then B's first block */
+    cr_assert_not_null(blk[n] = hak_malloc(SIZE));
+    if ((uintptr_t)blk[n] >> 16 != page_a) break;
+  }
+  cr_assert_lt(n, MAX, "%d blocks of %d B in one 64 KiB page", MAX, SIZE);
+  uintptr_t page_b = (uintptr_t)blk[n] >> 16;
+  size_t in_a = n, freed = 0;
+  for (size_t i = 0; i < in_a; i += 4, freed++) { /* a quarter of A */
+    hak_free(blk[i]);
+    blk[i] = NULL;
+  }
+  size_t carved_b = 4096 / SIZE; /* B's first carve: one OS page of blocks */
+  size_t from_a = 0, from_b = 1;
+  for (size_t k = 0; k < carved_b + freed / 2; k++) {
+    char *p = hak_malloc(SIZE);
+    cr_assert_not_null(p);
+    if ((uintptr_t)p >> 16 == page_a) from_a++;
+    else if ((uintptr_t)p >> 16 == page_b) from_b++;
+    blk[++n] = p;
+  }
+  cr_expect_leq(from_b, carved_b, "page B carved more (%zu blocks from it) while page A had %zu free",
+                from_b, freed);
+  cr_expect_geq(from_a, freed / 2 - 1, "only %zu of the blocks came from page A's %zu free", from_a, freed);
+  for (size_t i = 0; i <= n; i++) hak_free(blk[i]);
+}
+
 /* A remote free into an explicit heap; the block then serves that heap. */
 Test(heap, cross_thread_free_into_an_explicit_heap) {
   hak_heap_t *h = hak_heap_new();
