@@ -64,8 +64,8 @@ void hak_stats_print(FILE *out) {
   hak_stats_t s;
   static stats_class_t per_class[HAK_QUEUES]; /* not on the stack: it may be small */
   memset(per_class, 0, sizeof per_class);
-  hak_stats_get(&s);
-  segment_stats_walk(&s, per_class);
+  hak_stats_counters(&s);
+  segment_stats_walk(&s, per_class); /* in_use and the rest, with the classes: one walk */
   fprintf(out, "hakmem stats:\n");
   stats_bytes(out, "in use", s.in_use);
   stats_bytes(out, "remote pending", s.remote_pending);
