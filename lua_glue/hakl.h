@@ -92,7 +92,7 @@ static inline uint64_t hakl_account_nalloc(const hakl_account *a) {
 ** the second.
 ** Every byte of the chunks past their headers is in exactly one of: a live
 ** block, a free block on its list, a span, [bump, end).  recycle_after is
-** 0 or the chunk_bytes of the last pass that found little.
+** 0 or the free bytes at the last pass that found little.
 ** In secure builds the links are stored encoded with key[] and every chunk
 ** lies in [lo, hi): a link that decodes outside it was overwritten.
 */
@@ -110,8 +110,9 @@ typedef struct hakl_region {
                            each at least 512 bytes, in address order: bumped
                            through before a new chunk; link in the first word,
                            bytes in the second */
-  size_t recycle_after; /* no recycling until chunk_bytes passes this (a pass
-                           found little at this size) */
+  size_t recycle_after; /* 0, or the free bytes (chunk_bytes less the live
+                           ones) when a pass found little: no recycling until
+                           they pass this by an eighth of chunk_bytes */
   uint64_t *map;        /* recycling's map of the chunks (hakl_region.c): NULL,
                            or map_words words, all zero between passes */
   size_t map_words;
