@@ -105,6 +105,7 @@ static inline bool segment_has_header(const void *p) {
 }
 /* p is a segment-aligned huge block (any p; reads no memory at p). */
 bool segment_is_aligned_huge(const void *p);
+void segment_map_set(hak_segment_t *seg, bool on); /* segment_map.c */
 void segment_register(hak_segment_t *seg);       /* map + process list */
 void segment_unregister(hak_segment_t *seg);
 /* Every slice but the header's is free. */
