@@ -48,7 +48,7 @@ static hak_heap_t *heap_struct_alloc(void) {
   return heap;
 }
 
-void heap_release_struct(hak_heap_t *heap) {
+static void heap_release_struct(hak_heap_t *heap) {
   pthread_mutex_lock(&pool_lock);
   heap->pool_next = pool_free;
   pool_free = heap;
@@ -541,7 +541,7 @@ static void heap_absorb(hak_heap_t *to, hak_heap_t *from) {
 ** live blocks to the abandoned list (its free slices purged, see
 ** segment_abandon).  Nothing is unmapped.
 */
-void heap_abandon(hak_heap_t *heap) {
+static void heap_abandon(hak_heap_t *heap) {
   /* the purges that are due, the cache's included: short-lived threads
   ** may never reach a periodic purge */
   heap_collect(heap, false);

@@ -154,7 +154,6 @@ void segment_abandon(hak_segment_t *seg);
 hak_segment_t *segment_take_abandoned(void);
 void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap);
 size_t segment_header_size(void);
-void segment_list_push(hak_segment_t **list, hak_segment_t *seg);
 void segment_list_remove(hak_segment_t **list, hak_segment_t *seg);
 /* Per size class (HAK_CLASS_LARGE last), for hak_stats_print. */
 typedef struct stats_class_s {
@@ -292,7 +291,6 @@ hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls);
 void heap_page_retire(hak_page_t *page);
 void heap_page_unfull(hak_page_t *page);
 void *heap_large_alloc(hak_heap_t *heap, size_t size);
-void heap_abandon(hak_heap_t *heap);
 /* Thread exit: the heap becomes an orphan for the next thread, or is
 ** abandoned when there are enough of those. */
 void heap_leave(hak_heap_t *heap);
@@ -301,7 +299,6 @@ hak_heap_t *heap_take_orphan(void);
 void heap_orphans_each_segment(void (*fn)(hak_segment_t *, void *), void *arg);
 void heap_fork_lock(bool lock);
 hak_heap_t *heap_create(bool is_default);
-void heap_release_struct(hak_heap_t *heap);
 
 /* ---- remote.c: batched remote frees ------------------------------------ */
 extern __thread unsigned remote_batch_depth tls_initial_exec; /* > 0: a batch is open */

@@ -112,7 +112,7 @@ void segment_fork_child(void) {
 
 /* ---- a heap's segment list ---------------------------------------------- */
 
-void segment_list_push(hak_segment_t **list, hak_segment_t *seg) {
+static void segment_list_push(hak_segment_t **list, hak_segment_t *seg) {
   seg->prev = NULL;
   seg->next = *list;
   if (*list) (*list)->prev = seg;
