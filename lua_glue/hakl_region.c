@@ -243,10 +243,10 @@ static size_t region_map_runs(hakl_region *r, const region_map *m) {
 ** by an eighth of the chunks since: Lua's collector freed that much, in
 ** the runs a sweep leaves.  Waiting for the region to grow instead, the
 ** rule before, took a new chunk at the first refill after each sweep that
-** followed such a pass (bench/runtime's strings_build, 8 states: 393 KiB
-** of a state's 512 KiB of chunks free at that refill; peak RSS 7.6 -> 7.0
-** MiB at T = 1); a growing heap's free bytes do not grow, so it still
-** walks nothing at its new chunks. */
+** followed such a pass (bench/runtime's strings_build, 8 states: 296 KB
+** of a state's 393 KB of chunks free at such a refill, and each state
+** ended at 512 KiB; peak RSS 7.6 -> 7.0 MiB at T = 1); a growing heap's
+** free bytes do not grow, so it still walks nothing at its new chunks. */
 static bool region_recycle(hakl_region *r, size_t live) {
   region_map m;
   size_t words = 0;
