@@ -91,7 +91,7 @@ static inline hak_page_t *page_of(hak_segment_t *seg, const void *p) {
 ** segment-aligned huge block (the override's foreign-pointer test). */
 bool segment_is_mapped(const void *p);
 /* One bit per 4 MiB unit of the 48-bit address space: a segment starts
-** there (segment.c keeps it). */
+** there (segment_map.c keeps it). */
 #define SEGMENT_MAP_UNITS ((uint64_t)1 << (48 - HAK_SEGMENT_SHIFT))
 extern hak_atomic_t segment_map[SEGMENT_MAP_UNITS / 64];
 /* p's 4 MiB unit starts a segment, so segment_of(p) is its header: false
