@@ -38,6 +38,7 @@ local sources = {
    "hakmem/page.c",
    "hakmem/secure.c",
    "hakmem/remote.c",
+   "hakmem/keep.c",
    "hakmem/heap_figures.c",
    "hakmem/check.c",
    "hakmem/heap.c",

@@ -10,6 +10,24 @@
 /* ---- slow paths ---------------------------------------------------------- */
 
 /*
+** A block of class `cls` when the heap's direct page has none: the first
+** page's own frees (the quick refill, which keeps the fast path fed), else
+** a block the thread kept from another heap (keep.c), else the long way
+** through the class's pages, which collects other threads' frees, carves
+** and grows.  The long way's tick (every 64th call) is never skipped.
+*/
+static inline void *alloc_in_class(hak_heap_t *heap, unsigned cls) {
+  hak_page_t *page = NULL;
+  if (!heap_tick(heap)) {
+    if ((page = heap_page_quick(heap, cls)) != NULL) return page_pop(page, page->free);
+    keep_class_t *kept = keep_class(heap, cls);
+    if (kept != NULL && kept->n != 0) return keep_take(heap, kept, cls);
+  }
+  if ((page = heap_find_page(heap, cls)) == NULL) return NULL;
+  return page_pop(page, page->free);
+}
+
+/*
 ** Everything the fast paths do not do: the thread's first allocation,
 ** refilling a page, medium sizes whose page has no block, large and huge
 ** sizes, alignment.
@@ -31,8 +49,7 @@ static noinline void *alloc_general(hak_heap_t *heap, size_t size, size_t align)
     if (cls == HAK_CLASSES) {
       p = heap_large_alloc(heap, size); /* spans start at 64 KiB boundaries */
     } else {
-      hak_page_t *page = heap_find_page(heap, cls);
-      if (page) p = page_pop(page, page->free);
+      p = alloc_in_class(heap, cls);
     }
   }
   if (p) return p;
@@ -50,14 +67,19 @@ fail:
 ** allocation goes the general way, which makes the heap.
 */
 noinline void *alloc_slow(hak_heap_t *heap, size_t size, size_t align) {
+  if (size <= HAK_SMALL_MAX && align <= 16 && heap->keep != NULL) { /* made: not heap_empty */
+    void *p = alloc_in_class(heap, class_of_slot[align == 8 ? direct8(size) : direct16(size)]);
+    if (p == NULL) errno = ENOMEM;
+    return p;
+  }
   if (likely(size - (HAK_SMALL_MAX + 1) < HAK_MEDIUM_MAX - HAK_SMALL_MAX && align <= 16)) {
     unsigned cls = class_of_medium[((size - 1) >> 7) - HAK_SMALL_MAX / 128];
     hak_page_t *page = heap->queues[cls].first;
     if (likely(page != NULL)) {
       if (likely(page->free != NULL)) return page_pop(page, page->free);
-      if ((page = heap_find_page(heap, cls)) != NULL) return page_pop(page, page->free);
-      errno = ENOMEM;
-      return NULL;
+      void *p = alloc_in_class(heap, cls);
+      if (p == NULL) errno = ENOMEM;
+      return p;
     }
   }
   return alloc_general(heap, size, align);
@@ -72,20 +94,22 @@ noinline void free_slow(hak_segment_t *seg, hak_page_t *page, void *p) {
     huge_free(seg);
     return;
   }
+  if (atomic_load_relaxed(&seg->tid) == thread_id()) free_block_local(page, p);
+  else if (!keep_free(seg, page, p)) page_push_remote(page, (hak_block_t *)p);
+}
+
+/* The owner's free of a block of any of its pages (full, large). */
+void free_block_local(hak_page_t *page, void *p) {
   hak_block_t *block = p;
-  if (atomic_load_relaxed(&seg->tid) == thread_id()) {
-    page->used--;
-    if (page->class_idx == HAK_CLASS_LARGE) { /* its one block: the span goes back */
-      heap_page_retire(page);
-      return;
-    }
-    block_set_next(page, block, page->local_free);
-    page->local_free = block;
-    heap_page_unfull(page);
-    if (page->used == 0) heap_page_retire(page);
+  page->used--;
+  if (page->class_idx == HAK_CLASS_LARGE) { /* its one block: the span goes back */
+    heap_page_retire(page);
     return;
   }
-  page_push_remote(page, block);
+  block_set_next(page, block, page->local_free);
+  page->local_free = block;
+  heap_page_unfull(page);
+  if (page->used == 0) heap_page_retire(page);
 }
 
 #if HAK_DEBUG

@@ -1,7 +1,7 @@
 /*
 ** check.c -- the invariant checker: hak_heap_check walks one heap and tests
 ** what types.h states in prose about its segments, slices, pages, free
-** lists, queues and direct table.  The first broken invariant stops the
+** lists, queues, direct table and kept blocks.  The first broken invariant stops the
 ** program (hak_fatal) with a message naming the heap, the page, the
 ** pointer and the invariant.
 **
@@ -377,6 +377,44 @@ static void check_direct(check_t *c) {
   }
 }
 
+/* The blocks the heap keeps from other heaps (types.h, keep_t): live
+** blocks of small class pages of keepable segments, each class's of its
+** class, none twice, `bytes` their sum.  Their pages belong to other heaps,
+** whose lists only their owners may read. */
+static void check_keep(check_t *c) {
+  keep_t *k = c->heap->keep;
+  if (k == NULL) return;
+  size_t bytes = 0;
+  for (unsigned cls = 0; cls < KEEP_CLASSES; cls++) {
+    keep_class_t *kc = &k->cls[cls];
+    CHECK(kc->n <= KEEP_SLOTS, c, NULL, NULL, "kept blocks of class %u: %u, at most %u", cls,
+          (unsigned)kc->n, (unsigned)KEEP_SLOTS);
+    CHECK(kc->n == 0 || c->heap->is_default, c, NULL, NULL, "an explicit heap keeps no block");
+    for (uint32_t i = 0; i < kc->n; i++) {
+      void *p = kc->slot[i];
+      CHECK(p != NULL && segment_is_mapped(p), c, NULL, p, "a kept block is in a mapped segment");
+      hak_segment_t *seg = segment_of(p);
+      CHECK(seg->kind == SEGMENT_NORMAL && atomic_load_relaxed(&seg->keepable), c, NULL, p,
+            "a kept block's segment is a normal one of a default heap (keepable)");
+      hak_page_t *page = page_of(seg, p);
+      CHECK(page->slice_count != 0 && page->class_idx == cls, c, page, p,
+            "a block kept as class %u is in a page of that class (%u)", cls, (unsigned)page->class_idx);
+      size_t off = (size_t)((uint8_t *)p - page->start);
+      CHECK((uint8_t *)p >= page->start && off % page->block_size == 0 &&
+                off / page->block_size < page->capacity,
+            c, page, p, "a kept block is a block start below the page's capacity");
+      for (uint32_t j = 0; j < i; j++)
+        CHECK(kc->slot[j] != p, c, page, p, "a block is kept twice (a double free)");
+      if (atomic_load_relaxed(&seg->tid) == thread_id())
+        CHECK(!page_contains_free(page, p), c, page, p, "a kept block of this thread's page is not free");
+    }
+    bytes += (size_t)kc->n * class_size[cls];
+  }
+  CHECK(atomic_load_relaxed(&k->bytes) == bytes && bytes <= KEEP_BYTES, c, NULL, NULL,
+        "the heap keeps %zu bytes, its count says %zu (at most %zu)", bytes,
+        (size_t)atomic_load_relaxed(&k->bytes), (size_t)KEEP_BYTES);
+}
+
 /* ---- the API ---------------------------------------------------------------- */
 
 int hak_heap_check(hak_heap_t *heap) {
@@ -391,6 +429,7 @@ int hak_heap_check(hak_heap_t *heap) {
   check_segments(c);
   check_queues(c);
   check_direct(c);
+  check_keep(c);
   huge_each(heap, check_huge, c);
   return 0;
 }

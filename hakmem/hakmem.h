@@ -156,7 +156,8 @@ HAK_API int hak_heap_check(hak_heap_t *heap);
 ** page; it is exact when no other thread is allocating at that moment.
 ** Where committed memory that is not in use goes: `remote_pending` (freed
 ** by other threads, reusable once the page's owner takes it back),
-** `free_in_pages` (free blocks on their owners' lists), and the rest in
+** `free_in_pages` (free blocks on their owners' lists), `kept_for_reuse`
+** (freed by other threads, which keep them for themselves), and the rest in
 ** free slices waiting for reuse or their purge, and pages' uncarved tails.
 ** ---------------------------------------------------------------------- */
 typedef struct hak_stats_s {
@@ -174,6 +175,9 @@ typedef struct hak_stats_s {
   size_t remote_pending;  /* bytes of blocks freed by other threads that their
                              page's owner has not taken back yet (not in_use) */
   size_t free_in_pages;   /* bytes of free blocks on the pages' own lists */
+  size_t kept_for_reuse;  /* bytes of blocks threads freed into other threads'
+                             pages and keep for their own next allocations
+                             (at most 256 KiB a thread; not in_use) */
 } hak_stats_t;
 
 HAK_API void hak_stats_get(hak_stats_t *out);

@@ -21,29 +21,37 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_heap_t *pool_free;           /* released structures */
 static uint8_t *pool_bump, *pool_end;   /* the newest chunk's untouched rest */
 
-/* Heap structures come from the OS in 64 KiB chunks, never from a heap,
-** carved one at a time: a chunk's pages become resident only as its
-** structures are used (threading a list through all of them would touch
-** all 16 pages, 64 KiB of RSS for a process that has two heaps). */
+/* Heap structures (and the tables of blocks default heaps keep, keep.c) come
+** from the OS in 64 KiB chunks, never from a heap, carved one at a time:
+** a chunk's pages become resident only as its structures are used
+** (threading a list through all of them would touch all 16 pages, 64 KiB
+** of RSS for a process that has two heaps).  Carved memory is zero. */
+static void *heap_pool_carve(size_t size) {
+  size = (size + 63) & ~(size_t)63;
+  if (pool_end - pool_bump < (ptrdiff_t)size) {
+    uint8_t *chunk = os_map_aligned(HAK_SLICE_SIZE, HAK_OS_PAGE);
+    if (!chunk) return NULL;
+    stats_committed((intptr_t)HAK_SLICE_SIZE);
+    pool_bump = chunk;
+    pool_end = chunk + HAK_SLICE_SIZE;
+  }
+  void *p = pool_bump;
+  pool_bump += size;
+  return p;
+}
+
+void *heap_pool_alloc(size_t size) {
+  pthread_mutex_lock(&pool_lock);
+  void *p = heap_pool_carve(size);
+  pthread_mutex_unlock(&pool_lock);
+  return p;
+}
+
 static hak_heap_t *heap_struct_alloc(void) {
   pthread_mutex_lock(&pool_lock);
   hak_heap_t *heap = pool_free;
-  if (heap) {
-    pool_free = heap->pool_next;
-  } else {
-    if (pool_end - pool_bump < (ptrdiff_t)sizeof(hak_heap_t)) {
-      uint8_t *chunk = os_map_aligned(HAK_SLICE_SIZE, HAK_OS_PAGE);
-      if (chunk) {
-        stats_committed((intptr_t)HAK_SLICE_SIZE);
-        pool_bump = chunk;
-        pool_end = chunk + HAK_SLICE_SIZE;
-      }
-    }
-    if (pool_end - pool_bump >= (ptrdiff_t)sizeof(hak_heap_t)) {
-      heap = (hak_heap_t *)pool_bump;
-      pool_bump += sizeof(hak_heap_t);
-    }
-  }
+  if (heap) pool_free = heap->pool_next;
+  else heap = heap_pool_carve(sizeof(hak_heap_t));
   pthread_mutex_unlock(&pool_lock);
   return heap;
 }
@@ -63,7 +71,9 @@ void heap_fork_lock(bool lock) {
 hak_heap_t *heap_create(bool is_default) {
   hak_heap_t *heap = heap_struct_alloc();
   if (!heap) return NULL;
+  keep_t *keep = heap->keep; /* a structure from the pool keeps its table, empty */
   memset(heap, 0, sizeof *heap);
+  heap->keep = keep;
   for (unsigned i = 0; i < HAK_DIRECT_SLOTS; i++) heap->pages_direct[i] = &page_empty;
   heap->tid = thread_id_assign();
   heap->is_default = is_default;
@@ -302,28 +312,15 @@ static hak_page_t *heap_scan_queue(hak_heap_t *heap, unsigned cls) {
 ** Finds a page of class `cls` with a free block and makes it the first of
 ** its queue (and so the direct page): the first page whose lists yield
 ** blocks, or that can be carved further; full pages met on the way leave
-** the queue for good.  Returns NULL when the OS has no memory.
+** the queue for good.  Drains the notified pages first, and every 64th
+** call purges what is due.  Returns NULL when the OS has no memory.
 */
 hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls) {
   page_queue_t *q = &heap->queues[cls];
-  hak_page_t *page = q->first;
-  /*
-  ** The common cases first, with no queue work: a medium class (no direct
-  ** slot) whose first page has blocks, or a first page that its owner's
-  ** frees refill (free is empty here, so local_free becomes free whole).
-  ** Every 64th call, and whenever other threads notified the heap, takes
-  ** the long way, which also purges and drains.
-  */
-  if (page && (++heap->slow_ticks & 63) != 0 && !atomic_load_relaxed(&heap->notified)) {
-    if (page->free) return page;
-    if (page->local_free) {
-      page->free = page->local_free;
-      page->local_free = NULL;
-      if (!page->next || page->capacity - page->used >= page->reserved / 8) return page;
-    }
-  }
+  hak_page_t *page;
   if (atomic_load_relaxed(&heap->notified)) heap_drain_notified(heap);
-  if ((heap->slow_ticks & 63) == 0) { /* own, idle and orphaned segments */
+  if ((heap->slow_ticks & 63) == 0) { /* a tick (heap_tick): own, idle and orphaned segments */
+    keep_tick(heap);
     segment_purge(heap, false);
     heap_orphans_purge();
     heap_purge_blocks(heap, false);
@@ -672,6 +669,7 @@ static void heap_orphans_trim(void) {
 
 /* Thread exit (hak_thread_done): leaves the heap to the next thread. */
 void heap_leave(hak_heap_t *heap) {
+  keep_flush(heap);
   size_t dirty = segment_heap_dirty(heap);
   heap_free_empty_pages(heap);
   size_t now_dirty = segment_heap_dirty(heap); /* less if an empty segment left */
@@ -821,6 +819,7 @@ void hak_collect(bool force) {
     }
     return;
   }
+  keep_flush(heap);
   heap_collect(heap, force);
   if (force) {
     hak_segment_t *seg;

@@ -287,7 +287,29 @@ extern hak_page_t page_empty;
 
 /* ---- heap.c ------------------------------------------------------------- */
 extern hak_heap_t heap_empty; /* a thread's heap before its first allocation */
+/* Counts a slow call: every 64th (a tick) takes the long way, which also
+** purges and gives back kept blocks that sat idle. */
+static inline bool heap_tick(hak_heap_t *heap) { return (++heap->slow_ticks & 63) == 0; }
 hak_page_t *heap_find_page(hak_heap_t *heap, unsigned cls);
+/*
+** The common cases of a refill, with no queue work: the first page of the
+** class has blocks (a medium class, which has no direct slot), or its
+** owner's frees refill it (free is empty here, so local_free becomes free
+** whole).  NULL when the long way (heap_find_page) is needed: no such
+** page, or a notification to drain.
+*/
+static inline hak_page_t *heap_page_quick(hak_heap_t *heap, unsigned cls) {
+  hak_page_t *page = heap->queues[cls].first;
+  if (!page || atomic_load_relaxed(&heap->notified)) return NULL;
+  if (page->free) return page;
+  if (page->local_free) {
+    page->free = page->local_free;
+    page->local_free = NULL;
+    if (!page->next || page->capacity - page->used >= page->reserved / 8) return page;
+  }
+  return NULL;
+}
+
 void heap_page_retire(hak_page_t *page);
 void heap_page_unfull(hak_page_t *page);
 void *heap_large_alloc(hak_heap_t *heap, size_t size);
@@ -296,6 +318,8 @@ void *heap_large_alloc(hak_heap_t *heap, size_t size);
 void heap_leave(hak_heap_t *heap);
 /* An exited thread's heap, made the calling thread's; NULL if none. */
 hak_heap_t *heap_take_orphan(void);
+/* Zeroed memory from the heap structures' pool, never given back. */
+void *heap_pool_alloc(size_t size);
 void heap_orphans_each_segment(void (*fn)(hak_segment_t *, void *), void *arg);
 void heap_fork_lock(bool lock);
 hak_heap_t *heap_create(bool is_default);
@@ -328,6 +352,55 @@ hak_heap_t *thread_heap_init(void);
 /* ---- alloc.c ------------------------------------------------------------ */
 void *alloc_slow(hak_heap_t *heap, size_t size, size_t align);
 void free_slow(hak_segment_t *seg, hak_page_t *page, void *p);
+/* The owner's free of a block of any of its pages (full, large). */
+void free_block_local(hak_page_t *page, void *p);
+
+/* ---- keep.c: blocks of other heaps kept for this thread's allocations -- */
+/* Every kept block back to its page (thread exit, hak_collect). */
+void keep_flush(hak_heap_t *heap);
+/* The heap's periodic look: classes untouched since the last one go back. */
+void keep_tick(hak_heap_t *heap);
+/* Bytes kept by all threads (hak_stats_get). */
+size_t keep_held(void);
+
+/* The heap's kept blocks of class cls; NULL when it has no table or the
+** class is not small. */
+static inline keep_class_t *keep_class(hak_heap_t *heap, unsigned cls) {
+  return heap->keep != NULL && cls < KEEP_CLASSES ? &heap->keep->cls[cls] : NULL;
+}
+
+/* The last kept block of class cls (c->n > 0). */
+static inline void *keep_take(hak_heap_t *heap, keep_class_t *c, unsigned cls) {
+  keep_t *r = heap->keep;
+  c->stale = 0;
+  atomic_store_relaxed(&r->bytes, atomic_load_relaxed(&r->bytes) - class_size[cls]);
+  return c->slot[--c->n];
+}
+
+bool keep_free_slow(hak_heap_t *heap, unsigned cls, void *p);
+
+/*
+** A free of another thread's block, of a page of `seg`: true if the
+** calling thread kept it.  Out of line when the table is to be made or a
+** limit is reached.
+*/
+static inline bool keep_free(hak_segment_t *seg, hak_page_t *page, void *p) {
+  hak_heap_t *heap = thread_heap;
+  unsigned cls = page->class_idx; /* set before the block was handed out */
+  if (!heap->is_default || cls >= KEEP_CLASSES || remote_batch_depth != 0 ||
+      !atomic_load_relaxed(&seg->keepable))
+    return false;
+  keep_t *r = heap->keep;
+  if (unlikely(r == NULL)) return keep_free_slow(heap, cls, p);
+  keep_class_t *c = &r->cls[cls];
+  uintptr_t bytes = atomic_load_relaxed(&r->bytes) + class_size[cls];
+  if (unlikely(c->n == KEEP_SLOTS || bytes > KEEP_BYTES || HAK_DEBUG || HAK_SECURE))
+    return keep_free_slow(heap, cls, p);
+  c->slot[c->n++] = p;
+  c->stale = 0;
+  atomic_store_relaxed(&r->bytes, bytes);
+  return true;
+}
 
 /* ---- huge.c ------------------------------------------------------------- */
 void *huge_alloc(hak_heap_t *heap, size_t size, size_t align);

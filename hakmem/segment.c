@@ -145,6 +145,7 @@ static void segment_list_push_back(hak_segment_t **list, hak_segment_t *seg) {
 void segment_set_owner(hak_segment_t *seg, hak_heap_t *heap) {
   if (seg->heap != heap) seg->purged_mask = 0; /* another heap's history */
   seg->heap = heap;
+  atomic_store_relaxed(&seg->keepable, heap == NULL || heap->is_default);
   atomic_store_release(&seg->tid, heap ? heap->tid : 0);
 }
 
@@ -680,12 +681,13 @@ static void segment_stats_unowned(hak_segment_t *seg, void *arg) {
 }
 
 /*
-** Adds every live block to out->in_use, and fills out->remote_pending and
-** out->free_in_pages.  Reads other threads' page counters without
-** synchronisation: exact only while they are not allocating.  Blocks other
-** threads freed are not live, though their pages still count them: an
-** owned page's thread_free word says how many (types.h), and the lists of
-** abandoned segments and orphan heaps are walked (segment_stats_unowned).
+** Adds every live block to out->in_use, and fills out->remote_pending,
+** out->free_in_pages and out->kept_for_reuse.  Reads other threads' page
+** counters without synchronisation: exact only while they are not
+** allocating.  Blocks other threads freed are not live, though their pages
+** still count them: an owned page's thread_free word says how many
+** (types.h), and the lists of abandoned segments and orphan heaps are
+** walked (segment_stats_unowned).
 */
 void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   size_t in_use = 0, pending = 0, free_bytes = 0;
@@ -725,7 +727,12 @@ void segment_stats_walk(hak_stats_t *out, stats_class_t per_class[HAK_QUEUES]) {
   heap_orphans_each_segment(segment_stats_unowned, &freed);
   pthread_mutex_unlock(&idle_lock);
   pthread_mutex_unlock(&all_lock);
-  out->in_use = in_use - freed.bytes;
+  /* blocks threads keep for their own allocations are `used` in their
+  ** pages too (keep.c) */
+  size_t kept = keep_held();
+  in_use -= freed.bytes;
+  out->in_use = in_use > kept ? in_use - kept : 0;
   out->remote_pending = pending + freed.bytes;
   out->free_in_pages = free_bytes;
+  out->kept_for_reuse = kept;
 }

@@ -70,6 +70,7 @@ void hak_stats_print(FILE *out) {
   stats_bytes(out, "in use", s.in_use);
   stats_bytes(out, "remote pending", s.remote_pending);
   stats_bytes(out, "free in pages", s.free_in_pages);
+  stats_bytes(out, "kept for reuse", s.kept_for_reuse);
   stats_bytes(out, "committed", s.committed);
   stats_bytes(out, "committed peak", s.committed_peak);
   stats_bytes(out, "mapped", s.mapped);

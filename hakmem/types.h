@@ -194,6 +194,7 @@ typedef struct hak_segment_s {
   uint8_t colour[SEGMENT_COLOUR]; /* never touched */
   hak_atomic_t tid;             /* owner thread id, read by every free */
   struct hak_heap_s *heap;      /* owner heap (NULL: abandoned) */
+  hak_atomic_t keepable;        /* 1: a default heap's or abandoned (keep.c) */
   segment_kind_t kind;
   size_t size;                  /* bytes mapped */
   size_t huge_offset;           /* huge: where the block starts */
@@ -231,6 +232,31 @@ typedef struct page_queue_s {
   hak_page_t *last;
 } page_queue_t;
 
+/*
+** The small blocks a default heap's thread freed into other default heaps'
+** pages and keeps for its own allocations (keep.c).  Only the owner
+** thread touches it; `bytes` is also read by hak_stats_get.
+** - cls[c].slot[0 .. n) are live blocks (counted in their pages' `used`)
+**   of class c, of segments with `keepable` set, no two alike.
+** - bytes = sum over classes of n * class_size[c] <= KEEP_BYTES.
+** - stale: n > 0 and no allocation took one since the heap's last tick.
+*/
+#define KEEP_CLASSES 40                /* the small classes, up to HAK_SMALL_MAX */
+#define KEEP_SLOTS 32                  /* blocks kept per class */
+#define KEEP_BYTES ((size_t)256 << 10) /* bytes kept in all */
+
+typedef struct keep_class_s {
+  uint32_t n;
+  uint32_t stale;
+  void *slot[KEEP_SLOTS];
+} keep_class_t;
+
+typedef struct keep_s {
+  hak_atomic_t bytes;
+  struct keep_s *all_next; /* every table made (keep.c) */
+  keep_class_t cls[KEEP_CLASSES];
+} keep_t;
+
 struct hak_heap_s {
   hak_page_t *pages_direct[HAK_DIRECT_SLOTS]; /* the fast path's table */
   page_queue_t queues[HAK_QUEUES];            /* pages with (maybe) free blocks */
@@ -250,6 +276,8 @@ struct hak_heap_s {
   struct hak_heap_s *pool_next; /* heap pool free list (or the orphans) */
   uint64_t orphan_until;        /* an orphan: ms its grace ends (heap.c) */
   size_t orphan_dirty;          /* an orphan: bytes of free slices unpurged */
+  keep_t *keep;               /* a default heap's kept blocks, made on first
+                                   use; it stays with the structure (pool) */
 };
 
 #endif

@@ -133,6 +133,7 @@ static int m_stats(lua_State *L) {
   set_int(L, "abandoned", h.abandoned);
   set_int(L, "remote_pending", h.remote_pending);
   set_int(L, "free_in_pages", h.free_in_pages);
+  set_int(L, "kept_for_reuse", h.kept_for_reuse);
   lua_setfield(L, -2, "heap");
   return 1;
 }

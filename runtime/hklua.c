@@ -310,9 +310,10 @@ static void print_stats(FILE *f, const options *o, const hakl_account *a) {
     if (hak)
       fprintf(f, ",\"heap\":{\"mapped\":%zu,\"committed\":%zu,\"committed_peak\":%zu,"
                  "\"in_use\":%zu,\"remote_pending\":%zu,\"free_in_pages\":%zu,"
-                 "\"segments\":%zu,\"pages\":%zu,\"purged\":%zu,\"mmap_calls\":%zu}",
+                 "\"kept_for_reuse\":%zu,\"segments\":%zu,\"pages\":%zu,\"purged\":%zu,"
+                 "\"mmap_calls\":%zu}",
               h.mapped, h.committed, h.committed_peak, h.in_use, h.remote_pending,
-              h.free_in_pages, h.segments, h.pages, h.purged, h.mmap_calls);
+              h.free_in_pages, h.kept_for_reuse, h.segments, h.pages, h.purged, h.mmap_calls);
     fprintf(f, "}\n");
     return;
   }
@@ -332,8 +333,9 @@ static void print_stats(FILE *f, const options *o, const hakl_account *a) {
               (unsigned long long)a->type_count[tag], (unsigned long long)a->type_bytes[tag]);
   if (hak)
     fprintf(f, "  hakmem: mapped %zu B, committed %zu B (peak %zu B), in blocks %zu B, "
-               "remote pending %zu B, free in pages %zu B\n",
-            h.mapped, h.committed, h.committed_peak, h.in_use, h.remote_pending, h.free_in_pages);
+               "remote pending %zu B, free in pages %zu B, kept for reuse %zu B\n",
+            h.mapped, h.committed, h.committed_peak, h.in_use, h.remote_pending, h.free_in_pages,
+            h.kept_for_reuse);
 }
 
 static const hakl_account *current_account(void) {
