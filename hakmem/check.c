@@ -399,14 +399,18 @@ static void check_keep(check_t *c) {
       hak_page_t *page = page_of(seg, p);
       CHECK(page->slice_count != 0 && page->class_idx == cls, c, page, p,
             "a block kept as class %u is in a page of that class (%u)", cls, (unsigned)page->class_idx);
+      /* start, block_size and reserved are set before any block is handed
+      ** out; capacity and the lists are the owner's, read only when this
+      ** thread owns the page now */
       size_t off = (size_t)((uint8_t *)p - page->start);
       CHECK((uint8_t *)p >= page->start && off % page->block_size == 0 &&
-                off / page->block_size < page->capacity,
-            c, page, p, "a kept block is a block start below the page's capacity");
+                off / page->block_size < page->reserved,
+            c, page, p, "a kept block is a block start of its page");
       for (uint32_t j = 0; j < i; j++)
         CHECK(kc->slot[j] != p, c, page, p, "a block is kept twice (a double free)");
       if (atomic_load_relaxed(&seg->tid) == thread_id())
-        CHECK(!page_contains_free(page, p), c, page, p, "a kept block of this thread's page is not free");
+        CHECK(off / page->block_size < page->capacity && !page_contains_free(page, p), c, page, p,
+              "a kept block of this thread's page is carved and not free");
     }
     bytes += (size_t)kc->n * class_size[cls];
   }
