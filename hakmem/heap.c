@@ -369,14 +369,17 @@ void *heap_large_alloc(hak_heap_t *heap, size_t size) {
 
 /* ---- collect, adopt, absorb ---------------------------------------------- */
 
-/* Gives every empty page of the heap back to its segment. */
+/* Gives every empty page of the heap back to its segment.  Only the other
+** threads' frees are taken back: `used` already counts the owner's, and
+** appending local_free to a non-empty free list walks it (at a thread's
+** exit, 4.5% of mstress T=2's time, perf). */
 static void heap_free_empty_pages(hak_heap_t *heap) {
   heap_drain_notified(heap);
   for (unsigned c = 0; c < HAK_CLASSES; c++) {
     hak_page_t *next;
     for (hak_page_t *page = heap->queues[c].first; page; page = next) {
       next = page->next;
-      page_collect(page);
+      page_collect_thread_free(page);
       if (page->used == 0) {
         page_queue_remove(&heap->queues[c], page);
         segment_page_free(page);

@@ -264,6 +264,8 @@ void page_extend(hak_page_t *page);
 void page_reset_empty(hak_page_t *page);
 /* Moves local_free and thread_free into free; returns true if free != NULL. */
 bool page_collect(hak_page_t *page);
+/* Takes thread_free back (its blocks off `used`), local_free left alone. */
+void page_collect_thread_free(hak_page_t *page);
 /* Purges the OS pages past the first of free blocks bigger than one (in
 ** `free` and `local_free`): those seen free by the walk before, or all if
 ** `now` (os_purge counts them in the stats). */

@@ -118,7 +118,7 @@ static void page_append_free(hak_page_t *page, hak_block_t *head) {
 ** `free` is taken whole; one that must be appended, or whose count
 ** saturated, is walked.
 */
-static void page_collect_thread_free(hak_page_t *page) {
+void page_collect_thread_free(hak_page_t *page) {
   uintptr_t tf;
   do {
     tf = atomic_load_relaxed(&page->thread_free);
