@@ -148,12 +148,16 @@ void page_collect_thread_free(hak_page_t *page) {
   page->free = head;
 }
 
+/* Other threads' frees first: onto an empty free list they go whole, and
+** it is the owner's own frees, likely still in its cache, that a walk
+** appends when both lists have blocks (the other order walked the remote
+** chain, blocks other cores wrote: 4.3% of churn's time, perf). */
 bool page_collect(hak_page_t *page) {
+  page_collect_thread_free(page);
   if (page->local_free) {
     page_append_free(page, page->local_free);
     page->local_free = NULL;
   }
-  page_collect_thread_free(page);
   return page->free != NULL;
 }
 
