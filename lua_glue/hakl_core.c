@@ -112,6 +112,13 @@ static uintptr_t *core_sort_by_slice(uintptr_t *a, uintptr_t *tmp, size_t n) {
   return a;
 }
 
+/* How many frees ahead a block's first line is fetched: a free writes its
+** link there, and these blocks were last written long ago, often by
+** another core.  bench/runtime close.lua 16 20000 2000 (T = 2, closed on
+** the collector), CPU ms per state, medians of 7: batched 0.638 -> 0.548,
+** unbatched 0.614 -> 0.561 (distance 8: 0.552 and 0.538). */
+#define CORE_PREFETCH 16
+
 void hakl_core_free_all(hakl_ctx *c) {
   size_t n = 0;
   if (c->core == NULL) {
@@ -125,7 +132,10 @@ void hakl_core_free_all(hakl_ctx *c) {
     tmp = (uintptr_t *)hak_malloc(n * sizeof *tmp);
     if (tmp != NULL) order = core_sort_by_slice(c->core, tmp, n); /* without memory: the set's order */
   }
-  for (size_t i = 0; i < n; i++) hak_free((void *)order[i]);
+  for (size_t i = 0; i < n; i++) {
+    if (i + CORE_PREFETCH < n) __builtin_prefetch((void *)order[i + CORE_PREFETCH], 1);
+    hak_free((void *)order[i]);
+  }
   hak_free(tmp);
   hakl_core_stop(c);
 }
