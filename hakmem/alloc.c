@@ -67,11 +67,6 @@ fail:
 ** allocation goes the general way, which makes the heap.
 */
 noinline void *alloc_slow(hak_heap_t *heap, size_t size, size_t align) {
-  if (size <= HAK_SMALL_MAX && align <= 16 && heap->keep != NULL) { /* made: not heap_empty */
-    void *p = alloc_in_class(heap, class_of_slot[align == 8 ? direct8(size) : direct16(size)]);
-    if (p == NULL) errno = ENOMEM;
-    return p;
-  }
   if (likely(size - (HAK_SMALL_MAX + 1) < HAK_MEDIUM_MAX - HAK_SMALL_MAX && align <= 16)) {
     unsigned cls = class_of_medium[((size - 1) >> 7) - HAK_SMALL_MAX / 128];
     hak_page_t *page = heap->queues[cls].first;
