@@ -90,11 +90,26 @@ static void free_blocks_of(churn_t *c, size_t t) {
 /*
 ** Runs c->threads threads, BATCH at a time; the blocks of batch b are freed
 ** after batch b + lag (at the end with lag 0).  Committed memory above the
-** start may not exceed twice the bytes live plus `slack`, at any sample:
-** a page a thread leaves holds few blocks, but the next threads must fill
-** it, not open pages of their own.
+** start is sampled after every batch: a page a thread leaves holds few
+** blocks, but the next threads must fill it, not open pages of their own.
+** Two bounds, both over twice the bytes live:
+** - the median sample may exceed it by `typical`: each heap (the threads
+**   alive at once, and the orphans they leave) holds about a 64 KiB page of
+**   every class it has live blocks in, 80 classes, and free slices wait for
+**   their purge delay; measured 11-18 MiB (release and secure builds,
+**   alone and three test programs at once on 2 cores);
+** - the worst sample by `worst`: more threads at once (a loaded machine)
+**   means more heaps, each of up to 5 MiB; measured 13-24 MiB at 10,000
+**   threads, and once over 24 MiB under CI's load, the bound until then.
+**   Memory that grows with the number of threads fails it: with abandoned
+**   segments taken newest first, 92 MiB (heap.c).
 */
-static void run_churn(size_t threads, size_t lag, size_t slack) {
+static int size_cmp(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void run_churn(size_t threads, size_t lag, size_t typical, size_t worst) {
   churn_t *c = calloc(1, sizeof *c);
   cr_assert(c != NULL, "setup");
   c->threads = threads;
@@ -113,6 +128,8 @@ static void run_churn(size_t threads, size_t lag, size_t slack) {
   size_t live = 0, worst_excess = 0, worst_live = 0, max_abandoned = 0;
   size_t worst_committed = 0;
   size_t batches = (threads + BATCH - 1) / BATCH;
+  size_t *excess = calloc(batches, sizeof *excess); /* each sample's, over 2 x live */
+  cr_assert(excess != NULL, "setup");
   for (size_t b = 0; b < batches; b++) {
     pthread_t tid[BATCH];
     churner_t w[BATCH];
@@ -134,6 +151,7 @@ static void run_churn(size_t threads, size_t lag, size_t slack) {
     hak_stats_t st;
     hak_stats_get(&st);
     size_t grown = st.committed > st0.committed ? st.committed - st0.committed : 0;
+    excess[b] = grown > 2 * live ? grown - 2 * live : 0;
     if (grown > 2 * live && grown - 2 * live > worst_excess) {
       worst_excess = grown - 2 * live;
       worst_live = live;
@@ -150,10 +168,15 @@ static void run_churn(size_t threads, size_t lag, size_t slack) {
   cr_expect(c->bad == 0, "%zu blocks left by exited threads were changed", c->bad);
   cr_expect(st1.threads == st0.threads, "%zu thread heaps live after %zu threads exited (%zu "
             "before)", st1.threads, threads, st0.threads);
-  cr_expect(worst_excess <= slack,
+  qsort(excess, batches, sizeof *excess, size_cmp);
+  size_t median = excess[batches / 2];
+  cr_expect(median <= typical,
+            "after %zu threads, committed grew by a median %zu KiB over 2 x live (bound %zu KiB)",
+            threads, median >> 10, typical >> 10);
+  cr_expect(worst_excess <= worst,
             "after %zu threads, committed grew by %zu KiB with %zu KiB live "
             "(bound: 2 x live + %zu KiB)",
-            threads, worst_committed >> 10, worst_live >> 10, slack >> 10);
+            threads, worst_committed >> 10, worst_live >> 10, worst >> 10);
 
   hak_collect(true);
   hak_stats_t st2;
@@ -162,9 +185,10 @@ static void run_churn(size_t threads, size_t lag, size_t slack) {
   cr_expect(st2.committed <= st0.committed + 512 * HKT_KiB,
             "committed %zu KiB after every block was freed and collected (%zu KiB before)",
             st2.committed >> 10, st0.committed >> 10);
-  cr_log_info("churn: %zu threads, lag %zu: committed peak +%zu KiB, most over 2 x live "
-              "%zu KiB, at most %zu abandoned segments",
-              threads, lag, peak >> 10, worst_excess >> 10, max_abandoned);
+  cr_log_info("churn: %zu threads, lag %zu: committed peak +%zu KiB, over 2 x live: median "
+              "%zu KiB, most %zu KiB; at most %zu abandoned segments",
+              threads, lag, peak >> 10, median >> 10, worst_excess >> 10, max_abandoned);
+  free(excess);
   free(c->block);
   free(c->size);
   free(c);
@@ -172,10 +196,10 @@ static void run_churn(size_t threads, size_t lag, size_t slack) {
 
 /* Blocks outlive their thread by 50 batches (400 threads). */
 Test(churn, lagged_frees, .timeout = 300) {
-  run_churn(hkt_work(10000, 10000), 50, 24 * HKT_MiB);
+  run_churn(hkt_work(10000, 10000), 50, 24 * HKT_MiB, 48 * HKT_MiB);
 }
 
 /* Every block stays until all threads are gone. */
 Test(churn, frees_at_the_end, .timeout = 300) {
-  run_churn(hkt_work(10000, 10000), 0, 24 * HKT_MiB);
+  run_churn(hkt_work(10000, 10000), 0, 24 * HKT_MiB, 48 * HKT_MiB);
 }
