@@ -161,6 +161,19 @@ def rotated(items, r, step=1):
     return items[k:] + items[:k]
 
 
+def gc_phase_arg(r):
+    """An argument for round r of a Lua workload, which reads only arg[1]:
+    16 bytes longer each round.  Lua's collector starts a cycle when the
+    bytes Lua counts reach a threshold, and `arg` is among them: the same
+    script run from another path, or with one more argument, collects at
+    other moments and peaks elsewhere (binary_trees' peak heap: 13.2, 13.6
+    or 14.1 MiB by the length of argv[0] alone, every run of each the same
+    to 4 KiB).  Without this, every round of a runner repeated one such
+    schedule and its spread hid the rest.  Every allocator of a round gets
+    the same argument: Lua counts bytes itself, so they collect alike."""
+    return 'phase' + '.' * (16 * r)
+
+
 def throughput_line(res):
     """The progress figures of a benchmark child's JSON result."""
     return '%8.2f Mops/s  %7.1f MiB peak RSS' % (res['ops_per_s'] / 1e6,

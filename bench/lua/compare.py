@@ -275,9 +275,14 @@ def measure(args, host, allocs, workloads):
                                              host.command(alloc_args, mode, script, size,
                                                           pause_file, *exe),
                                              benchlib.child_env(preload)))
+        rounds = {}  # id(job): its runs so far, which pick its GC phase
+
+        def run(job, _timeout):
+            r = rounds.get(id(job), 0)
+            rounds[id(job)] = r + 1
+            return run_one(job.argv + [benchlib.gc_phase_arg(r)], job.env, pause_file, tmp)
         by_label, failures = benchlib.measure_jobs(
-            jobs, args.runs, TIMEOUT_S, (27, 16),
-            run=lambda j, _t: run_one(j.argv, j.env, pause_file, tmp), show=show)
+            jobs, args.runs, TIMEOUT_S, (27, 16), run=run, show=show)
     results = {}
     for (label, a), runs in by_label.items():
         mode, name = label.split(' ')

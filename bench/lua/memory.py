@@ -136,7 +136,7 @@ def main():
             for r in range(args.runs):
                 for a in benchlib.rotated(allocs, r):
                     cmd = [hklua, '--alloc=' + ('hakmem' if a == 'hakmem' else 'libc'),
-                           '--gc=' + gc, script, str(full)]
+                           '--gc=' + gc, script, str(full), benchlib.gc_phase_arg(r)]
                     try:
                         row['kib'][a].append(anon_peak(cmd, benchlib.child_env(peers.get(a))))
                     except RuntimeError as e:
