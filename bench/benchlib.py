@@ -174,6 +174,22 @@ def gc_phase_arg(r):
     return 'phase' + '.' * (16 * r)
 
 
+def fixed_path(tmp, path, links):
+    """`path` (an interpreter or the Lua scripts' folder) as a link in `tmp`
+    whose name has the same length whichever tree it is in, made on first
+    use (`links`: path -> link).  The Lua runners start every interpreter
+    and script through these: their paths are in `arg` too, so two builds
+    of one source from two trees would otherwise collect at other moments
+    (gc_phase_arg)."""
+    path = os.path.abspath(path)
+    if path not in links:
+        folder = os.path.join(tmp, 'p%02d' % len(links))
+        os.makedirs(folder)
+        links[path] = os.path.join(folder, os.path.basename(path))
+        os.symlink(path, links[path])
+    return links[path]
+
+
 def throughput_line(res):
     """The progress figures of a benchmark child's JSON result."""
     return '%8.2f Mops/s  %7.1f MiB peak RSS' % (res['ops_per_s'] / 1e6,

@@ -266,14 +266,17 @@ def measure(args, host, allocs, workloads):
     "<mode> <workload>"."""
     with tempfile.TemporaryDirectory(prefix='hakmem-bench-') as tmp:
         pause_file = None if host.stock else os.path.join(tmp, 'pauses.json')
+        links = {}
+        scripts = benchlib.fixed_path(tmp, HERE, links)
         jobs = []
         for mode in args.modes:
             for name, size in workloads:
-                script = os.path.join(HERE, name + '.lua')
+                script = os.path.join(scripts, name + '.lua')
                 for a, (alloc_args, preload, *exe) in allocs.items():
+                    hklua = benchlib.fixed_path(tmp, exe[0] if exe else host.exe, links)
                     jobs.append(benchlib.Job('%s %s' % (mode, name), a,
                                              host.command(alloc_args, mode, script, size,
-                                                          pause_file, *exe),
+                                                          pause_file, hklua),
                                              benchlib.child_env(preload)))
         rounds = {}  # id(job): its runs so far, which pick its GC phase
 

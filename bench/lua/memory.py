@@ -28,6 +28,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,15 +128,19 @@ def main():
     modes = MODES if args.gc == 'both' else [args.gc]
     mach = benchlib.machine(peers)
     rows, failures = [], []
+    tmp = tempfile.TemporaryDirectory(prefix='hakmem-bench-')
+    links = {}
+    exe = benchlib.fixed_path(tmp.name, hklua, links)
+    scripts = benchlib.fixed_path(tmp.name, os.path.join(benchlib.BENCH_DIR, 'lua'), links)
     for name, full, _ in WORKLOADS:
         if not benchlib.selected(name, args.only):
             continue
-        script = os.path.join(benchlib.BENCH_DIR, 'lua', name + '.lua')
+        script = os.path.join(scripts, name + '.lua')
         for gc in modes:
             row = {'workload': name, 'gc': gc, 'kib': {a: [] for a in allocs}}
             for r in range(args.runs):
                 for a in benchlib.rotated(allocs, r):
-                    cmd = [hklua, '--alloc=' + ('hakmem' if a == 'hakmem' else 'libc'),
+                    cmd = [exe, '--alloc=' + ('hakmem' if a == 'hakmem' else 'libc'),
                            '--gc=' + gc, script, str(full), benchlib.gc_phase_arg(r)]
                     try:
                         row['kib'][a].append(anon_peak(cmd, benchlib.child_env(peers.get(a))))
@@ -144,6 +149,7 @@ def main():
             print('%-14s %-12s %s' % (name, gc, '  '.join(
                 '%s %s' % (a, statistics.median(v) if v else '–') for a, v in row['kib'].items())))
             rows.append(row)
+    tmp.cleanup()
     benchlib.write_json(benchlib.out_file('lua_memory.json'),
                         {'machine': mach, 'runs': args.runs, 'rows': rows, 'failures': failures})
     if not args.no_results:
