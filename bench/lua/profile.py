@@ -128,12 +128,16 @@ def main():
               if (a in ('glibc', 'hakmem') or a in peers or a in FLOORS)
               and (not args.alloc or a in args.alloc)]
     rows, failures = [], []
+    tmp = tempfile.TemporaryDirectory(prefix='hakmem-bench-')
+    links = {}  # one GC schedule from any tree (benchlib.fixed_path)
+    exe = benchlib.fixed_path(tmp.name, hklua, links)
+    scripts = benchlib.fixed_path(tmp.name, os.path.join(benchlib.BENCH_DIR, 'lua'), links)
     for name, _, quick in WORKLOADS:
         if not benchlib.selected(name, args.only):
             continue
-        script = os.path.join(benchlib.BENCH_DIR, 'lua', name + '.lua')
+        script = os.path.join(scripts, name + '.lua')
         for a in allocs:
-            cmd = [hklua, '--alloc=' + (a if a in ALLOC_FUNCTION else 'libc'),
+            cmd = [exe, '--alloc=' + (a if a in ALLOC_FUNCTION else 'libc'),
                    '--gc=incremental', script, str(quick)]
             env = benchlib.child_env(peers.get(a))
             try:
@@ -145,6 +149,7 @@ def main():
             rows.append({'workload': name, 'alloc': a, 'ir': total, 'alloc_ir': inside})
             print('%-14s %-9s %14d instructions, %12d in the allocator (%.2f%%)'
                   % (name, a, total, inside, 100.0 * inside / total), flush=True)
+    tmp.cleanup()
     benchlib.write_json(benchlib.out_file('lua_profile.json'), {'rows': rows})
     if not args.no_results:
         section(rows, args.builddir, failures)
